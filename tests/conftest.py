@@ -1,0 +1,48 @@
+"""Shared fixtures: compose the real configs with Hydra's compose API, then shrink them for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+
+from unlearnbench.config import config_dir
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CONF = config_dir()
+
+
+def compose_cfg(overrides: list[str] | None = None, tmp_path: Path | None = None, tiny: bool = True):
+    """The real composed config for `overrides`; with `tmp_path`, outputs and cache go there."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides or []), return_hydra_config=False)
+    with open_dict(cfg):
+        if tmp_path is not None:
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.paths.cache_dir = str(tmp_path / "cache")
+            cfg.paths.data_dir = str(tmp_path / "data")
+        if tiny:
+            cfg.trainer.enable_progress_bar = False
+            cfg.logger = None
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """`make_cfg(["method=ft", ...])` -> a tiny config writing under this test's tmp_path."""
+
+    def factory(overrides=None, tiny=True, subdir=None):
+        return compose_cfg(overrides, tmp_path / subdir if subdir else tmp_path, tiny)
+
+    return factory
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "FashionMNIST" / "raw").is_dir():
+        pytest.skip(f"../shared/data/FashionMNIST not found at {SHARED_DATA} (the shared data folder is absent)")
+    return SHARED_DATA

@@ -1,0 +1,66 @@
+"""Evaluation: one un-augmented eval-mode pass per model and split, shared by every metric."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import nn
+
+from unlearnbench.data.splits import Split
+from unlearnbench.runtime import Runtime
+
+
+@dataclass
+class SplitOutputs:
+    """Logits (float32, CPU) and labels of one split under one model; derived quantities cached."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @cached_property
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.logits.double(), dim=1)
+
+    @cached_property
+    def correct(self) -> torch.Tensor:
+        return self.logits.argmax(1) == self.labels
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: Split, runtime: Runtime) -> SplitOutputs:
+    """Logits of `split` in eval mode, batched on the runtime device, inputs in [0, 1]."""
+    model.eval()
+    out = []
+    bs = runtime.eval_batch_size
+    for i in range(0, len(split), bs):
+        x = split.x[i : i + bs].to(runtime.device, non_blocking=True).float().div_(255.0)
+        if runtime.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with runtime.autocast():
+            out.append(model(x).float().cpu())
+    logits = torch.cat(out) if out else torch.empty(0, 0)
+    return SplitOutputs(logits, split.y.cpu())
+
+
+def predict_all(model: nn.Module, splits: dict[str, Split], runtime: Runtime) -> dict[str, SplitOutputs]:
+    return {name: predict(model, split, runtime) for name, split in splits.items()}
+
+
+def compute_metrics(outputs: dict[str, SplitOutputs], metrics: dict) -> dict[str, float]:
+    """Apply every metric object (`metric(outputs) -> {name: value}`) to one model's outputs."""
+    values: dict[str, float] = {}
+    for metric in metrics.values():
+        values.update(metric(outputs))
+    return values
+
+
+def metric_info(metrics: dict) -> dict[str, dict]:
+    info: dict[str, dict] = {}
+    for metric in metrics.values():
+        info.update(metric.info())
+    return info

@@ -1,0 +1,105 @@
+"""The method interface: a method declares the splits it needs and receives only those."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from unlearnbench.data.batches import Augment, LoaderBatches, TensorBatches
+from unlearnbench.data.splits import Split, Splits
+from unlearnbench.runtime import Runtime
+
+GRANTABLE = ("forget", "retain", "val")
+
+
+class SplitAccessError(PermissionError):
+    """A method touched a split it did not declare in `needs`."""
+
+
+class GrantedSplits:
+    """The splits a method declared, and nothing else: any other attribute access raises."""
+
+    def __init__(self, splits: Splits, needs: frozenset[str], method: str):
+        unknown = set(needs) - set(GRANTABLE)
+        if unknown:
+            raise ValueError(f"method {method} declares unknown splits {sorted(unknown)}; allowed: {GRANTABLE}")
+        self._granted = {name: getattr(splits, name) for name in needs}
+        self._method = method
+        self.num_classes = splits.num_classes
+
+    def __getattr__(self, name: str) -> Split:
+        granted = self.__dict__.get("_granted", {})
+        if name in granted:
+            return granted[name]
+        raise SplitAccessError(
+            f"method {self.__dict__.get('_method')} did not declare split {name!r}; "
+            f"it declared {sorted(granted)} (set `needs` on the method class)"
+        )
+
+
+@dataclass
+class TrainingHook:
+    """Changes how the ORIGINAL model is trained (e.g. Mnemonic codes mixed into batches).
+
+    `spec` enters the original model's cache key; `state` (tensors) is saved with the checkpoint and
+    handed back to the method at unlearning time; `apply` edits each augmented training batch.
+    """
+
+    spec: dict
+    state: dict[str, torch.Tensor]
+    apply: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class UnlearnContext:
+    """What a method may use besides its granted data: where to compute, seeds, and helpers."""
+
+    runtime: Runtime
+    seed: int
+    num_classes: int
+    forget_ratio: float  # |D_f| / |D_train|
+    forget_classes: list[int] | None
+    augment: Augment
+    train_from_scratch: Callable[[Split], nn.Module] | None = None  # original recipe, cached
+    hook_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    log: Callable[[dict[str, Any]], None] = lambda metrics: None
+
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
+
+    def batches(self, split: Split, batch_size: int, shuffle: bool = True, augment: bool = False,
+                seed_offset: int = 0, drop_last: bool = False):
+        """Batches of `split` on the compute device, seeded from the run's seed."""
+        kwargs = dict(
+            batch_size=batch_size, shuffle=shuffle, augment=self.augment if augment else None,
+            seed=self.seed * 1000 + seed_offset, drop_last=drop_last, channels_last=self.runtime.channels_last,
+        )
+        if self.runtime.data_on_device:
+            return TensorBatches(split.x.to(self.device), split.y.to(self.device), **kwargs)
+        return LoaderBatches(split.x, split.y, device=self.device, num_workers=self.runtime.num_workers, **kwargs)
+
+
+class Method(ABC):
+    """An unlearning method. Subclasses set `needs` and implement `unlearn`.
+
+    Hyperparameters are constructor arguments, filled from `conf/method/<name>.yaml` by Hydra.
+    """
+
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def training_hook(self, seed: int, sample_shape: tuple[int, ...], num_classes: int) -> TrainingHook | None:
+        """Return a hook to change the original model's training, or None (the default)."""
+        return None
+
+    def check_scenario(self, scenario: str) -> None:
+        """Raise `ConfigError` when the method cannot handle this forget scenario."""
+
+    @abstractmethod
+    def unlearn(self, model: nn.Module, data: GrantedSplits, ctx: UnlearnContext) -> nn.Module:
+        """Return the unlearned model (it may modify `model`, which is a private copy)."""

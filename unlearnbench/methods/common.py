@@ -1,0 +1,68 @@
+"""Building blocks shared by methods: optimisers, an epoch loop with progress and divergence checks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from unlearnbench.methods.base import UnlearnContext
+
+
+class DivergedError(RuntimeError):
+    """The loss or the weights became NaN or infinite."""
+
+
+def sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
+    return torch.optim.SGD([p for p in params if p.requires_grad], lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    if not math.isfinite(float(loss.detach())):
+        raise DivergedError(f"non-finite loss ({float(loss.detach())}) in {where}")
+
+
+def check_weights_finite(model: nn.Module, where: str) -> None:
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            raise DivergedError(f"non-finite weights in {name} after {where}")
+
+
+def train_epochs(
+    model: nn.Module,
+    epochs: int,
+    batches: Iterable,
+    step_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    ctx: UnlearnContext,
+    desc: str,
+    scheduler=None,
+    after_backward: Callable[[nn.Module], None] | None = None,
+) -> nn.Module:
+    """Run `epochs` passes: for each batch, `loss = step_loss(model, x, y)`, backward, step.
+
+    `batches` is re-iterated each epoch (a `TensorBatches` reshuffles itself); `after_backward` may
+    edit gradients (e.g. saliency masks).
+    The model's train/eval mode is the caller's choice and is left as it is.
+    """
+    total = len(batches) * epochs
+    with tqdm(total=total, desc=desc, disable=not ctx.runtime.progress, leave=False) as bar:
+        for epoch in range(epochs):
+            for x, y in batches:
+                with ctx.runtime.autocast():
+                    loss = step_loss(model, x, y)
+                check_finite(loss, f"{desc} epoch {epoch}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if after_backward is not None:
+                    after_backward(model)
+                optimizer.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            if scheduler is not None:
+                scheduler.step()
+    check_weights_finite(model, desc)
+    return model

@@ -1,0 +1,251 @@
+"""`run(cfg) -> dict`: data -> original model -> unlearning -> evaluation. Usable without Hydra."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import unlearnbench
+from unlearnbench.config import build, validate
+from unlearnbench.data.batches import Augment, LoaderBatches, TensorBatches
+from unlearnbench.data.splits import Split, Splits, build_splits
+from unlearnbench.evaluation import compute_metrics, metric_info, predict_all
+from unlearnbench.loggers import close_logger, log_results, make_logger
+from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
+from unlearnbench.runtime import Runtime
+from unlearnbench.training.cache import CacheHit, ModelCache, atomic_write_text
+from unlearnbench.training.lightning import RESULT_AFFECTING_TRAINER_KEYS, fit
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+# Loader arguments that say where data is, not what it is: left out of cache keys.
+LOCATION_KEYS = ("root", "download", "archive", "cache_dir")
+SUMMARY_METRICS = ("forget_acc", "retain_acc", "val_acc", "test_acc", "test_forget_acc", "mia_efficacy")
+
+
+def _container(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None) -> dict:
+    """Everything that determines a model trained from scratch on `split` (its cache key)."""
+    ds = _container(cfg.dataset)
+    source = {k: v for k, v in ds["source"].items() if k not in LOCATION_KEYS}
+    trainer = _container(cfg.trainer)
+    return {
+        "version": CACHE_VERSION,
+        "dataset": {"name": ds["name"], "source": source, "val_fraction": ds["val_fraction"],
+                    "split_seed": ds["split_seed"], "augment": ds["augment"]},
+        "model": {k: v for k, v in _container(cfg.model).items() if k != "name"},
+        "recipe": ds["recipe"],
+        "seed": int(cfg.seed),
+        "train_split": {"name": split.name, "size": len(split), "positions": split.fingerprint()},
+        "trainer": {k: trainer.get(k) for k in RESULT_AFFECTING_TRAINER_KEYS},
+        "hook": hook.spec if hook is not None else None,
+    }
+
+
+class Pipeline:
+    """The shared state of one run: config, runtime, splits, cache, logger."""
+
+    def __init__(self, cfg: DictConfig, splits: Splits, runtime: Runtime, logger):
+        self.cfg, self.splits, self.runtime, self.logger = cfg, splits, runtime, logger
+        self.cache = ModelCache(cfg.paths.cache_dir)
+        self.augment = Augment(**_container(cfg.dataset.augment))
+        self.cache_info: dict[str, dict] = {}
+
+    def new_model(self) -> torch.nn.Module:
+        return build(self.cfg.model)
+
+    def batches(self, split: Split, batch_size: int, shuffle: bool, augment: Augment | None, seed: int, hook=None):
+        kwargs = dict(batch_size=batch_size, shuffle=shuffle, augment=augment, seed=seed, hook=hook,
+                      channels_last=self.runtime.channels_last)
+        if self.runtime.data_on_device:
+            return TensorBatches(split.x, split.y, **kwargs)
+        return LoaderBatches(split.x, split.y, device=self.runtime.device, num_workers=self.runtime.num_workers, **kwargs)
+
+    def trained(self, split: Split, stage: str, hook: TrainingHook | None = None) -> tuple[torch.nn.Module, dict]:
+        """A model trained from scratch on `split` with the dataset's recipe: from cache, or trained now."""
+        cfg = self.cfg
+        spec = model_spec(cfg, split, hook)
+
+        def train() -> dict:
+            pl.seed_everything(int(cfg.seed), verbose=False)
+            model = self.new_model()
+            if self.runtime.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            recipe = _container(cfg.dataset.recipe)
+            train_batches = self.batches(split, recipe["batch_size"], True, self.augment, int(cfg.seed),
+                                         hook.apply if hook is not None else None)
+            val_batches = self.batches(self.splits.val, self.runtime.eval_batch_size, False, None, 0)
+            print(f"[unlearnbench] training {stage} model ({cfg.model.name}, {len(split)} samples, "
+                  f"{recipe['epochs']} epochs) on {self.runtime.device}")
+            fit(model, train_batches, val_batches if len(self.splits.val) else None, recipe,
+                _container(cfg.trainer), logger=self.logger, stage=stage, root_dir=cfg.paths.output_dir)
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            return {"state_dict": state, "hook_state": dict(hook.state) if hook is not None else {}}
+
+        payload, info = self.cache.get_or_create(stage, spec, train)
+        self.cache_info[stage] = {"key": info.key, "hit": info.hit, "path": info.path}
+        model = self.new_model()
+        model.load_state_dict(payload["state_dict"])
+        return self.runtime.prepare(model).eval(), payload.get("hook_state", {})
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _env(runtime: Runtime) -> dict:
+    import hydra
+    import torchmetrics
+
+    return {
+        "unlearnbench": unlearnbench.__version__, "python": platform.python_version(),
+        "torch": torch.__version__, "pytorch_lightning": pl.__version__, "hydra": hydra.__version__,
+        "torchmetrics": torchmetrics.__version__, "platform": platform.platform(),
+        "device": str(runtime.device),
+        "device_name": torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else platform.processor() or "cpu",
+        "precision": runtime.precision,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "data_on_device": runtime.data_on_device,
+    }
+
+
+def _set_determinism(mode: Any) -> None:
+    if mode in (True, "warn"):
+        torch.use_deterministic_algorithms(True, warn_only=mode == "warn")
+    else:
+        torch.use_deterministic_algorithms(False)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run one experiment and return its results (also written to `<output_dir>/results.json`)."""
+    cfg = copy.deepcopy(cfg)
+    scenario, method = validate(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    times: dict[str, float] = {}
+
+    pl.seed_everything(int(cfg.seed), verbose=False)
+    raw = build(cfg.dataset.source)
+    splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed))
+    data_bytes = raw.train_x.numel() + raw.test_x.numel()
+    runtime = Runtime.from_trainer_cfg(_container(cfg.trainer), data_bytes)
+    _set_determinism(cfg.trainer.get("deterministic", False))
+    if runtime.data_on_device:
+        for name in ("train", "forget", "retain", "val", "test", "test_forget"):
+            if getattr(splits, name) is not None:
+                setattr(splits, name, getattr(splits, name).to(runtime.device))
+
+    logger = make_logger(cfg.logger)
+    status = "failed"
+    try:
+        pipe = Pipeline(cfg, splits, runtime, logger)
+        hook = method.training_hook(int(cfg.seed), tuple(raw.train_x.shape[1:]), splits.num_classes)
+
+        start = time.perf_counter()
+        original, hook_state = pipe.trained(splits.train, "original", hook)
+        times["original"] = time.perf_counter() - start
+
+        retrain = None
+        if cfg.eval.retrain:
+            start = time.perf_counter()
+            retrain, _ = pipe.trained(splits.retain, "retrain")
+            times["retrain"] = time.perf_counter() - start
+
+        n_train = len(splits.train)
+        ctx = UnlearnContext(
+            runtime=runtime, seed=int(cfg.seed), num_classes=splits.num_classes,
+            forget_ratio=len(splits.forget) / n_train, forget_classes=splits.forget_classes,
+            augment=pipe.augment, train_from_scratch=lambda split: pipe.trained(split, "retrain")[0],
+            hook_state=hook_state,
+        )
+        model = copy.deepcopy(original)
+        granted = GrantedSplits(splits, method.needs, str(cfg.method.name))
+        _sync(runtime.device)
+        start = time.perf_counter()
+        unlearned = method.unlearn(model, granted, ctx)
+        _sync(runtime.device)
+        times["unlearn"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
+        eval_splits = splits.eval_splits()
+        evaluated = {"unlearned": unlearned, "original": original, "retrain": retrain}
+        values = {
+            who: compute_metrics(predict_all(m, eval_splits, runtime), metrics_objs)
+            for who, m in evaluated.items() if m is not None
+        }
+        times["eval"] = time.perf_counter() - start
+
+        results = assemble_results(cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "indices.json", json.dumps(splits.indices()))
+        atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
+        log_results(logger, cfg, results)
+        print(format_table(results))
+        status = "success"
+        return results
+    finally:
+        close_logger(logger, status)
+
+
+def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime) -> dict:
+    unlearned = values["unlearned"]
+    retrain = values.get("retrain")
+    forget = dict(scenario.describe())
+    forget["size"] = len(splits.forget)
+    forget["fraction_of_train"] = len(splits.forget) / len(splits.train)
+    gap = {k: unlearned[k] - retrain[k] for k in unlearned if retrain is not None and k in retrain}
+    return {
+        "status": "ok",
+        "method": str(cfg.method.name),
+        "dataset": str(cfg.dataset.name),
+        "model": str(cfg.model.name),
+        "seed": int(cfg.seed),
+        "forget": forget,
+        "sizes": {name: len(s) for name, s in splits.eval_splits().items()},
+        "metrics": unlearned,
+        "original": {"metrics": values["original"]},
+        "retrain": {"metrics": retrain} if retrain is not None else None,
+        "gap": gap,
+        "metric_info": info,
+        "time_s": times,
+        "cache": pipe.cache_info,
+        "env": _env(runtime),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def format_table(results: dict) -> str:
+    """A short console table: rows original / unlearned / retrain / gap, columns in percent."""
+    rows = [("original", results["original"]["metrics"]), (results["method"], results["metrics"])]
+    if results["retrain"] is not None:
+        rows.append(("retrain", results["retrain"]["metrics"]))
+    cols = [c for c in SUMMARY_METRICS if c in results["metrics"]]
+    width = max(len(r[0]) for r in rows + [("gap vs retrain", {})])
+    lines = [" " * width + "".join(f"{c:>16}" for c in cols)]
+    for name, vals in rows:
+        lines.append(f"{name:<{width}}" + "".join(f"{100 * vals[c]:>16.2f}" for c in cols))
+    if results["gap"]:
+        lines.append(f"{'gap vs retrain':<{width}}" + "".join(f"{100 * results['gap'][c]:>+16.2f}" for c in cols))
+    t = results["time_s"]
+    hits = ", ".join(f"{k}: {'hit' if v['hit'] else 'trained'}" for k, v in results["cache"].items())
+    f = results["forget"]
+    lines.append(
+        f"{results['dataset']} / {results['model']} / forget {f['scenario']} ({f['size']} samples) / seed "
+        f"{results['seed']} | cache {hits} | unlearn {t['unlearn']:.2f}s, total "
+        f"{sum(t.values()):.1f}s"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""A content-addressed cache of trained models, safe to share between parallel jobs.
+
+Each entry is `<kind>-<hash of its spec>.pt` plus a `.json` beside it with the spec and the SHA-256
+of the checkpoint bytes. Writes are atomic (temp file, fsync, rename); a file lock makes concurrent
+jobs that need the same entry build it once; loads use `weights_only=True` and check the hash, and a
+damaged entry is moved aside and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+
+def spec_hash(spec: dict) -> str:
+    text = json.dumps(spec, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
+    """Write through `write(fileobj)` into a temp file beside `path`, fsync, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+@dataclass
+class CacheHit:
+    key: str
+    hit: bool
+    path: str
+    seconds: float = 0.0
+
+
+class ModelCache:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+
+    def paths(self, key: str) -> tuple[Path, Path, Path]:
+        base = self.root / "models" / key
+        return base.with_suffix(".pt"), base.with_suffix(".json"), base.with_suffix(".lock")
+
+    def _load(self, key: str) -> dict | None:
+        ckpt, meta, _ = self.paths(key)
+        if not ckpt.exists() and not meta.exists():
+            return None
+        try:
+            expected = json.loads(meta.read_text())["sha256"]
+            if file_sha256(ckpt) != expected:
+                raise ValueError("checksum mismatch")
+            return torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as err:  # any damage: truncated, tampered, unreadable, missing half
+            aside = ckpt.with_name(f"{ckpt.stem}.corrupt-{int(time.time())}")
+            log.warning("cache entry %s is damaged (%s); moved aside to %s and rebuilding", key, err, aside)
+            for p in (ckpt, meta):
+                if p.exists():
+                    os.replace(p, aside.with_suffix(aside.suffix + p.suffix))
+            return None
+
+    def get_or_create(self, kind: str, spec: dict, create: Callable[[], dict]) -> tuple[dict, CacheHit]:
+        """Return the payload for `spec`, building it with `create()` (once, across processes) if absent."""
+        key = f"{kind}-{spec_hash(spec)}"
+        ckpt, meta, lock = self.paths(key)
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        with FileLock(str(lock)):
+            payload = self._load(key)
+            if payload is not None:
+                return payload, CacheHit(key, True, str(ckpt), time.perf_counter() - start)
+            payload = create()
+            atomic_write_bytes(ckpt, lambda f: torch.save(payload, f))
+            atomic_write_text(meta, json.dumps({"kind": kind, "sha256": file_sha256(ckpt), "spec": spec}, indent=1, default=str))
+        return payload, CacheHit(key, False, str(ckpt), time.perf_counter() - start)
