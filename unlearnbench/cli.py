@@ -85,6 +85,12 @@ def _remove_partial_run_dir(cfg: DictConfig) -> None:
         return
     if out.is_dir() and not (out / "results.json").exists():
         shutil.rmtree(out, ignore_errors=True)
+        # Drop the now-empty parents Hydra made for it, up to the log directory.
+        top = Path(cfg.paths.log_dir).resolve()
+        for parent in out.resolve().parents:
+            if parent == top or top not in parent.parents or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")

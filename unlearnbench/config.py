@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.utils import _locate
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from unlearnbench.errors import ConfigError
+from unlearnbench.errors import ConfigError, UserError
 
 # Keys in group configs that describe the node rather than being constructor arguments.
 DESCRIPTIVE_KEYS = ("name", "tag")
@@ -29,9 +33,25 @@ if not OmegaConf.has_resolver("join"):
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
-    """Instantiate a `_target_` node, leaving out its descriptive keys (name, tag)."""
-    params = {k: v for k, v in node.items() if k not in DESCRIPTIVE_KEYS}
-    return instantiate(OmegaConf.create(params), **kwargs)
+    """Instantiate a `_target_` node, leaving out its descriptive keys (name, tag).
+
+    A key the target does not accept (a misspelt hyperparameter) becomes a one-line `ConfigError`.
+    """
+    resolved = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    params = {k: v for k, v in resolved.items() if k not in DESCRIPTIVE_KEYS}
+    try:
+        return instantiate(params, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, UserError):  # e.g. a dataset loader saying its files are missing
+            raise err.__cause__ from None
+        match = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        if match is None:
+            raise
+        prefix = node._get_full_key(None) if OmegaConf.is_config(node) and node._get_parent() is not None else "config"
+        target = params.get("_target_", "")
+        accepted = sorted(inspect.signature(_locate(target)).parameters) if target else []
+        raise ConfigError(f"{prefix}.{match.group(1)}", params[match.group(1)] if match.group(1) in params else None,
+                          f"keys accepted by {target}: {', '.join(accepted)}") from None
 
 
 def _check_number(key: str, value: Any, low: float, high: float, inclusive: bool = False) -> None:

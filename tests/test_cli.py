@@ -1,0 +1,83 @@
+"""The real `unlearn` command: help, config printing, bad input, multirun, W&B offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = ["dataset.recipe.epochs=2", "method.epochs=1", "trainer.enable_progress_bar=false"]
+
+
+def unlearn(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "unlearnbench.cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_groups(tmp_path):
+    out = unlearn(["--help"], tmp_path)
+    assert out.returncode == 0
+    for group in ("dataset", "method", "model", "forget", "eval", "trainer", "logger"):
+        assert f"{group}:" in out.stdout
+    assert "ft, ga" in out.stdout or "ga" in out.stdout
+
+
+def test_cfg_job_prints_composed_config(tmp_path):
+    out = unlearn(["--cfg", "job", "method=ft", "dataset=fashion_mnist", "forget=class", "forget.classes=[0]"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "name: fashion_mnist" in out.stdout and "name: resnet18" in out.stdout and "classes:\n  - 0" in out.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+BAD_INPUTS = [
+    (["method=nope"], "method=nope", "ft"),
+    (["dataset=imagenet"], "dataset=imagenet", "cifar10"),
+    (["forget_ratio=1.5"], "forget_ratio", "(0.0, 1.0)"),
+    (["forget_ratio=0"], "forget_ratio", "(0.0, 1.0)"),
+    (["forget=class", "forget.classes=[12]"], "forget.classes", "0..9"),
+    (["forget=subclass"], "forget", "cifar100"),
+    (["dataset=cifar10", "paths.data_dir=nowhere"], "dataset=cifar10", "download=true"),
+    (["+method.learning_rate=0.1"], "method.learning_rate", "lr"),
+]
+
+
+@pytest.mark.parametrize(("args", "names", "allowed"), BAD_INPUTS, ids=[" ".join(a) for a, _, _ in BAD_INPUTS])
+def test_bad_input_is_one_clear_line(tmp_path, args, names, allowed):
+    out = unlearn(args + ["logger=none"], tmp_path)
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert names in lines[0] and allowed in lines[0]
+    assert "Traceback" not in out.stderr
+    cache = tmp_path / "outputs" / "cache"
+    assert not cache.exists() or not any(cache.rglob("*.pt"))
+    assert not list(tmp_path.rglob("results.json"))
+
+
+def test_multirun_trains_the_original_once(tmp_path):
+    tiny = [TINY[0], TINY[2]]  # retrain has no method.epochs
+    out = unlearn(["-m", "method=ft,ga,retrain", "forget_ratio=0.05,0.1", "logger=none", *tiny], tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = [json.loads(p.read_text()) for p in (tmp_path / "outputs" / "multirun").rglob("results.json")]
+    assert len(results) == 6
+    original_trained = [r for r in results if not r["cache"]["original"]["hit"]]
+    assert len(original_trained) == 1
+    assert len({r["cache"]["original"]["key"] for r in results}) == 1
+    assert len(list((tmp_path / "outputs" / "cache" / "models").glob("original-*.pt"))) == 1
+    assert {(r["method"], r["forget"]["ratio"]) for r in results} == {
+        (m, f) for m in ("ft", "ga", "retrain") for f in (0.05, 0.1)}
+
+
+def test_wandb_logger_runs_offline(tmp_path):
+    out = unlearn(["logger=wandb", "method=none", *TINY[:1]], tmp_path, env={"WANDB_API_KEY": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dirs = [p.parent for p in (tmp_path / "outputs" / "runs").rglob("results.json")]
+    assert len(run_dirs) == 1
+    offline = list((run_dirs[0] / "wandb").glob("offline-run-*"))
+    assert offline, "expected an offline W&B run directory"
+    assert list(offline[0].glob("*.wandb"))

@@ -1,0 +1,61 @@
+"""Every option of every config group composes, and data-dependent fields come from the dataset."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import CONF, compose_cfg
+from unlearnbench.config import build
+
+GROUPS = ["dataset", "model", "method", "forget", "eval", "trainer", "logger", "paths", "experiment", "debug",
+          "hparams_search", "launcher"]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes(group, option, tmp_path):
+    overrides = [f"{group}={option}"]
+    if group == "forget" and option in ("subclass", "superclass"):
+        overrides.append("dataset=cifar100")
+    if group == "hparams_search":
+        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="optuna sweeper plugin not installed")
+    cfg = compose_cfg(overrides, tmp_path, tiny=False)  # tmp_path stands in for Hydra's run directory
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    assert cfg.method.name and cfg.dataset.name and cfg.model.name
+
+
+def test_groups_have_options():
+    for group in ("dataset", "model", "method", "forget", "eval", "trainer", "logger", "paths", "experiment", "debug"):
+        assert list((CONF / group).glob("*.yaml")), group
+
+
+@pytest.mark.parametrize(
+    ("dataset", "model"),
+    [("digits", "small_cnn"), ("synthetic", "small_cnn"), ("fashion_mnist", "resnet18"), ("cifar10", "resnet18"),
+     ("cifar100", "resnet18"), ("svhn", "resnet18"), ("mnist", "resnet18")],
+)
+def test_dataset_names_its_default_model(dataset, model):
+    assert compose_cfg([f"dataset={dataset}"]).model.name == model
+
+
+def test_command_line_model_overrides_dataset_default():
+    cfg = compose_cfg(["dataset=cifar10", "model=mlp"])
+    assert cfg.model.name == "mlp"
+
+
+def test_model_fields_are_filled_from_dataset():
+    cfg = compose_cfg(["dataset=cifar100", "model=resnet18"])
+    assert cfg.model.num_classes == 100 and cfg.model.in_channels == 3
+    model = build(cfg.model)
+    assert model.head.out_features == 100 and model.conv1.in_channels == 3
+
+
+def test_mission_command_line_shape_is_valid():
+    cfg = compose_cfg(["method=ga", "dataset=cifar10", "forget_ratio=0.1"])
+    assert cfg.forget.ratio == 0.1 and cfg.forget.tag == "random0.1"
+
+
+def test_class_scenario_tag_joins_classes():
+    cfg = compose_cfg(["forget=class", "forget.classes=[0,3]"])
+    assert cfg.forget.tag == "class0-3"

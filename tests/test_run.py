@@ -1,0 +1,111 @@
+"""End-to-end runs through `run(cfg)` on the embedded and synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from unlearnbench.data.splits import Split, Splits
+from unlearnbench.methods.base import GrantedSplits, Method, SplitAccessError
+from unlearnbench.runner import run
+
+FAST = ["dataset.recipe.epochs=3", "method.epochs=1"]
+REQUIRED = ("method", "dataset", "model", "seed", "forget", "metrics", "original", "retrain", "gap", "time_s",
+            "cache", "env")
+
+
+def test_digits_end_to_end_writes_every_field(make_cfg, tmp_path):
+    res = run(make_cfg(["method=ft", *FAST]))
+    on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert on_disk["metrics"] == res["metrics"]
+    for key in REQUIRED:
+        assert key in on_disk, key
+    for who in (res["metrics"], res["original"]["metrics"], res["retrain"]["metrics"]):
+        for name in ("forget_acc", "retain_acc", "val_acc", "test_acc", "mia_efficacy"):
+            assert 0.0 <= who[name] <= 1.0, name
+    assert res["gap"]["forget_acc"] == pytest.approx(res["metrics"]["forget_acc"] - res["retrain"]["metrics"]["forget_acc"])
+    assert set(res["time_s"]) == {"original", "retrain", "unlearn", "eval"}
+    assert res["forget"] == {"scenario": "random", "ratio": 0.1, "classes": None, "size": res["forget"]["size"],
+                             "fraction_of_train": pytest.approx(0.1, abs=0.002)}
+    assert res["original"]["metrics"]["test_acc"] > 0.5  # the original model learned something
+
+
+def test_saved_indices_are_disjoint_and_cover_train(make_cfg, tmp_path):
+    run(make_cfg(["method=none", *FAST[:1]]))
+    idx = json.loads((tmp_path / "run" / "indices.json").read_text())
+    forget, retain, val = set(idx["forget"]), set(idx["retain"]), set(idx["val"])
+    assert not (forget & retain) and not (forget & val) and not (retain & val)
+    assert forget | retain == set(idx["train"])
+
+
+def test_synthetic_end_to_end(make_cfg):
+    res = run(make_cfg(["dataset=synthetic", "method=ga", "forget_ratio=0.2", *FAST]))
+    assert res["dataset"] == "synthetic" and res["forget"]["size"] == pytest.approx(0.2 * 540, abs=1)
+
+
+def test_second_run_hits_cache(make_cfg):
+    first = run(make_cfg(["method=ga", *FAST], subdir="a"))
+    cfg = make_cfg(["method=ft", *FAST], subdir="a")
+    cfg.paths.output_dir = cfg.paths.output_dir + "2"
+    second = run(cfg)
+    assert not first["cache"]["original"]["hit"] and not first["cache"]["retrain"]["hit"]
+    assert second["cache"]["original"]["hit"] and second["cache"]["retrain"]["hit"]
+    assert second["cache"]["original"]["key"] == first["cache"]["original"]["key"]
+    assert second["original"]["metrics"] == first["original"]["metrics"]
+    assert second["time_s"]["original"] < first["time_s"]["original"]
+
+
+def test_retrain_method_reuses_retrain_reference(make_cfg):
+    res = run(make_cfg(["method=retrain", *FAST[:1]]))
+    assert res["cache"]["retrain"]["hit"]  # the reference trained first; the method then loaded it
+    assert res["gap"]["forget_acc"] == 0.0 and res["gap"]["test_acc"] == 0.0
+
+
+def test_class_scenario_reports_remaining_and_forgotten_test_accuracy(make_cfg):
+    res = run(make_cfg(["method=none", "forget=class", "forget.classes=[3]", *FAST[:1]]))
+    assert res["forget"]["classes"] == [3]
+    assert "test_forget_acc" in res["metrics"]
+    assert res["retrain"]["metrics"]["forget_acc"] < 0.2  # Retrain never saw class 3
+    assert res["sizes"]["test_forget"] > 0
+
+
+def test_none_returns_the_original(make_cfg):
+    res = run(make_cfg(["method=none", *FAST[:1]]))
+    assert res["metrics"] == res["original"]["metrics"]
+
+
+def _splits() -> Splits:
+    def split(name, n):
+        return Split(name, torch.zeros(n, 1, 2, 2, dtype=torch.uint8), torch.zeros(n, dtype=torch.long), torch.arange(n))
+
+    s = {name: split(name, 4) for name in ("train", "forget", "retain", "val", "test")}
+    return Splits(num_classes=2, **s)
+
+
+def test_granted_splits_only_expose_declared_ones():
+    granted = GrantedSplits(_splits(), frozenset({"forget"}), "demo")
+    assert len(granted.forget) == 4
+    with pytest.raises(SplitAccessError, match="retain"):
+        granted.retain  # noqa: B018
+    with pytest.raises(SplitAccessError, match="test"):
+        granted.test  # noqa: B018
+
+
+class SneakyMethod(Method):
+    """Declares only the forget set, then reaches for the retain set."""
+
+    needs = frozenset({"forget"})
+
+    def unlearn(self, model, data, ctx):
+        _ = data.retain
+        return model
+
+
+def test_method_touching_undeclared_split_fails_the_run(make_cfg, tmp_path):
+    cfg = make_cfg(["method=none", *FAST[:1]])
+    cfg.method._target_ = f"{__name__}.SneakyMethod"
+    with pytest.raises(SplitAccessError):
+        run(cfg)
+    assert not (tmp_path / "run" / "results.json").exists()
