@@ -168,7 +168,9 @@ def lira_online(target_phi, in_phi, out_phi, fix_variance: bool = False, min_std
     in_phi = np.asarray(in_phi, dtype=np.float64)
     out_phi = np.asarray(out_phi, dtype=np.float64)
     if in_phi.ndim != 2 or out_phi.ndim != 2 or in_phi.shape[1] != out_phi.shape[1]:
-        raise ValueError(f"LiRA: expected in_phi [S_in, n], out_phi [S_out, n]; got {in_phi.shape}, {out_phi.shape}")
+        raise ValueError(
+            f"LiRA: expected in_phi [S_in, n], out_phi [S_out, n]; got {in_phi.shape}, {out_phi.shape}"
+        )
     shadow = np.concatenate([in_phi, out_phi])
     mask = np.zeros(shadow.shape, dtype=bool)
     mask[: len(in_phi)] = True

@@ -1,0 +1,28 @@
+.DEFAULT_GOAL := help
+PYTHON ?= python
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+install: ## install the project with its dev tools (editable)
+	$(PYTHON) -m pip install -e ".[dev]"
+
+test: ## run the test suite (the README's test command)
+	$(PYTHON) -m pytest -q
+
+smoke: ## tiny end-to-end run on digits
+	unlearn experiment=digits_smoke trainer=debug
+
+bench: ## speed benchmarks (prints side-by-side ratios)
+	$(PYTHON) scripts/benchmark.py all
+
+report: ## aggregate results: make report RUNS=outputs/multirun/<sweep>
+	unlearn-report $(or $(RUNS),outputs/multirun)
+
+format: ## format the code
+	$(PYTHON) -m ruff format unlearnbench tests scripts
+
+lint: ## lint the code
+	$(PYTHON) -m ruff check unlearnbench tests scripts
+
+.PHONY: help install test smoke bench report format lint
