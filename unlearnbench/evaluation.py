@@ -64,3 +64,43 @@ def metric_info(metrics: dict) -> dict[str, dict]:
     for metric in metrics.values():
         info.update(metric.info())
     return info
+
+
+class ShadowContext:
+    """What shadow-model metrics (LiRA, U-LiRA, the challenge score) may use: cached training and
+    unlearning of extra models under the run's recipe, and batched prediction.
+
+    Every model goes through the run's model cache (keyed by its training positions and seed), so
+    shadow models are trained once and shared by all metrics, reruns and sweep jobs.
+    """
+
+    def __init__(self, pipeline, method, method_name: str, splits, models: dict, hook):
+        self.pipeline, self.method, self.method_name = pipeline, method, method_name
+        self.splits, self.models, self.hook = splits, models, hook
+        self.runtime = pipeline.runtime
+        self.seed = int(pipeline.cfg.seed)
+
+    def predict(self, model: nn.Module, split: Split) -> SplitOutputs:
+        return predict(model, split, self.runtime)
+
+    def original(self, seed: int) -> tuple[nn.Module, dict]:
+        """The original model (with the method's training hook, if any) trained with another seed."""
+        hook = self.method.training_hook(seed, tuple(self.splits.train.x.shape[1:]), self.splits.num_classes)
+        return self.pipeline.trained(self.splits.train, "original", hook, seed=seed, record=False)
+
+    def retrained(self, keep: torch.Tensor, seed: int) -> nn.Module:
+        """A model trained from scratch without the forget samples where `keep` is True."""
+        from unlearnbench.data.splits import with_forget_subset
+
+        shadow = with_forget_subset(self.splits, keep)
+        return self.pipeline.trained(shadow.retain, "retrain", seed=seed, record=False)[0]
+
+    def unlearned(self, keep: torch.Tensor, seed: int, original: nn.Module | None = None,
+                  hook_state: dict | None = None) -> nn.Module:
+        """The method applied to `original` (default: the run's) to forget the samples where `keep` is True."""
+        from unlearnbench.data.splits import with_forget_subset
+
+        shadow = with_forget_subset(self.splits, keep)
+        base = self.models["original"] if original is None else original
+        model, _ = self.pipeline.unlearn(self.method, base, shadow, seed, hook_state or {}, self.method_name)
+        return model

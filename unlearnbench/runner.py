@@ -18,7 +18,7 @@ import unlearnbench
 from unlearnbench.config import build, validate
 from unlearnbench.data.batches import Augment, LoaderBatches, TensorBatches
 from unlearnbench.data.splits import Split, Splits, build_splits
-from unlearnbench.evaluation import compute_metrics, metric_info, predict_all
+from unlearnbench.evaluation import ShadowContext, compute_metrics, metric_info, predict_all
 from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
 from unlearnbench.runtime import Runtime
@@ -37,7 +37,7 @@ def _container(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
-def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None) -> dict:
+def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: int) -> dict:
     """Everything that determines a model trained from scratch on `split` (its cache key)."""
     ds = _container(cfg.dataset)
     source = {k: v for k, v in ds["source"].items() if k not in LOCATION_KEYS}
@@ -48,7 +48,7 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None) -> dict
                     "split_seed": ds["split_seed"], "augment": ds["augment"]},
         "model": {k: v for k, v in _container(cfg.model).items() if k != "name"},
         "recipe": ds["recipe"],
-        "seed": int(cfg.seed),
+        "seed": int(seed),
         "train_split": {"name": split.name, "size": len(split), "positions": split.fingerprint()},
         "trainer": {k: trainer.get(k) for k in RESULT_AFFECTING_TRAINER_KEYS},
         "hook": hook.spec if hook is not None else None,
@@ -74,32 +74,60 @@ class Pipeline:
             return TensorBatches(split.x, split.y, **kwargs)
         return LoaderBatches(split.x, split.y, device=self.runtime.device, num_workers=self.runtime.num_workers, **kwargs)
 
-    def trained(self, split: Split, stage: str, hook: TrainingHook | None = None) -> tuple[torch.nn.Module, dict]:
-        """A model trained from scratch on `split` with the dataset's recipe: from cache, or trained now."""
+    def trained(self, split: Split, stage: str, hook: TrainingHook | None = None, seed: int | None = None,
+                record: bool = True) -> tuple[torch.nn.Module, dict]:
+        """A model trained from scratch on `split` with the dataset's recipe: from cache, or trained now.
+
+        `seed` (default: the run's) seeds initialisation, batches and augmentation; shadow models use
+        their own. `record=False` keeps the entry out of results.json's `cache` field.
+        """
         cfg = self.cfg
-        spec = model_spec(cfg, split, hook)
+        seed = int(cfg.seed) if seed is None else int(seed)
+        spec = model_spec(cfg, split, hook, seed)
 
         def train() -> dict:
-            pl.seed_everything(int(cfg.seed), verbose=False)
+            pl.seed_everything(seed, verbose=False)
             model = self.new_model()
             if self.runtime.channels_last:
                 model = model.to(memory_format=torch.channels_last)
             recipe = _container(cfg.dataset.recipe)
-            train_batches = self.batches(split, recipe["batch_size"], True, self.augment, int(cfg.seed),
+            train_batches = self.batches(split, recipe["batch_size"], True, self.augment, seed,
                                          hook.apply if hook is not None else None)
             val_batches = self.batches(self.splits.val, self.runtime.eval_batch_size, False, None, 0)
             print(f"[unlearnbench] training {stage} model ({cfg.model.name}, {len(split)} samples, "
-                  f"{recipe['epochs']} epochs) on {self.runtime.device}")
+                  f"{recipe['epochs']} epochs, seed {seed}) on {self.runtime.device}")
             fit(model, train_batches, val_batches if len(self.splits.val) else None, recipe,
-                _container(cfg.trainer), logger=self.logger, stage=stage, root_dir=cfg.paths.output_dir)
+                _container(cfg.trainer), logger=self.logger if record else None, stage=stage,
+                root_dir=cfg.paths.output_dir)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             return {"state_dict": state, "hook_state": dict(hook.state) if hook is not None else {}}
 
         payload, info = self.cache.get_or_create(stage, spec, train)
-        self.cache_info[stage] = {"key": info.key, "hit": info.hit, "path": info.path}
+        if record:
+            self.cache_info[stage] = {"key": info.key, "hit": info.hit, "path": info.path}
         model = self.new_model()
         model.load_state_dict(payload["state_dict"])
         return self.runtime.prepare(model).eval(), payload.get("hook_state", {})
+
+    def context(self, splits: Splits, seed: int, hook_state: dict) -> UnlearnContext:
+        return UnlearnContext(
+            runtime=self.runtime, seed=seed, num_classes=splits.num_classes,
+            forget_ratio=len(splits.forget) / len(splits.train), forget_classes=splits.forget_classes,
+            augment=self.augment, hook_state=hook_state,
+            train_from_scratch=lambda split: self.trained(split, "retrain", seed=seed, record=split is self.splits.retain)[0],
+        )
+
+    def unlearn(self, method, original: torch.nn.Module, splits: Splits, seed: int, hook_state: dict,
+                name: str) -> tuple[torch.nn.Module, float]:
+        """Apply `method` to a private copy of `original`, granting only its declared splits; return (model, seconds)."""
+        model = copy.deepcopy(original)
+        granted = GrantedSplits(splits, method.needs, name)
+        ctx = self.context(splits, seed, hook_state)
+        _sync(self.runtime.device)
+        start = time.perf_counter()
+        model = method.unlearn(model, granted, ctx)
+        _sync(self.runtime.device)
+        return model, time.perf_counter() - start
 
 
 def _sync(device: torch.device) -> None:
@@ -164,20 +192,8 @@ def run(cfg: DictConfig) -> dict:
             retrain, _ = pipe.trained(splits.retain, "retrain")
             times["retrain"] = time.perf_counter() - start
 
-        n_train = len(splits.train)
-        ctx = UnlearnContext(
-            runtime=runtime, seed=int(cfg.seed), num_classes=splits.num_classes,
-            forget_ratio=len(splits.forget) / n_train, forget_classes=splits.forget_classes,
-            augment=pipe.augment, train_from_scratch=lambda split: pipe.trained(split, "retrain")[0],
-            hook_state=hook_state,
-        )
-        model = copy.deepcopy(original)
-        granted = GrantedSplits(splits, method.needs, str(cfg.method.name))
-        _sync(runtime.device)
-        start = time.perf_counter()
-        unlearned = method.unlearn(model, granted, ctx)
-        _sync(runtime.device)
-        times["unlearn"] = time.perf_counter() - start
+        unlearned, times["unlearn"] = pipe.unlearn(method, original, splits, int(cfg.seed), hook_state,
+                                                   str(cfg.method.name))
 
         start = time.perf_counter()
         metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
@@ -187,6 +203,13 @@ def run(cfg: DictConfig) -> dict:
             who: compute_metrics(predict_all(m, eval_splits, runtime), metrics_objs)
             for who, m in evaluated.items() if m is not None
         }
+        shadows = ShadowContext(pipe, method, str(cfg.method.name), splits, evaluated, hook)
+        for metric in metrics_objs.values():
+            if hasattr(metric, "with_shadows"):  # per-example attacks that train shadow models
+                values["unlearned"].update(metric.with_shadows(shadows))
+        for metric in metrics_objs.values():
+            if hasattr(metric, "compare"):  # metrics of the unlearned model relative to Retrain
+                values["unlearned"].update(metric.compare(values))
         times["eval"] = time.perf_counter() - start
 
         results = assemble_results(cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime)

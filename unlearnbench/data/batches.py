@@ -1,0 +1,110 @@
+"""Batches made on the device: uint8 tensors held where the model runs, augmentation as batched ops.
+
+`TensorBatches` is an iterable that Lightning's `Trainer.fit` and plain loops both accept. When the
+data does not fit on the device, `LoaderBatches` streams the same batches through a CPU DataLoader.
+Both yield `(images in [0, 1] as float32, int64 labels)` and draw all randomness from one seeded
+CPU generator, so a run is reproducible whatever the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+# A training hook (e.g. Mnemonic codes) may replace samples after augmentation.
+BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random crop with zero padding + horizontal flip (the CIFAR training transform)."""
+
+    crop_padding: int = 4
+    flip: bool = True
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        b, _, h, w = x.shape
+        if self.crop_padding > 0:
+            p = self.crop_padding
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(x.device)
+            dx = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(x.device)
+            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # [b, h, 1]
+            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # [b, 1, w]
+            batch = torch.arange(b, device=x.device)[:, None, None]
+            x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+        if self.flip:
+            flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)[:, None, None, None]
+            x = torch.where(flip, x.flip(3), x)
+        return x
+
+
+
+class TensorBatches:
+    """Shuffled (or ordered) batches from tensors that already live on the compute device."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        augment: Augment | None = None,
+        seed: int = 0,
+        hook: BatchHook | None = None,
+        drop_last: bool = False,
+        channels_last: bool = False,
+    ):
+        self.x, self.y = x, y
+        self.batch_size, self.shuffle, self.augment = int(batch_size), shuffle, augment
+        self.hook, self.drop_last, self.channels_last = hook, drop_last, channels_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.y)
+        return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order().to(self.x.device)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield self._make(self.x[idx], self.y[idx])
+
+    def _make(self, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x_u8.float().div_(255.0)
+        if self.augment is not None:
+            x = self.augment(x, self.generator)
+        if self.hook is not None:
+            x, y = self.hook(x, y, self.generator)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+
+class LoaderBatches(TensorBatches):
+    """The same batches for data kept in host memory: a DataLoader slices, the device augments."""
+
+    def __init__(self, x, y, batch_size, device: torch.device, num_workers: int = 2, **kwargs):
+        super().__init__(x.cpu(), y.cpu(), batch_size, **kwargs)
+        self.device, self.num_workers = torch.device(device), num_workers
+
+    def __iter__(self):
+        from torch.utils.data import DataLoader, TensorDataset
+
+        order = self._order()
+        if self.drop_last:
+            order = order[: len(self) * self.batch_size]
+        loader = DataLoader(
+            TensorDataset(self.x[order], self.y[order]),
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        for x_u8, y in loader:
+            yield self._make(x_u8.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))

@@ -1,0 +1,159 @@
+"""Train / val / test / forget / retain splits as index sets over uint8 tensors."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Split:
+    """Images (uint8 [N, C, H, W]), labels (int64 [N]) and their positions in the source array."""
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    indices: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def fingerprint(self) -> str:
+        """A short hash of the sample positions: identifies this split in cache keys."""
+        data = self.indices.to(torch.int64).cpu().numpy().tobytes()
+        return hashlib.sha256(data).hexdigest()[:16]
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.name, self.x.to(device), self.y.to(device), self.indices)
+
+
+@dataclass
+class Splits:
+    """All splits of one run. `train` = retain + forget: what the original model is trained on."""
+
+    train: Split
+    forget: Split
+    retain: Split
+    val: Split
+    test: Split
+    num_classes: int
+    test_forget: Split | None = None  # class scenarios: test samples of the forgotten classes
+    forget_classes: list[int] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def eval_splits(self) -> dict[str, Split]:
+        """The splits every model is evaluated on, in reporting order."""
+        out = {"forget": self.forget, "retain": self.retain, "val": self.val, "test": self.test}
+        if self.test_forget is not None:
+            out["test_forget"] = self.test_forget
+        return out
+
+    def indices(self) -> dict[str, list[int]]:
+        """Positions of each split in the dataset's train or test array (saved with the run)."""
+        out = {name: s.indices.tolist() for name, s in self.eval_splits().items()}
+        out["train"] = self.train.indices.tolist()
+        return out
+
+
+def carve_validation(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded per-class split of the training positions into (train, val), both sorted.
+
+    `fraction` of every class goes to validation (rounded), so val is class-balanced and disjoint
+    from everything trained on.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    val_parts = []
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        n_val = int(round(fraction * len(members)))
+        val_parts.append(members[torch.randperm(len(members), generator=gen)[:n_val]])
+    val = torch.sort(torch.cat(val_parts)).values if val_parts else torch.empty(0, dtype=torch.long)
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[val] = False
+    return torch.nonzero(mask).flatten(), val
+
+
+def take(name: str, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor) -> Split:
+    positions = torch.as_tensor(positions, dtype=torch.long)
+    return Split(name, x[positions], y[positions], positions)
+
+
+def build_splits(raw, scenario, val_fraction: float, split_seed: int) -> Splits:
+    """Carve val from train (seeded, per class), then apply the forget scenario.
+
+    `raw` is a `RawDataset`; `scenario` a `Scenario`. Retain, val and test exclude forgotten classes
+    (class-wise scenarios report the forgotten classes' test samples as `test_forget`).
+    """
+    from unlearnbench.errors import ConfigError
+
+    num_classes = len(raw.classes)
+    coarse_train, coarse_test = raw.train_coarse, raw.test_coarse
+    scenario.check(num_classes, coarse_train is not None, raw.name)
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError("dataset.val_fraction", val_fraction, "a number in [0, 1)")
+
+    train_pos, val_pos = carve_validation(raw.train_y, val_fraction, split_seed)
+    y_train = raw.train_y[train_pos]
+    c_train = coarse_train[train_pos] if coarse_train is not None else None
+    forget = scenario.forget_mask(y_train, c_train)
+    if not bool(forget.any()):
+        raise ConfigError("forget", scenario.describe(), "a scenario that selects at least one training sample")
+    keep = scenario.keep_mask(y_train, c_train)
+
+    coarse_of_fine = None
+    if coarse_train is not None:
+        coarse_of_fine = {int(f): int(c) for f, c in zip(raw.train_y.tolist(), coarse_train.tolist())}
+    gone = scenario.forgotten_classes(coarse_of_fine)
+    gone_t = torch.tensor(gone if gone else [], dtype=torch.long)
+
+    def remaining(y: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
+        return scenario.keep_mask(y, coarse) & ~torch.isin(y, gone_t)
+
+    y_val = raw.train_y[val_pos]
+    val_keep = remaining(y_val, coarse_train[val_pos] if coarse_train is not None else None)
+    test_keep = remaining(raw.test_y, coarse_test)
+    all_test = torch.arange(len(raw.test_y))
+
+    x_tr, y_tr = raw.train_x, raw.train_y
+    splits = Splits(
+        train=take("train", x_tr, y_tr, train_pos),
+        forget=take("forget", x_tr, y_tr, train_pos[forget]),
+        retain=take("retain", x_tr, y_tr, train_pos[~forget & keep]),
+        val=take("val", x_tr, y_tr, val_pos[val_keep]),
+        test=take("test", raw.test_x, raw.test_y, all_test[test_keep]),
+        num_classes=num_classes,
+        forget_classes=gone,
+    )
+    if gone:
+        splits.test_forget = take("test_forget", raw.test_x, raw.test_y, all_test[torch.isin(raw.test_y, gone_t)])
+    return splits
+
+
+def concat(name: str, *parts: Split) -> Split:
+    """Union of disjoint splits of the same source array, in source (dataset) order."""
+    indices = torch.cat([p.indices for p in parts])
+    order = torch.argsort(indices)
+    x = torch.cat([p.x for p in parts])[order.to(parts[0].x.device)]
+    y = torch.cat([p.y for p in parts])[order.to(parts[0].y.device)]
+    return Split(name, x, y, indices[order])
+
+
+def subset(split: Split, mask: torch.Tensor, name: str | None = None) -> Split:
+    mask = mask.to(torch.bool)
+    dev_mask = mask.to(split.x.device)
+    return Split(name or split.name, split.x[dev_mask], split.y[dev_mask.to(split.y.device)], split.indices[mask.cpu()])
+
+
+def with_forget_subset(splits: Splits, keep: torch.Tensor) -> Splits:
+    """The same run, but forgetting only the forget samples where `keep` is True (shadow experiments).
+
+    The other forget samples join the retain set, so `train` (what the original saw) is unchanged.
+    """
+    forget = subset(splits.forget, keep, "forget")
+    back = subset(splits.forget, ~keep.to(torch.bool), "retain")
+    retain = concat("retain", splits.retain, back) if len(back) else splits.retain
+    return Splits(train=splits.train, forget=forget, retain=retain, val=splits.val, test=splits.test,
+                  num_classes=splits.num_classes, test_forget=splits.test_forget,
+                  forget_classes=splits.forget_classes)
