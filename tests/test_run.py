@@ -109,3 +109,12 @@ def test_method_touching_undeclared_split_fails_the_run(make_cfg, tmp_path):
     with pytest.raises(SplitAccessError):
         run(cfg)
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_divergent_method_is_marked_diverged(make_cfg, tmp_path):
+    res = run(make_cfg(["method=ga", "method.lr=1e30", *FAST[:1]]))
+    on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert on_disk["status"] == "diverged" and "non-finite" in on_disk["reason"]
+    assert all(v is None for v in on_disk["metrics"].values())
+    assert on_disk["original"]["metrics"]["test_acc"] > 0.5  # the references are still evaluated
+    assert res["gap"] == {}

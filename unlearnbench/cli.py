@@ -103,10 +103,10 @@ def app(cfg: DictConfig) -> float | None:
         _remove_partial_run_dir(cfg)
         fail(str(err))
     key = cfg.get("optimize_metric")
-    for source in (results.get("metrics", {}), results.get("summary", {}), results.get("gap", {})):
-        if key in source and source[key] is not None:
+    for source in (results["metrics"], results["gap"]):
+        if source.get(key) is not None:
             return float(source[key])
-    return None
+    return float("nan")  # a diverged run, or the metric was not computed: the sweeper marks the trial failed
 
 
 def main() -> None:

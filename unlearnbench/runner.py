@@ -21,6 +21,7 @@ from unlearnbench.data.splits import Split, Splits, build_splits
 from unlearnbench.evaluation import ShadowContext, compute_metrics, metric_info, predict_all
 from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
+from unlearnbench.methods.common import DivergedError, check_weights_finite
 from unlearnbench.runtime import Runtime
 from unlearnbench.training.cache import CacheHit, ModelCache, atomic_write_text
 from unlearnbench.training.lightning import RESULT_AFFECTING_TRAINER_KEYS, fit
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 # Loader arguments that say where data is, not what it is: left out of cache keys.
 LOCATION_KEYS = ("root", "download", "archive", "cache_dir")
-SUMMARY_METRICS = ("forget_acc", "retain_acc", "val_acc", "test_acc", "test_forget_acc", "mia_efficacy")
+SUMMARY_METRICS = ("forget_acc", "retain_acc", "val_acc", "test_acc", "test_forget_acc", "mia_efficacy", "mia_loss",
+                   "mia_entropy")
 
 
 def _container(node: Any) -> Any:
@@ -192,27 +194,26 @@ def run(cfg: DictConfig) -> dict:
             retrain, _ = pipe.trained(splits.retain, "retrain")
             times["retrain"] = time.perf_counter() - start
 
-        unlearned, times["unlearn"] = pipe.unlearn(method, original, splits, int(cfg.seed), hook_state,
-                                                   str(cfg.method.name))
+        diverged = None
+        try:
+            unlearned, times["unlearn"] = pipe.unlearn(method, original, splits, int(cfg.seed), hook_state,
+                                                       str(cfg.method.name))
+            check_weights_finite(unlearned, f"method {cfg.method.name}")
+        except DivergedError as err:
+            # The run still completes: metrics null, status "diverged", so sweep siblings and reports go on.
+            diverged, unlearned, times["unlearn"] = str(err), None, None
+            log.warning("method %s diverged: %s", cfg.method.name, err)
 
         start = time.perf_counter()
         metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
-        eval_splits = splits.eval_splits()
-        evaluated = {"unlearned": unlearned, "original": original, "retrain": retrain}
-        values = {
-            who: compute_metrics(predict_all(m, eval_splits, runtime), metrics_objs)
-            for who, m in evaluated.items() if m is not None
-        }
-        shadows = ShadowContext(pipe, method, str(cfg.method.name), splits, evaluated, hook)
-        for metric in metrics_objs.values():
-            if hasattr(metric, "with_shadows"):  # per-example attacks that train shadow models
-                values["unlearned"].update(metric.with_shadows(shadows))
-        for metric in metrics_objs.values():
-            if hasattr(metric, "compare"):  # metrics of the unlearned model relative to Retrain
-                values["unlearned"].update(metric.compare(values))
+        values = evaluate_models({"unlearned": unlearned, "original": original, "retrain": retrain}, metrics_objs,
+                                 ShadowContext(pipe, method, str(cfg.method.name), splits,
+                                               {"unlearned": unlearned, "original": original, "retrain": retrain}, hook),
+                                 splits, runtime)
         times["eval"] = time.perf_counter() - start
 
-        results = assemble_results(cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime)
+        results = assemble_results(cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime,
+                                   diverged)
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "indices.json", json.dumps(splits.indices()))
         atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
@@ -224,15 +225,35 @@ def run(cfg: DictConfig) -> dict:
         close_logger(logger, status)
 
 
-def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime) -> dict:
+def evaluate_models(models: dict, metrics_objs: dict, shadows: ShadowContext, splits: Splits,
+                    runtime: Runtime) -> dict[str, dict]:
+    """Metric values per model; a diverged (None) unlearned model gets every metric as None."""
+    eval_splits = splits.eval_splits()
+    values = {who: compute_metrics(predict_all(m, eval_splits, runtime), metrics_objs)
+              for who, m in models.items() if m is not None}
+    if models["unlearned"] is None:
+        values["unlearned"] = {k: None for k in values["original"]}
+        return values
+    for metric in metrics_objs.values():
+        if hasattr(metric, "with_shadows"):  # per-example attacks that train shadow models
+            values["unlearned"].update(metric.with_shadows(shadows))
+    for metric in metrics_objs.values():
+        if hasattr(metric, "compare"):  # metrics of the unlearned model relative to Retrain
+            values["unlearned"].update(metric.compare(values))
+    return values
+
+
+def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime, diverged: str | None = None) -> dict:
     unlearned = values["unlearned"]
     retrain = values.get("retrain")
     forget = dict(scenario.describe())
     forget["size"] = len(splits.forget)
     forget["fraction_of_train"] = len(splits.forget) / len(splits.train)
-    gap = {k: unlearned[k] - retrain[k] for k in unlearned if retrain is not None and k in retrain}
+    gap = {k: unlearned[k] - retrain[k] for k in unlearned
+           if retrain is not None and k in retrain and unlearned[k] is not None and retrain[k] is not None}
     return {
-        "status": "ok",
+        "status": "diverged" if diverged else "ok",
+        "reason": diverged,
         "method": str(cfg.method.name),
         "dataset": str(cfg.dataset.name),
         "model": str(cfg.model.name),
@@ -251,24 +272,33 @@ def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime) 
     }
 
 
+def _cell(value, sign: str = "") -> str:
+    return f"{'-':>14}" if value is None else f"{100 * value:>{sign}14.2f}"
+
+
 def format_table(results: dict) -> str:
     """A short console table: rows original / unlearned / retrain / gap, columns in percent."""
     rows = [("original", results["original"]["metrics"]), (results["method"], results["metrics"])]
     if results["retrain"] is not None:
         rows.append(("retrain", results["retrain"]["metrics"]))
-    cols = [c for c in SUMMARY_METRICS if c in results["metrics"]]
+    cols = [c for c in SUMMARY_METRICS if c in results["original"]["metrics"]]
     width = max(len(r[0]) for r in rows + [("gap vs retrain", {})])
-    lines = [" " * width + "".join(f"{c:>16}" for c in cols)]
+    lines = [" " * width + "".join(f"{c:>14}" for c in cols)]
     for name, vals in rows:
-        lines.append(f"{name:<{width}}" + "".join(f"{100 * vals[c]:>16.2f}" for c in cols))
+        lines.append(f"{name:<{width}}" + "".join(_cell(vals.get(c)) for c in cols))
     if results["gap"]:
-        lines.append(f"{'gap vs retrain':<{width}}" + "".join(f"{100 * results['gap'][c]:>+16.2f}" for c in cols))
+        lines.append(f"{'gap vs retrain':<{width}}" + "".join(_cell(results["gap"].get(c), "+") for c in cols))
+    extra = {k: v for k, v in results["metrics"].items() if k not in cols and v is not None}
+    if extra:
+        lines.append("  ".join(f"{k}={v:.4f}" for k, v in extra.items()))
+    if results["status"] != "ok":
+        lines.append(f"{results['method']}: {results['status'].upper()} - {results['reason']}")
     t = results["time_s"]
     hits = ", ".join(f"{k}: {'hit' if v['hit'] else 'trained'}" for k, v in results["cache"].items())
     f = results["forget"]
+    rte = "n/a" if t["unlearn"] is None else f"{t['unlearn']:.2f}s"
     lines.append(
         f"{results['dataset']} / {results['model']} / forget {f['scenario']} ({f['size']} samples) / seed "
-        f"{results['seed']} | cache {hits} | unlearn {t['unlearn']:.2f}s, total "
-        f"{sum(t.values()):.1f}s"
+        f"{results['seed']} | cache {hits} | unlearn {rte}, total {sum(v for v in t.values() if v):.1f}s"
     )
     return "\n".join(lines)
