@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
 from unlearnbench.methods.common import DivergedError, check_weights_finite
 from unlearnbench.runtime import Runtime
-from unlearnbench.training.cache import CacheHit, ModelCache, atomic_write_text
+from unlearnbench.training.cache import ModelCache, atomic_write_text, spec_hash
 from unlearnbench.training.lightning import RESULT_AFFECTING_TRAINER_KEYS, fit
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,15 @@ class Pipeline:
             val_batches = self.batches(self.splits.val, self.runtime.eval_batch_size, False, None, 0)
             print(f"[unlearnbench] training {stage} model ({cfg.model.name}, {len(split)} samples, "
                   f"{recipe['epochs']} epochs, seed {seed}) on {self.runtime.device}")
+            partial = self.cache.root / "partial" / f"{stage}-{spec_hash(spec)}"
             fit(model, train_batches, val_batches if len(self.splits.val) else None, recipe,
                 _container(cfg.trainer), logger=self.logger if record else None, stage=stage,
-                root_dir=cfg.paths.output_dir)
+                root_dir=cfg.paths.output_dir, checkpoint_dir=partial)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             return {"state_dict": state, "hook_state": dict(hook.state) if hook is not None else {}}
 
         payload, info = self.cache.get_or_create(stage, spec, train)
+        shutil.rmtree(self.cache.root / "partial" / f"{stage}-{spec_hash(spec)}", ignore_errors=True)
         if record:
             self.cache_info[stage] = {"key": info.key, "hit": info.hit, "path": info.path}
         model = self.new_model()

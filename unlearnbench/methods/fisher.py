@@ -1,0 +1,67 @@
+"""`fisher`: Fisher forgetting, Gaussian noise shaped by the inverse Fisher on D_r.
+
+Golatkar, Achille, Soatto, "Eternal Sunshine of the Spotless Net: Selective Forgetting in Deep
+Networks", CVPR 2020 (arXiv 1911.04933). Parameters that matter for D_r (large Fisher) get little
+noise; the rest, which may encode D_f, get much: theta <- theta + sqrt(var) * N(0, 1) per entry, with
+
+    var = min(alpha / (F + eps), max_var)
+
+F the diagonal Fisher on D_r. Simplified variant, stated: F is the per-sample EMPIRICAL Fisher
+(squared CE gradient at the true label, averaged over D_r; model in eval mode, un-augmented), not the
+authors' per-class expectation over the model's predictive distribution; one rule for every
+parameter tensor (the authors' code also averages the variance over each weight's rows, scales the
+head's and BN's variance by 10, clamps the head's 1/F at 1e2, and for class forgetting zeroes the
+forgotten classes' head rows: none of that here). Defaults: alpha 1e-6 and eps 1e-8 as in the
+authors' code; max_var 1e-3 equals their clamp of 1/F at 1e3 times alpha. The noise is drawn on the
+CPU from a generator seeded with the run's seed, so it is the same on any device.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unlearnbench.errors import ConfigError
+from unlearnbench.methods.base import Method
+from unlearnbench.methods.common import check_weights_finite
+from unlearnbench.methods.importance import Importances, mean_squared_gradients
+
+
+def noise_variance(fisher: Importances, alpha: float, max_var: float, eps: float = 1e-8) -> Importances:
+    """Per-entry noise variance min(alpha / (F + eps), max_var)."""
+    return {name: (alpha / (f + eps)).clamp(max=max_var) for name, f in fisher.items()}
+
+
+@torch.no_grad()
+def add_gaussian_noise_(model: nn.Module, variances: Importances, seed: int) -> None:
+    """theta += sqrt(var) * z, z ~ N(0, 1) from a CPU generator seeded with `seed` (parameter order)."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if name in variances:
+            z = torch.randn(p.shape, generator=gen, dtype=torch.float32).to(p.device)
+            p.add_((variances[name].sqrt() * z).to(p.dtype))
+
+
+class FisherForgetting(Method):
+    needs = frozenset({"retain"})
+
+    def __init__(self, alpha: float = 1e-6, max_var: float = 1e-3, eps: float = 1e-8, batch_size: int = 256,
+                 chunk_size: int = 64, augment: bool = False):
+        for key, value in (("alpha", alpha), ("max_var", max_var), ("eps", eps)):
+            if not value > 0:
+                raise ConfigError(f"method.{key}", value, "a positive number")
+        self.alpha, self.max_var, self.eps = alpha, max_var, eps
+        self.batch_size, self.chunk_size, self.augment = batch_size, chunk_size, augment
+
+    def unlearn(self, model, data, ctx):
+        model.eval()
+        batches = ctx.batches(data.retain, self.batch_size, shuffle=False, augment=self.augment)
+        fisher = mean_squared_gradients(model, batches, per_sample=True, chunk_size=self.chunk_size,
+                                        autocast=ctx.runtime.autocast, progress=ctx.runtime.progress,
+                                        desc="fisher on D_r")
+        variances = noise_variance(fisher, self.alpha, self.max_var, self.eps)
+        clamped = sum(int((v >= self.max_var).sum()) for v in variances.values())
+        ctx.log({"fisher/clamped_fraction": clamped / sum(v.numel() for v in variances.values())})
+        add_gaussian_noise_(model, variances, seed=ctx.seed)
+        check_weights_finite(model, "fisher noise")
+        return model
