@@ -1,0 +1,86 @@
+"""`boundary_shrink`: Boundary Shrink, relabelling each forget image with its FGSM neighbour's class.
+
+Chen, Gao, Liu, Peng, Zhou, "Boundary Unlearning: Rapid Forgetting of Deep Networks via Shifting
+the Decision Space", CVPR 2023 (arXiv 2303.11570). Class-wise only.
+
+For each forget batch, on a frozen copy of the ORIGINAL model in eval mode:
+  x_adv = round(255 * clamp(x + eps * sign(grad_x CE(f0(x), y)), 0, 1)) / 255   (FGSM, [0, 1] pixels)
+  label = argmax over classes c != y of f0(x_adv)_c
+i.e. the neighbour's predicted class, and when the neighbour still lands in the true class (the
+attack failed), its best other class. (The authors' code keeps the true label in that case; set
+`exclude_true_class: false` for that.) The model, in train mode, then minimises CE(f(x), label) on
+the clean images. Authors' defaults: eps 0.1, 10 epochs, SGD lr 1e-5, momentum 0.9, no weight decay.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlearnbench.errors import ConfigError
+from unlearnbench.methods.base import Method
+from unlearnbench.methods.common import sgd, train_epochs
+from unlearnbench.methods.importance import frozen_copy
+
+CLASSWISE = ("class", "subclass", "superclass")
+
+
+def fgsm_neighbour(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """One FGSM step of size eps in [0, 1] pixel space, clamped and rounded to 8-bit levels."""
+    x = x.detach().requires_grad_(True)
+    loss = F.cross_entropy(model(x).float(), y)
+    (grad,) = torch.autograd.grad(loss, x)
+    x_adv = (x.detach() + eps * grad.sign()).clamp(0.0, 1.0)
+    return torch.round(x_adv * 255.0) / 255.0
+
+
+@torch.no_grad()
+def _neighbour_class(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
+                     exclude_true_class: bool) -> torch.Tensor:
+    logits = model(x_adv).float()
+    if exclude_true_class:
+        logits = logits.scatter(1, y[:, None], float("-inf"))
+    return logits.argmax(dim=1)
+
+
+def neighbour_labels(original: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
+                     exclude_true_class: bool = True) -> torch.Tensor:
+    """The class the original model predicts for each sample's FGSM neighbour (see module docstring)."""
+    return _neighbour_class(original, fgsm_neighbour(original, x, y, eps), y, exclude_true_class)
+
+
+def shrink_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, original: nn.Module, eps: float,
+                exclude_true_class: bool) -> torch.Tensor:
+    """CE of the clean images against their neighbours' labels."""
+    with torch.enable_grad():
+        labels = neighbour_labels(original, x, y, eps, exclude_true_class)
+    return F.cross_entropy(model(x), labels)
+
+
+class BoundaryShrink(Method):
+    needs = frozenset({"forget"})
+
+    def __init__(self, epochs: int = 10, lr: float = 1e-5, momentum: float = 0.9, weight_decay: float = 0.0,
+                 batch_size: int = 256, eps: float = 0.1, exclude_true_class: bool = True,
+                 augment: bool = False):
+        if not isinstance(eps, (int, float)) or not 0.0 < eps <= 1.0:
+            raise ConfigError("method.eps", eps, "a number in (0, 1] (FGSM step in [0, 1] pixel units)")
+        self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
+        self.batch_size, self.eps, self.augment = batch_size, eps, augment
+        self.exclude_true_class = exclude_true_class
+
+    def check_scenario(self, scenario: str) -> None:
+        if scenario not in CLASSWISE:
+            raise ConfigError("forget", scenario, "class (boundary_shrink is class-wise)")
+
+    def unlearn(self, model, data, ctx):
+        original = frozen_copy(model)
+        model.train()
+        opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
+        batches = ctx.batches(data.forget, self.batch_size, shuffle=True, augment=self.augment)
+        step = partial(shrink_loss, original=original, eps=self.eps,
+                       exclude_true_class=self.exclude_true_class)
+        return train_epochs(model, self.epochs, batches, step, opt, ctx, "boundary_shrink")

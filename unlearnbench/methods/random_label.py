@@ -1,0 +1,48 @@
+"""`random_label`: RL, relearning the forget set under random wrong labels.
+
+Golatkar, Achille, Soatto, "Eternal Sunshine of the Spotless Net: Selective Forgetting in Deep
+Networks", CVPR 2020 (arXiv 1911.04933); Graves, Nagisetty, Ganesh, "Amnesiac Machine Learning",
+AAAI 2021 (arXiv 2010.10981). Each epoch makes one pass over D_f with labels drawn uniformly from
+the wrong classes (fresh each epoch, seeded), then one pass over D_r with the true labels.
+Defaults follow the RL baseline of SalUn's code (Fan et al., ICLR 2024): 10 epochs, SGD lr 0.01,
+momentum 0.9, weight decay 5e-4, batch 256, augmented data, model in train mode. (SalUn's code may
+draw the true label by chance; here the random label always differs from it.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+from torch.optim import Optimizer
+
+from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
+from unlearnbench.methods.common import sgd
+from unlearnbench.methods.relabel import label_generator, random_label_epochs
+
+# Seed offsets for ctx.batches and the label generator: independent random streams.
+FORGET_OFFSET, RETAIN_OFFSET, LABEL_OFFSET = 1, 2, 3
+Hook = Callable[[nn.Module], None]
+
+
+class RandomLabel(Method):
+    needs = frozenset({"forget", "retain"})
+    tag = "rl"  # progress-bar label
+
+    def __init__(self, epochs: int = 10, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
+                 batch_size: int = 256, augment: bool = True):
+        self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
+        self.batch_size, self.augment = batch_size, augment
+
+    def optimiser(self, model: nn.Module, data: GrantedSplits,
+                  ctx: UnlearnContext) -> tuple[Optimizer, Hook | None]:
+        """The optimiser and an optional `after_backward` hook (SalUn overrides this to mask updates)."""
+        return sgd(model.parameters(), self.lr, self.momentum, self.weight_decay), None
+
+    def unlearn(self, model, data, ctx):
+        opt, hook = self.optimiser(model, data, ctx)
+        model.train()
+        forget = ctx.batches(data.forget, self.batch_size, augment=self.augment, seed_offset=FORGET_OFFSET)
+        retain = ctx.batches(data.retain, self.batch_size, augment=self.augment, seed_offset=RETAIN_OFFSET)
+        labels = label_generator(ctx.seed, LABEL_OFFSET)
+        return random_label_epochs(model, self.epochs, forget, retain, opt, ctx, labels, self.tag, hook)
