@@ -8,7 +8,7 @@ install: ## install the project with its dev tools (editable)
 	$(PYTHON) -m pip install -e ".[dev]"
 
 test: ## run the test suite (the README's test command)
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2
 
 smoke: ## tiny end-to-end run on digits
 	unlearn experiment=digits_smoke trainer=debug

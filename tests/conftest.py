@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
+# Tiny models on a 2-core machine run fastest single-threaded (tests run in 2 xdist workers, and the CLI
+# tests start subprocesses that inherit this).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from unlearnbench.config import config_dir
+import pytest  # noqa: E402
+import torch  # noqa: E402
+torch.set_num_threads(1)
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from omegaconf import open_dict  # noqa: E402
+
+from unlearnbench.config import config_dir  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CONF = config_dir()

@@ -19,6 +19,11 @@ SELECTABLE_GROUPS = ("dataset", "model", "method", "forget", "eval", "trainer", 
                      "experiment", "debug", "hparams_search", "launcher")
 
 
+def full_errors() -> bool:
+    """HYDRA_FULL_ERROR=1 keeps the traceback of input errors (for debugging)."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
 def fail(message: str) -> None:
     print(f"unlearn: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -69,8 +74,12 @@ def precheck(args: list[str]) -> None:
             cfg = compose("config", overrides=overrides)
             validate(cfg)
     except UserError as err:
+        if full_errors():
+            raise
         fail(str(err))
     except Exception as err:  # Hydra / OmegaConf composition errors: keep their first line
+        if full_errors():
+            raise
         lines = [line for line in str(err).splitlines() if line.strip()]
         fail(" ".join(lines[:2]) if lines else type(err).__name__)
     finally:
@@ -101,6 +110,8 @@ def app(cfg: DictConfig) -> float | None:
         results = run(cfg)
     except UserError as err:
         _remove_partial_run_dir(cfg)
+        if full_errors():
+            raise
         fail(str(err))
     key = cfg.get("optimize_metric")
     for source in (results["metrics"], results["gap"]):

@@ -54,6 +54,51 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
                           f"keys accepted by {target}: {', '.join(accepted)}") from None
 
 
+# Annotation (as written, postponed) -> (accepts, description). bool is not an int here.
+_TYPES = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+}
+# Ranges of hyperparameters that mean the same thing in every method: name -> (check, allowed).
+_RANGES = {
+    "lr": (lambda v: v > 0, "a number > 0"),
+    "epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "num_shadows": (lambda v: v >= 2, "an integer >= 2"),
+}
+
+
+def check_params(node: DictConfig, key: str) -> None:
+    """Types (from the target's signature) and common ranges of a `_target_` node's arguments."""
+    target = node.get("_target_") if OmegaConf.is_dict(node) else None
+    if not target:
+        return
+    try:
+        params = inspect.signature(_locate(target)).parameters
+    except Exception:  # an unimportable target is reported by instantiation itself
+        return
+    for name, value in OmegaConf.to_container(node, resolve=True).items():
+        if name.startswith("_") or name in DESCRIPTIVE_KEYS or name not in params:
+            continue
+        annotation = str(params[name].annotation).replace(" ", "")
+        optional = annotation.endswith("|None") or annotation.startswith("None|")
+        base = annotation.replace("|None", "").replace("None|", "")
+        if value is None and optional:
+            continue
+        if base in _TYPES:
+            ok, what = _TYPES[base]
+            if not ok(value):
+                raise ConfigError(f"{key}.{name}", value, what + (" or null" if optional else ""))
+        if name in _RANGES and isinstance(value, (int, float)) and not isinstance(value, bool):
+            ok, what = _RANGES[name]
+            if not ok(value):
+                raise ConfigError(f"{key}.{name}", value, what)
+
+
 def _check_number(key: str, value: Any, low: float, high: float, inclusive: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok:
@@ -72,6 +117,7 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise ConfigError("seed", cfg.seed, "a non-negative integer")
     ds = cfg.dataset
+    check_params(cfg.forget, "forget")
     scenario = build(cfg.forget)
     scenario.check(int(ds.num_classes), bool(ds.get("has_coarse_labels", False)), str(ds.name))
     _check_number("dataset.val_fraction", ds.val_fraction, 0.0, 0.9, inclusive=True)
@@ -79,6 +125,17 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
         value = ds.recipe[key]
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"dataset.recipe.{key}", value, "a positive integer")
+    check_params(cfg.method, "method")
+    check_params(cfg.model, "model")
+    for name, metric in cfg.eval.metrics.items():
+        check_params(metric, f"eval.metrics.{name}")
     method = build(cfg.method)
     method.check_scenario(scenario.name)
+    for name, metric in cfg.eval.metrics.items():
+        build(metric)  # metric options are checked in their constructors
+    if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("trainer", "gpu", "cpu (no CUDA device is visible on this machine)")
     return scenario, method
