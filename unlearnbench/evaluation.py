@@ -79,6 +79,7 @@ class ShadowContext:
         self.splits, self.models, self.hook = splits, models, hook
         self.runtime = pipeline.runtime
         self.seed = int(pipeline.cfg.seed)
+        self.hook_state = dict(hook.state) if hook is not None else {}  # e.g. Mnemonic codes
 
     def predict(self, model: nn.Module, split: Split) -> SplitOutputs:
         return predict(model, split, self.runtime)
@@ -102,5 +103,6 @@ class ShadowContext:
 
         shadow = with_forget_subset(self.splits, keep)
         base = self.models["original"] if original is None else original
-        model, _ = self.pipeline.unlearn(self.method, base, shadow, seed, hook_state or {}, self.method_name)
+        state = self.hook_state if hook_state is None else hook_state
+        model, _ = self.pipeline.unlearn(self.method, base, shadow, seed, state, self.method_name)
         return model

@@ -6,7 +6,8 @@
   ∇τ, Trippa et al. arXiv 2403.14339): logistic regression, cross-validated accuracy.
 - `lira_scores` / `lira_online`: per-example Gaussian likelihood-ratio test of LiRA (Carlini et al.,
   "Membership Inference Attacks From First Principles", S&P 2022) and U-LiRA (Hayes et al.,
-  arXiv 2403.01218) on logit-scaled confidences.
+  arXiv 2403.01218) on logit-scaled confidences; `lira_offline_scores`: LiRA's one-sided offline
+  test against the "out" Gaussian only.
 - `attack_summary`: accuracy / AUC / TPR at low FPR of any score that is higher for members.
 """
 
@@ -115,6 +116,17 @@ def _group_stats(
     return mean, std, pooled_std
 
 
+def _check_lira_shapes(target: np.ndarray, shadow_phi: np.ndarray, *masks: np.ndarray) -> None:
+    shapes_ok = shadow_phi.ndim == 2 and target.shape[-1:] == shadow_phi.shape[1:]
+    if not shapes_ok or any(m.shape != shadow_phi.shape for m in masks):
+        raise ValueError(
+            f"LiRA: expected shadow_phi [S, n], masks [S, n], target [..., n]; got "
+            f"{shadow_phi.shape}, {[m.shape for m in masks]}, {target.shape}"
+        )
+    if not (np.isfinite(shadow_phi).all() and np.isfinite(target).all()):
+        raise ValueError("LiRA: non-finite confidences (use logit_scaled_confidence with eps > 0)")
+
+
 def lira_scores(
     target_phi,
     shadow_phi,
@@ -122,6 +134,7 @@ def lira_scores(
     fix_variance: bool = False,
     min_std: float = 1e-3,
     min_count: int = 2,
+    shadow_out_mask=None,
 ) -> np.ndarray:
     """Online LiRA log-likelihood ratio per example (higher = more member-like).
 
@@ -135,28 +148,56 @@ def lira_scores(
         min_std: floor on every std (identical shadow values would otherwise give std 0).
         min_count: examples with fewer in (or out) shadows than this use that group's global
             mean/std (over all its values), so the score is always finite.
+        shadow_out_mask: bool [S, n], the "out" group; default ~shadow_in_mask. Give it when some
+            (shadow, example) values belong to neither group (U-LiRA uses only the shadows that
+            forgot the example, whether by unlearning or by retraining).
 
     Returns:
         log N(target; mu_in, s_in) - log N(target; mu_out, s_out), same shape as `target_phi`.
     """
     shadow_phi = np.asarray(shadow_phi, dtype=np.float64)
     mask = np.asarray(shadow_in_mask, dtype=bool)
+    out_mask = ~mask if shadow_out_mask is None else np.asarray(shadow_out_mask, dtype=bool)
     target = np.asarray(target_phi, dtype=np.float64)
-    if shadow_phi.ndim != 2 or mask.shape != shadow_phi.shape or target.shape[-1:] != shadow_phi.shape[1:]:
-        raise ValueError(
-            f"LiRA: expected shadow_phi [S, n], mask [S, n], target [..., n]; got "
-            f"{shadow_phi.shape}, {mask.shape}, {target.shape}"
-        )
-    if not (np.isfinite(shadow_phi).all() and np.isfinite(target).all()):
-        raise ValueError("LiRA: non-finite confidences (use logit_scaled_confidence with eps > 0)")
+    _check_lira_shapes(target, shadow_phi, mask, out_mask)
     mu_in, s_in, pooled_in = _group_stats(shadow_phi, mask, min_count)
-    mu_out, s_out, pooled_out = _group_stats(shadow_phi, ~mask, min_count)
+    mu_out, s_out, pooled_out = _group_stats(shadow_phi, out_mask, min_count)
     if fix_variance:
         s_in = np.full_like(s_in, pooled_in)
         s_out = np.full_like(s_out, pooled_out)
     s_in = np.maximum(s_in, min_std)
     s_out = np.maximum(s_out, min_std)
     return _gauss_logpdf(target, mu_in, s_in) - _gauss_logpdf(target, mu_out, s_out)
+
+
+def lira_offline_scores(
+    target_phi,
+    shadow_phi,
+    shadow_out_mask,
+    fix_variance: bool = False,
+    min_std: float = 1e-3,
+    min_count: int = 2,
+) -> np.ndarray:
+    """Offline (one-sided) LiRA score per example: z = (target - mu_out) / s_out (higher = member).
+
+    Carlini et al. (S&P 2022, Sec. IV-C) test only against the "out" Gaussian of models that did not
+    train on the example; their score 1 - Pr[Z > target] = Phi(z) is monotone in z, so z ranks
+    examples identically and does not saturate for confident members.
+
+    Args:
+        target_phi: [n] (or [T, n]) confidences of the target model(s).
+        shadow_phi: [S, n] shadow confidences; shadow_out_mask: bool [S, n], True where that shadow
+            did not train on the example (other entries are ignored).
+        fix_variance, min_std, min_count: as in `lira_scores`.
+    """
+    shadow_phi = np.asarray(shadow_phi, dtype=np.float64)
+    out_mask = np.asarray(shadow_out_mask, dtype=bool)
+    target = np.asarray(target_phi, dtype=np.float64)
+    _check_lira_shapes(target, shadow_phi, out_mask)
+    mu_out, s_out, pooled_out = _group_stats(shadow_phi, out_mask, min_count)
+    if fix_variance:
+        s_out = np.full_like(s_out, pooled_out)
+    return (target - mu_out) / np.maximum(s_out, min_std)
 
 
 def lira_online(target_phi, in_phi, out_phi, fix_variance: bool = False, min_std: float = 1e-3) -> np.ndarray:

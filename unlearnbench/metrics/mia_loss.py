@@ -1,0 +1,55 @@
+"""Loss-based membership inference of the NeurIPS 2023 unlearning starting kit (used by ∇τ,
+Trippa et al. arXiv 2403.14339), and the shared base of its entropy-based twin (`mia_entropy`).
+
+Per-sample feature of D_f (label 1) and D_test (label 0); the larger set is shuffled (seeded) and
+cut to the smaller one's size; `LogisticRegression()` with defaults is scored by accuracy under
+`StratifiedShuffleSplit(n_splits=10, random_state=0)` (test size 0.1); the mean accuracy is
+reported (`attacks.logistic_mia`). Computed for every evaluated model (original, unlearned,
+Retrain). 0.5 = the forget set is indistinguishable from unseen data: the ideal.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from unlearnbench.errors import ConfigError
+from unlearnbench.metrics.attacks import logistic_mia
+from unlearnbench.metrics.features import FeatureFn, ce_loss
+
+
+class LogisticMIA:
+    """Logistic-regression attack on one per-sample feature, forget vs test (see module docstring).
+
+    Subclasses set `key` (the result name) and `feature` (a `features` function).
+    """
+
+    key: ClassVar[str]
+    feature: ClassVar[FeatureFn]
+    feature_doc: ClassVar[str]
+
+    def __init__(self, n_splits: int = 10, seed: int = 0):
+        if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 1:
+            raise ConfigError(f"eval.metrics.{self.key}.n_splits", n_splits, "an integer >= 1")
+        self.n_splits, self.seed = n_splits, int(seed)
+
+    def __call__(self, outputs) -> dict[str, float]:
+        forget, test = outputs["forget"], outputs["test"]
+        feature = type(self).feature
+        value = logistic_mia(feature(forget.logits, forget.labels), feature(test.logits, test.labels),
+                             n_splits=self.n_splits, seed=self.seed)
+        return {self.key: value}
+
+    def info(self) -> dict[str, dict]:
+        return {self.key: {
+            "direction": "closer to 0.5", "ideal": 0.5, "feature": self.feature_doc,
+            "definition": "mean CV accuracy of LogisticRegression on the feature, D_f (1) vs D_test (0), "
+                          "balanced by subsampling the larger set (NeurIPS 2023 starting kit)",
+        }}
+
+
+class MIALoss(LogisticMIA):
+    """`mia_loss`: the attack on per-sample cross-entropy loss -log p_y."""
+
+    key = "mia_loss"
+    feature = staticmethod(ce_loss)
+    feature_doc = "cross-entropy loss -log p_y"

@@ -1,0 +1,150 @@
+"""Shadow models shared by the per-example attacks (LiRA, U-LiRA) and the challenge score.
+
+Two families, both produced through the run's `ShadowContext` (so every model trained from scratch
+goes through the model cache, keyed by its training positions and seed):
+
+- Half-forget shadows (LiRA, U-LiRA), k = 0..N-1: a seeded random half F_k of D_f (exactly
+  floor(|D_f| / 2) samples, generator seeded by (run seed, seed_offset + k));
+  `retrained_k` = trained from scratch without F_k, seed 1000 + seed_offset + k;
+  `unlearned_k` = the method applied to the run's original model to forget F_k, same seed.
+- Challenge shadows (NeurIPS 2023 score), k = 0..N-1, seed 2000 + seed_offset + k:
+  `unlearned_k` = the method applied to an original model trained with that seed (with the method's
+  training hook, if any) to forget all of D_f; `retrained_k` = trained from scratch on D_r.
+
+Only the models' outputs on the splits the metrics read are kept (memoised on the context object),
+never the models: N ResNet-18s would otherwise sit in (GPU) memory. Metrics asking for the same
+shadow in one run (LiRA and U-LiRA both use `retrained_k`) get the memoised outputs, so together
+they train N models per kind, not 2N.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from functools import partial
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from unlearnbench.errors import ConfigError, UserError
+from unlearnbench.evaluation import SplitOutputs
+from unlearnbench.metrics.features import logit_scaled_confidence
+
+HALF_SEED_BASE = 1000
+CHALLENGE_SEED_BASE = 2000
+HALF_SPLITS = ("forget", "test")
+CHALLENGE_SPLITS = ("forget", "retain", "test")
+KINDS = ("retrained", "unlearned")
+_STORE_ATTR = "_unlearnbench_shadow_outputs"
+
+Outputs = dict[str, SplitOutputs]
+
+
+def check_options(metric: str, num_shadows: int, seed_offset: int) -> tuple[int, int]:
+    """Validated (num_shadows, seed_offset) of the metric configured at eval.metrics.<metric>."""
+    if isinstance(num_shadows, bool) or not isinstance(num_shadows, int) or num_shadows < 2:
+        raise ConfigError(f"eval.metrics.{metric}.num_shadows", num_shadows, "an integer >= 2")
+    if isinstance(seed_offset, bool) or not isinstance(seed_offset, int) or seed_offset < 0:
+        raise ConfigError(f"eval.metrics.{metric}.seed_offset", seed_offset, "an integer >= 0")
+    return num_shadows, seed_offset
+
+
+def half_masks(n_forget: int, num_shadows: int, run_seed: int, seed_offset: int = 0) -> torch.Tensor:
+    """bool [num_shadows, n_forget]: row k marks F_k, exactly n_forget // 2 samples, seeded per k."""
+    if n_forget < 2:
+        raise UserError(f"shadow-model attacks need >= 2 forget samples, got {n_forget}")
+    masks = torch.zeros(num_shadows, n_forget, dtype=torch.bool)
+    for k in range(num_shadows):
+        rng = np.random.default_rng([int(run_seed), int(seed_offset) + k])
+        masks[k, torch.from_numpy(rng.permutation(n_forget)[: n_forget // 2])] = True
+    return masks
+
+
+def phi(outputs: SplitOutputs) -> np.ndarray:
+    """Logit-scaled confidence of every sample (eps 1e-45, the challenge's value)."""
+    return logit_scaled_confidence(outputs.logits, outputs.labels)
+
+
+def stack_phi(outputs: Iterable[Outputs], split: str) -> np.ndarray:
+    """[num_models, n] confidences of `split` under each model."""
+    return np.stack([phi(o[split]) for o in outputs])
+
+
+def _store(ctx) -> dict:
+    store = getattr(ctx, _STORE_ATTR, None)
+    if store is None:
+        store = {}
+        setattr(ctx, _STORE_ATTR, store)
+    return store
+
+
+def _memoised(ctx, key: tuple, make: Callable[[], torch.nn.Module], splits: tuple[str, ...]) -> Outputs:
+    """Outputs of the model `make()` builds on `splits`, computed once per context and key."""
+    store = _store(ctx)
+    if key not in store:
+        model = make()
+        store[key] = {name: ctx.predict(model, getattr(ctx.splits, name)) for name in splits}
+        del model  # keep outputs only (see module docstring)
+    return store[key]
+
+
+def _mask_digest(mask: torch.Tensor) -> str:
+    return hashlib.sha256(mask.to(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+
+
+def _progress(ctx, n: int, desc: str):
+    return tqdm(range(n), desc=desc, unit="model", disable=not ctx.runtime.progress, leave=False)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"shadow kind must be one of {KINDS}, got {kind!r}")
+
+
+def _run_hook_state(ctx) -> dict:
+    """The run's original model's hook state (e.g. Mnemonic codes): the hook rebuilds it from its seed."""
+    return dict(ctx.hook.state) if getattr(ctx, "hook", None) is not None else {}
+
+
+def half_shadows(ctx, kind: str, num_shadows: int,
+                 seed_offset: int = 0) -> tuple[torch.Tensor, list[Outputs]]:
+    """(masks [N, |D_f|], per-shadow outputs on forget and test) of the half-forget family."""
+    _check_kind(kind)
+    masks = half_masks(len(ctx.splits.forget), num_shadows, ctx.seed, seed_offset)
+    hook_state = _run_hook_state(ctx)
+    outputs = []
+    for k in _progress(ctx, num_shadows, f"shadows: {kind} without a random half of D_f"):
+        mask, seed = masks[k], HALF_SEED_BASE + seed_offset + k
+        if kind == "retrained":
+            make = partial(ctx.retrained, mask, seed=seed)
+        else:
+            make = partial(ctx.unlearned, mask, seed=seed, hook_state=hook_state)
+        outputs.append(_memoised(ctx, ("half", kind, seed, _mask_digest(mask)), make, HALF_SPLITS))
+    return masks, outputs
+
+
+def challenge_shadows(ctx, kind: str, num_shadows: int, seed_offset: int = 0) -> list[Outputs]:
+    """Per-model outputs on forget, retain and test of the challenge family (one seed per model)."""
+    _check_kind(kind)
+    everything = torch.ones(len(ctx.splits.forget), dtype=torch.bool)
+    outputs = []
+    for k in _progress(ctx, num_shadows, f"shadows: challenge {kind}"):
+        seed = CHALLENGE_SEED_BASE + seed_offset + k
+        if kind == "retrained":
+            make = partial(ctx.retrained, everything, seed=seed)
+        else:
+            make = partial(_unlearned_from_own_original, ctx, everything, seed)
+        outputs.append(_memoised(ctx, ("challenge", kind, seed), make, CHALLENGE_SPLITS))
+    return outputs
+
+
+def _unlearned_from_own_original(ctx, keep: torch.Tensor, seed: int) -> torch.nn.Module:
+    """Train (or load) the original model with `seed`, then apply the method to it."""
+    original, hook_state = ctx.original(seed)
+    return ctx.unlearned(keep, seed=seed, original=original, hook_state=hook_state)
+
+
+def mean_accuracy(outputs: Iterable[Outputs], split: str) -> float:
+    """Mean over models of the top-1 accuracy on `split`."""
+    return float(np.mean([o[split].correct.double().mean().item() for o in outputs]))
