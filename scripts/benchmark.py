@@ -6,6 +6,7 @@ Cases:
          LitClassifier, Trainer) vs a plain PyTorch loop over the same device-resident tensors, same
          model, optimiser, augmentation, precision and memory format. Prints images/s and the ratio.
   imu    IMU influence scores: closed form vs per-sample autograd loop (scripts/bench_imu.py).
+  lira   shadow-model metrics (LiRA, U-LiRA, challenge score): shadow models per minute (scripts/bench_lira.py).
   all    every case with its defaults.
 
 Examples:
@@ -139,6 +140,7 @@ def main(argv=None) -> int:
     train.add_argument("--limit", type=int, default=0, help="use only the first N training images")
     train.add_argument("--repeats", type=int, default=2)
     sub.add_parser("imu", help="IMU influence: closed form vs per-sample loop", add_help=False)
+    sub.add_parser("lira", help="shadow models per minute for eval=full", add_help=False)
     sub.add_parser("all", help="every case with its defaults")
     args, rest = parser.parse_known_args(argv)
     if args.case == "train":
@@ -146,12 +148,16 @@ def main(argv=None) -> int:
     elif args.case == "imu":
         import bench_imu
 
-        return bench_imu.main(rest)
+        bench_imu.main(rest)
+    elif args.case == "lira":
+        import bench_lira
+
+        bench_lira.main(rest)
     else:
         bench_train(parser.parse_args(["train"]))
         import bench_imu
 
-        return bench_imu.main([])
+        bench_imu.main([])
     return 0
 
 

@@ -79,6 +79,8 @@ def main(argv=None) -> int:
                     run(compose(overrides))
                 except UserError as err:  # e.g. a class-wise method on random forgetting: not a row
                     print(f"[results_table] skipped: {err}", flush=True)
+                except Exception as err:  # one broken run must not stop the table; it is reported
+                    print(f"[results_table] FAILED seed {seed} {scenario} {method}: {err!r}", flush=True)
 
     written = report([str(out / "runs")], out=str(out))
     body = next(p for p in written if p.name == "report.md").read_text()

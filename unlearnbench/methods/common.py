@@ -66,3 +66,19 @@ def train_epochs(
                 scheduler.step()
     check_weights_finite(model, desc)
     return model
+
+
+class SGDMethod:
+    """Hyperparameters shared by methods that run plain SGD epochs over one granted split (FT, GA, ...)."""
+
+    def __init__(self, epochs: int, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
+                 batch_size: int = 256, augment: bool = True):
+        self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
+        self.batch_size, self.augment = batch_size, augment
+
+    def sgd_epochs(self, model: nn.Module, split, loss, ctx: UnlearnContext, desc: str) -> nn.Module:
+        """`epochs` passes over `split` in train mode, minimising `loss(model, x, y)` with SGD."""
+        model.train()
+        opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
+        batches = ctx.batches(split, self.batch_size, shuffle=True, augment=self.augment)
+        return train_epochs(model, self.epochs, batches, loss, opt, ctx, desc)

@@ -9,19 +9,15 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from unlearnbench.methods.base import Method
-from unlearnbench.methods.common import sgd, train_epochs
+from unlearnbench.methods.common import SGDMethod
 
 
-class FineTune(Method):
+class FineTune(SGDMethod, Method):
     needs = frozenset({"retain"})
 
     def __init__(self, epochs: int = 10, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
                  batch_size: int = 256, augment: bool = True):
-        self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
-        self.batch_size, self.augment = batch_size, augment
+        super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
 
     def unlearn(self, model, data, ctx):
-        model.train()
-        opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
-        batches = ctx.batches(data.retain, self.batch_size, shuffle=True, augment=self.augment)
-        return train_epochs(model, self.epochs, batches, lambda m, x, y: F.cross_entropy(m(x), y), opt, ctx, "ft")
+        return self.sgd_epochs(model, data.retain, lambda m, x, y: F.cross_entropy(m(x), y), ctx, "ft")

@@ -379,8 +379,11 @@ def method_row(method: str, runs: Sequence[Run]) -> Row:
 
 
 def order_metrics(names: Iterable[str]) -> list[str]:
-    """Known metrics in :data:`METRIC_ORDER`, then the rest alphabetically."""
-    names = set(names)
+    """Known metrics in :data:`METRIC_ORDER`, then the rest alphabetically.
+
+    `avg_gap` is left out: the report computes it per run for every row as its own "Avg Gap" column.
+    """
+    names = set(names) - {"avg_gap"}
     known = [m for m in METRIC_ORDER if m in names]
     return known + sorted(names - set(known))
 
