@@ -103,7 +103,7 @@ def bench_train(args) -> dict:
 
     results = {}
     # Warm-up both paths once (cuDNN autotuning, allocator), then alternate timed repeats.
-    for name, fn in (("plain", run_plain), ("lightning", run_lightning)):
+    for fn in (run_plain, run_lightning):
         fn()
     times = {"plain": [], "lightning": []}
     for _ in range(args.repeats):

@@ -11,6 +11,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
 torch.set_num_threads(1)
 
 from hydra import compose, initialize_config_dir  # noqa: E402

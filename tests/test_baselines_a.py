@@ -88,7 +88,7 @@ def test_neggrad_plus_retain_stream_carries_over_between_forget_epochs():
     assert len(pairs) == 2  # an epoch = one pass over D_f
     seen_forget, seen_retain = [], []
     for _epoch in range(3):
-        for (x_f, x_r), (y_f, y_r) in pairs:
+        for (x_f, x_r), (y_f, _y_r) in pairs:
             seen_forget.append(sample_ids(x_f))
             seen_retain.append(sample_ids(x_r))
             assert y_f.tolist() == [i % C for i in sample_ids(x_f)]

@@ -15,8 +15,12 @@ from unlearnbench.data.splits import Split
 from unlearnbench.methods import bad_teacher, fisher, scrub, ssd
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
 from unlearnbench.methods.common import sgd, train_epochs
-from unlearnbench.methods.importance import (distill_kl, frozen_copy, mean_squared_gradients,
-                                             reinitialised_copy)
+from unlearnbench.methods.importance import (
+    distill_kl,
+    frozen_copy,
+    mean_squared_gradients,
+    reinitialised_copy,
+)
 from unlearnbench.models.small import MLP, SmallCNN
 from unlearnbench.runner import run
 from unlearnbench.runtime import Runtime

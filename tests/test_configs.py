@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import CONF, compose_cfg
 from omegaconf import OmegaConf
 
-from conftest import CONF, compose_cfg
 from unlearnbench.config import build
 
 GROUPS = ["dataset", "model", "method", "forget", "eval", "trainer", "logger", "paths", "experiment", "debug",

@@ -16,7 +16,14 @@ from unlearnbench.errors import ConfigError, UserError
 from unlearnbench.methods import gradtau
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
 from unlearnbench.methods.gradtau import (
-    GradTau, alpha_schedule, default_alpha0, endless, gradtau_loss, mean_ce, num_epochs, tau_refresh_epochs,
+    GradTau,
+    alpha_schedule,
+    default_alpha0,
+    endless,
+    gradtau_loss,
+    mean_ce,
+    num_epochs,
+    tau_refresh_epochs,
 )
 from unlearnbench.runner import run
 from unlearnbench.runtime import Runtime

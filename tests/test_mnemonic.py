@@ -10,17 +10,23 @@ import sys
 
 import pytest
 import torch
+from conftest import compose_cfg
 from torch import nn
 
-from conftest import compose_cfg
 from unlearnbench.config import validate
 from unlearnbench.data.batches import Augment, TensorBatches
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods import mnemonic
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
-from unlearnbench.methods.mnemonic import (MnemonicUnlearning, choose_sign, code_seed, log_ratio, make_codes,
-                                           perturbation)
+from unlearnbench.methods.mnemonic import (
+    MnemonicUnlearning,
+    choose_sign,
+    code_seed,
+    log_ratio,
+    make_codes,
+    perturbation,
+)
 from unlearnbench.runner import run
 from unlearnbench.runtime import Runtime
 

@@ -118,3 +118,11 @@ def test_divergent_method_is_marked_diverged(make_cfg, tmp_path):
     assert all(v is None for v in on_disk["metrics"].values())
     assert on_disk["original"]["metrics"]["test_acc"] > 0.5  # the references are still evaluated
     assert res["gap"] == {}
+
+
+def test_dataloader_path_gives_the_same_model_as_device_resident_batches(make_cfg):
+    overrides = ["dataset=synthetic", "method=ft", *FAST]
+    resident = run(make_cfg([*overrides, "trainer.data_on_device=true"], subdir="resident"))
+    streamed = run(make_cfg([*overrides, "trainer.data_on_device=false", "trainer.num_workers=0"], subdir="streamed"))
+    assert resident["env"]["data_on_device"] and not streamed["env"]["data_on_device"]
+    assert streamed["metrics"] == resident["metrics"]

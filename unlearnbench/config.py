@@ -131,7 +131,7 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
         check_params(metric, f"eval.metrics.{name}")
     method = build(cfg.method)
     method.check_scenario(scenario.name)
-    for name, metric in cfg.eval.metrics.items():
+    for metric in cfg.eval.metrics.values():
         build(metric)  # metric options are checked in their constructors
     if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda"):
         import torch

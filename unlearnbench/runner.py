@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import unlearnbench
 from unlearnbench.config import build, validate
-from unlearnbench.data.batches import Augment, LoaderBatches, TensorBatches
+from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits, build_splits
 from unlearnbench.evaluation import ShadowContext, compute_metrics, metric_info, predict_all
 from unlearnbench.loggers import close_logger, log_results, make_logger
@@ -71,11 +71,8 @@ class Pipeline:
         return build(self.cfg.model)
 
     def batches(self, split: Split, batch_size: int, shuffle: bool, augment: Augment | None, seed: int, hook=None):
-        kwargs = dict(batch_size=batch_size, shuffle=shuffle, augment=augment, seed=seed, hook=hook,
-                      channels_last=self.runtime.channels_last)
-        if self.runtime.data_on_device:
-            return TensorBatches(split.x, split.y, **kwargs)
-        return LoaderBatches(split.x, split.y, device=self.runtime.device, num_workers=self.runtime.num_workers, **kwargs)
+        return self.runtime.batches(split.x, split.y, batch_size=batch_size, shuffle=shuffle, augment=augment,
+                                    seed=seed, hook=hook)
 
     def trained(self, split: Split, stage: str, hook: TrainingHook | None = None, seed: int | None = None,
                 record: bool = True) -> tuple[torch.nn.Module, dict]:

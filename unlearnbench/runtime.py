@@ -51,6 +51,15 @@ class Runtime:
             return torch.autocast("cuda", dtype=dtype)
         return contextlib.nullcontext()
 
+    def batches(self, x: torch.Tensor, y: torch.Tensor, **kwargs):
+        """Batches of (x, y) for this device: tensors resident on it, or streamed by a DataLoader."""
+        from unlearnbench.data.batches import LoaderBatches, TensorBatches
+
+        kwargs["channels_last"] = self.channels_last
+        if self.data_on_device:
+            return TensorBatches(x.to(self.device), y.to(self.device), **kwargs)
+        return LoaderBatches(x, y, device=self.device, num_workers=self.num_workers, **kwargs)
+
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model

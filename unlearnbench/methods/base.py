@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from unlearnbench.data.batches import Augment, LoaderBatches, TensorBatches
+from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.runtime import Runtime
 
@@ -76,13 +76,9 @@ class UnlearnContext:
     def batches(self, split: Split, batch_size: int, shuffle: bool = True, augment: bool = False,
                 seed_offset: int = 0, drop_last: bool = False):
         """Batches of `split` on the compute device, seeded from the run's seed."""
-        kwargs = dict(
-            batch_size=batch_size, shuffle=shuffle, augment=self.augment if augment else None,
-            seed=self.seed * 1000 + seed_offset, drop_last=drop_last, channels_last=self.runtime.channels_last,
-        )
-        if self.runtime.data_on_device:
-            return TensorBatches(split.x.to(self.device), split.y.to(self.device), **kwargs)
-        return LoaderBatches(split.x, split.y, device=self.device, num_workers=self.runtime.num_workers, **kwargs)
+        return self.runtime.batches(split.x, split.y, batch_size=batch_size, shuffle=shuffle,
+                                    augment=self.augment if augment else None, seed=self.seed * 1000 + seed_offset,
+                                    drop_last=drop_last)
 
 
 class Method(ABC):

@@ -18,8 +18,6 @@ from matplotlib.figure import Figure
 
 from unlearnbench.report.aggregate import (
     AVG_GAP_METRICS,
-    ORIGINAL_ROW,
-    RETRAIN_ROW,
     Row,
     SettingSummary,
     Stat,
