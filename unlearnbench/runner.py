@@ -206,10 +206,9 @@ def run(cfg: DictConfig) -> dict:
 
         start = time.perf_counter()
         metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
-        values = evaluate_models({"unlearned": unlearned, "original": original, "retrain": retrain}, metrics_objs,
-                                 ShadowContext(pipe, method, str(cfg.method.name), splits,
-                                               {"unlearned": unlearned, "original": original, "retrain": retrain}, hook),
-                                 splits, runtime)
+        models = {"unlearned": unlearned, "original": original, "retrain": retrain}
+        shadows = ShadowContext(pipe, method, str(cfg.method.name), splits, models, hook)
+        values = evaluate_models(models, metrics_objs, shadows, splits, runtime)
         times["eval"] = time.perf_counter() - start
 
         results = assemble_results(cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime,
