@@ -59,3 +59,27 @@ def test_mission_command_line_shape_is_valid():
 def test_class_scenario_tag_joins_classes():
     cfg = compose_cfg(["forget=class", "forget.classes=[0,3]"])
     assert cfg.forget.tag == "class0-3"
+
+
+PRESETS = sorted((CONF / "preset").glob("*/*.yaml"))
+
+
+def test_method_preset_applies_to_its_dataset_only_and_the_command_line_wins():
+    on_digits = compose_cfg(["method=imu", "dataset=digits"])
+    assert on_digits.method.preset == "imu/digits" and on_digits.method.lr == 0.006
+    assert on_digits.method.alpha_l1 == 0.2  # keys the preset leaves alone keep the authors' value
+    elsewhere = compose_cfg(["method=imu", "dataset=synthetic"])
+    assert "preset" not in elsewhere.method and elsewhere.method.lr == 0.01
+    assert compose_cfg(["method=imu", "dataset=digits", "method.lr=0.5"]).method.lr == 0.5
+    assert "preset" not in compose_cfg(["method=ga", "dataset=digits"]).method
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=[f"{p.parent.name}/{p.stem}" for p in PRESETS])
+def test_every_preset_names_a_real_method_and_dataset_and_builds(path):
+    method, dataset = path.parent.name, path.stem
+    assert (CONF / "method" / f"{method}.yaml").exists() and (CONF / "dataset" / f"{dataset}.yaml").exists()
+    cfg = compose_cfg([f"method={method}", f"dataset={dataset}"])
+    assert cfg.method.preset == f"{method}/{dataset}"
+    preset = OmegaConf.load(path)
+    assert all(cfg.method[k] == v for k, v in preset.items())
+    build(cfg.method)  # every key the preset sets is one the method accepts

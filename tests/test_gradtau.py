@@ -270,14 +270,15 @@ def test_digits_random_forgetting_end_to_end(make_cfg, tmp_path, monkeypatch):
     assert default_metrics["retain_acc"] >= original["retain_acc"] - 0.01  # utility kept
     assert default_metrics["test_acc"] >= original["test_acc"] - 0.01
 
-    # 2) Digits losses are tiny (tau ~0.06, forget CE ~0.04), so the squared push at the default
-    # alpha0 ~0.17 is negligible; with alpha0 = 1 (pure ascent in epoch 0) forget accuracy moves
-    # toward Retrain's. Same cache: the original and Retrain models are reused.
-    res = run(make_cfg([*overrides, "method.alpha0=1.0"]))
-    assert res["cache"]["original"]["hit"] and res["cache"]["retrain"]["hit"]
-    unlearned = res["metrics"]
+    # 2) Digits losses are tiny at 10% (tau ~0.06, forget CE ~0.04), so the squared push at alpha0 ~0.17 is
+    # negligible and the retain term dominates. At the paper's 30% setting (alpha0 = 0.5) its defaults move
+    # forget accuracy toward Retrain's while keeping utility.
+    res = run(make_cfg([*overrides[:-1], "forget_ratio=0.3"], subdir="ratio0.3"))
+    assert res["config"]["method"]["alpha0"] is None and "method_preset" in res and res["method_preset"] is None
+    original, unlearned, retrain = (res[k]["metrics"] if k != "metrics" else res[k]
+                                    for k in ("original", "metrics", "retrain"))
     keys = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
-    print({k: (original[k], default_metrics[k], unlearned[k], retrain[k]) for k in keys})
+    print({k: (original[k], unlearned[k], retrain[k]) for k in keys})
     target = retrain["forget_acc"]
     assert original["forget_acc"] > target  # the scenario leaves something to forget
     assert abs(unlearned["forget_acc"] - target) < abs(original["forget_acc"] - target)

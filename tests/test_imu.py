@@ -297,15 +297,31 @@ def test_digits_end_to_end_with_defaults_and_a_split_spy(make_cfg, monkeypatch):
 
     monkeypatch.setattr(runner, "GrantedSplits", SpyGrantedSplits)
     cfg = make_cfg(["method=imu", "dataset.recipe.epochs=3", "eval.retrain=false"])  # no Retrain: halves the time
-    assert cfg.method.epochs == 10 and cfg.method.top_data == 0.1 and cfg.method.alpha_l1 == 0.2  # paper defaults
+    # The authors' defaults, except the two keys conf/preset/imu/digits.yaml adjusts for 130-image forget sets
+    assert cfg.method.epochs == 10 and cfg.method.alpha_l1 == 0.2 and cfg.method.damping == 0.01
+    assert (cfg.method.lr, cfg.method.top_data) == (0.006, 0.3)
     res = run(cfg)
     assert set(requested) == {"forget"}
     assert res["method"] == "imu" and res["forget"]["size"] > 0
     assert res["config"]["method"]["update_scope"] == "fc" and res["config"]["method"]["bn_mode"] == "train"
     assert res["time_s"]["unlearn"] > 0
     before, after = res["original"]["metrics"]["forget_acc"], res["metrics"]["forget_acc"]
-    assert after < before  # paper defaults, no override
+    assert after < before  # defaults (with the digits preset), no override
     assert 0.0 <= res["metrics"]["mia_efficacy"] <= 1.0
+
+
+def test_digits_preset_moves_forget_accuracy_toward_retrain(make_cfg):
+    """`unlearn method=imu dataset=digits forget_ratio=0.1`: the digits preset (lr 0.006, top_data 0.3, see
+    conf/preset/imu/digits.yaml) moves forget accuracy toward Retrain's without wrecking test accuracy."""
+    from unlearnbench.runner import run
+
+    res = run(make_cfg(["method=imu", "dataset=digits", "forget_ratio=0.1"]))
+    assert res["method_preset"] == "imu/digits" and res["config"]["method"]["lr"] == 0.006
+    before, after, retrain = res["original"]["metrics"], res["metrics"], res["retrain"]["metrics"]
+    target = retrain["forget_acc"]
+    assert before["forget_acc"] > target and after["forget_acc"] < before["forget_acc"]
+    assert abs(after["forget_acc"] - target) < abs(before["forget_acc"] - target)
+    assert after["test_acc"] >= before["test_acc"] - 0.03
 
 
 def test_bench_script_agrees_with_the_loop():

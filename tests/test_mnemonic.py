@@ -299,3 +299,14 @@ def test_digits_class_forgetting_end_to_end(digits_runs):
     # 20+ points, the step size that forgets without harm varies between training runs.
     assert after["test_acc"] > before["test_acc"] - 0.05
     assert digits_runs["second"]["metrics"] == after  # deterministic: same codes, same model, same result
+
+
+def test_digits_preset_meets_the_papers_class_wise_claim(make_cfg):
+    """`unlearn method=mnemonic forget=class forget.classes=[0]` on digits with its preset (the full recipe,
+    no lambda override): forget accuracy <= 1% with remaining-class test accuracy within 3 points."""
+    res = run(make_cfg(["method=mnemonic", "forget=class", "forget.classes=[0]"]))
+    assert res["method_preset"] == "mnemonic/digits"
+    before, after = res["original"]["metrics"], res["metrics"]
+    assert before["forget_acc"] > 0.9
+    assert after["forget_acc"] <= 0.01 and after["test_forget_acc"] <= 0.01
+    assert after["test_acc"] >= before["test_acc"] - 0.03

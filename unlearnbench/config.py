@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from unlearnbench.errors import ConfigError, UserError
 
 # Keys in group configs that describe the node rather than being constructor arguments.
-DESCRIPTIVE_KEYS = ("name", "tag")
+DESCRIPTIVE_KEYS = ("name", "tag", "preset")
 
 
 def config_dir() -> Path:

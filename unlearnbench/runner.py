@@ -254,6 +254,7 @@ def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime, 
         "status": "diverged" if diverged else "ok",
         "reason": diverged,
         "method": str(cfg.method.name),
+        "method_preset": cfg.method.get("preset"),  # conf/preset/<method>/<dataset>.yaml, when one applied
         "dataset": str(cfg.dataset.name),
         "model": str(cfg.model.name),
         "seed": int(cfg.seed),
@@ -271,8 +272,8 @@ def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime, 
     }
 
 
-def _cell(value, sign: str = "") -> str:
-    return f"{'-':>14}" if value is None else f"{100 * value:>{sign}14.2f}"
+def _cell(value, width: int, sign: str = "") -> str:
+    return f"{'-':>{width}}" if value is None else f"{100 * value:>{sign}{width}.2f}"
 
 
 def format_table(results: dict) -> str:
@@ -282,11 +283,13 @@ def format_table(results: dict) -> str:
         rows.append(("retrain", results["retrain"]["metrics"]))
     cols = [c for c in SUMMARY_METRICS if c in results["original"]["metrics"]]
     width = max(len(r[0]) for r in rows + [("gap vs retrain", {})])
-    lines = [" " * width + "".join(f"{c:>14}" for c in cols)]
+    widths = [max(14, len(c) + 2) for c in cols]
+    lines = [" " * width + "".join(f"{c:>{w}}" for c, w in zip(cols, widths))]
     for name, vals in rows:
-        lines.append(f"{name:<{width}}" + "".join(_cell(vals.get(c)) for c in cols))
+        lines.append(f"{name:<{width}}" + "".join(_cell(vals.get(c), w) for c, w in zip(cols, widths)))
     if results["gap"]:
-        lines.append(f"{'gap vs retrain':<{width}}" + "".join(_cell(results["gap"].get(c), "+") for c in cols))
+        lines.append(f"{'gap vs retrain':<{width}}"
+                     + "".join(_cell(results["gap"].get(c), w, "+") for c, w in zip(cols, widths)))
     extra = {k: v for k, v in results["metrics"].items() if k not in cols and v is not None}
     if extra:
         lines.append("  ".join(f"{k}={v:.4f}" for k, v in extra.items()))
@@ -296,8 +299,9 @@ def format_table(results: dict) -> str:
     hits = ", ".join(f"{k}: {'hit' if v['hit'] else 'trained'}" for k, v in results["cache"].items())
     f = results["forget"]
     rte = "n/a" if t["unlearn"] is None else f"{t['unlearn']:.2f}s"
+    preset = f" | method preset {results['method_preset']}" if results.get("method_preset") else ""
     lines.append(
         f"{results['dataset']} / {results['model']} / forget {f['scenario']} ({f['size']} samples) / seed "
-        f"{results['seed']} | cache {hits} | unlearn {rte}, total {sum(v for v in t.values() if v):.1f}s"
+        f"{results['seed']}{preset} | cache {hits} | unlearn {rte}, total {sum(v for v in t.values() if v):.1f}s"
     )
     return "\n".join(lines)
