@@ -71,6 +71,8 @@ def test_method_preset_applies_to_its_dataset_only_and_the_command_line_wins():
     elsewhere = compose_cfg(["method=imu", "dataset=synthetic"])
     assert "preset" not in elsewhere.method and elsewhere.method.lr == 0.01
     assert compose_cfg(["method=imu", "dataset=digits", "method.lr=0.5"]).method.lr == 0.5
+    authors = compose_cfg(["method=imu", "dataset=digits", "~preset@method"]).method
+    assert "preset" not in authors and (authors.lr, authors.top_data) == (0.01, 0.1)
     assert "preset" not in compose_cfg(["method=ga", "dataset=digits"]).method
 
 
