@@ -290,3 +290,24 @@ def test_only_malformed_files_is_a_user_error(tmp_path, capsys):
 def test_sanitize_filename():
     assert sanitize_filename("cifar 10/resnet:18_class_classes3,5") == "cifar_10_resnet_18_class_classes3_5"
     assert re.fullmatch(r"[A-Za-z0-9._-]+", sanitize_filename("a b/c..d"))
+
+
+def test_results_table_checks_the_mnemonic_claim_per_seed(tmp_path):
+    """scripts/results_table.py: forget acc <= 1% and remaining test acc within 3 points -> met, else NOT met."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "results_table.py"
+    spec = importlib.util.spec_from_file_location("results_table", path)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    cases = {0: (0.005, 0.90, 0.875), 1: (0.02, 0.90, 0.90), 2: (0.0, 0.90, 0.86)}  # seed: forget, test before/after
+    for seed, (forget, before, after) in cases.items():
+        (tmp_path / f"seed{seed}").mkdir()
+        (tmp_path / f"seed{seed}" / "results.json").write_text(json.dumps(
+            {"seed": seed, "metrics": {"forget_acc": forget, "test_acc": after},
+             "original": {"metrics": {"test_acc": before}}}))
+    lines = table.claim_lines(tmp_path)
+    assert [line.endswith("-> met") for line in lines] == [True, False, False]
+    assert "forget accuracy 2.0%" in lines[1] and "down 4.0 points" in lines[2]
