@@ -116,6 +116,16 @@ def _group_stats(
     return mean, std, pooled_std
 
 
+def _group_gaussian(
+    phi: np.ndarray, mask: np.ndarray, min_count: int, fix_variance: bool, min_std: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example (mean, std) of one shadow group, std pooled when `fix_variance`, floored at `min_std`."""
+    mean, std, pooled_std = _group_stats(phi, mask, min_count)
+    if fix_variance:
+        std = np.full_like(std, pooled_std)
+    return mean, np.maximum(std, min_std)
+
+
 def _check_lira_shapes(target: np.ndarray, shadow_phi: np.ndarray, *masks: np.ndarray) -> None:
     shapes_ok = shadow_phi.ndim == 2 and target.shape[-1:] == shadow_phi.shape[1:]
     if not shapes_ok or any(m.shape != shadow_phi.shape for m in masks):
@@ -160,13 +170,8 @@ def lira_scores(
     out_mask = ~mask if shadow_out_mask is None else np.asarray(shadow_out_mask, dtype=bool)
     target = np.asarray(target_phi, dtype=np.float64)
     _check_lira_shapes(target, shadow_phi, mask, out_mask)
-    mu_in, s_in, pooled_in = _group_stats(shadow_phi, mask, min_count)
-    mu_out, s_out, pooled_out = _group_stats(shadow_phi, out_mask, min_count)
-    if fix_variance:
-        s_in = np.full_like(s_in, pooled_in)
-        s_out = np.full_like(s_out, pooled_out)
-    s_in = np.maximum(s_in, min_std)
-    s_out = np.maximum(s_out, min_std)
+    mu_in, s_in = _group_gaussian(shadow_phi, mask, min_count, fix_variance, min_std)
+    mu_out, s_out = _group_gaussian(shadow_phi, out_mask, min_count, fix_variance, min_std)
     return _gauss_logpdf(target, mu_in, s_in) - _gauss_logpdf(target, mu_out, s_out)
 
 
@@ -194,10 +199,8 @@ def lira_offline_scores(
     out_mask = np.asarray(shadow_out_mask, dtype=bool)
     target = np.asarray(target_phi, dtype=np.float64)
     _check_lira_shapes(target, shadow_phi, out_mask)
-    mu_out, s_out, pooled_out = _group_stats(shadow_phi, out_mask, min_count)
-    if fix_variance:
-        s_out = np.full_like(s_out, pooled_out)
-    return (target - mu_out) / np.maximum(s_out, min_std)
+    mu_out, s_out = _group_gaussian(shadow_phi, out_mask, min_count, fix_variance, min_std)
+    return (target - mu_out) / s_out
 
 
 def lira_online(target_phi, in_phi, out_phi, fix_variance: bool = False, min_std: float = 1e-3) -> np.ndarray:
