@@ -65,7 +65,7 @@ def claim_lines(folder: Path) -> list[str]:
     return lines
 
 
-def mnemonic_check(main_folder: Path, paper_folder: Path, common: list[str]) -> str:
+def mnemonic_check(main_folder: Path, paper_folder: Path) -> str:
     lines = ["## Mnemonic claim check (class 0)\n",
              "The paper reports forget accuracy <= 1% with remaining test accuracy within 3 points of the "
              "original (CIFAR-10, MNIST). Checked per seed against the code-trained original of the same run.\n",
@@ -85,17 +85,19 @@ def mnemonic_check(main_folder: Path, paper_folder: Path, common: list[str]) -> 
     return "\n".join(lines) + "\n\n"
 
 
-def run_mnemonic_paper_setting(out: Path, seed: int, common: list[str], compose, run, started: float) -> None:
-    """Mnemonic class-0 runs in the authors' MNIST setting (no Retrain: the claim compares with the original)."""
-    model_free = [o for o in common if not o.startswith("model") and o != "eval.retrain=true"]
-    for value in MNEMONIC_PAPER_LAMBDA1:
-        run_dir = out / "mnemonic_paper_setting" / f"lambda1_{value}" / f"seed{seed}"
-        if (run_dir / "results.json").exists():
-            continue
-        print(f"[results_table] seed {seed} class mnemonic, paper setting, lambda1 {value} "
-              f"({time.time() - started:.0f}s)", flush=True)
-        run(compose([*model_free, *MNEMONIC_PAPER_MODEL, *SCENARIOS["class"], *MNEMONIC_PAPER_METHOD,
-                     f"method.lambda1={value}", "eval.retrain=false", f"seed={seed}", f"paths.output_dir={run_dir}"]))
+def run_once(run, run_dir: Path, overrides: list[str], label: str, started: float) -> None:
+    """One `unlearn` run into `run_dir`, unless it finished before; a failed run is reported, not raised."""
+    from unlearnbench.errors import UserError
+
+    if (run_dir / "results.json").exists():
+        return
+    print(f"[results_table] {label} ({time.time() - started:.0f}s)", flush=True)
+    try:
+        run(compose([*overrides, f"paths.output_dir={run_dir}"]))
+    except UserError as err:  # e.g. a class-wise method on random forgetting: not a row
+        print(f"[results_table] skipped: {err}", flush=True)
+    except Exception as err:  # one broken run must not stop the table; it is reported
+        print(f"[results_table] FAILED {label}: {err!r}", flush=True)
 
 
 def main(argv=None) -> int:
@@ -112,32 +114,28 @@ def main(argv=None) -> int:
     p.add_argument("--report-only", action="store_true", help="only aggregate the finished runs")
     args = p.parse_args(argv)
 
-    from unlearnbench.errors import UserError
     from unlearnbench.report.cli import report
     from unlearnbench.runner import run
 
     out = Path(args.out)
-    common = ["dataset=fashion_mnist", f"paths.data_dir={args.data_dir}", *MODEL[args.model],
-              f"dataset.recipe.epochs={args.epochs}", f"trainer={args.trainer}", "trainer.enable_progress_bar=false",
-              "logger=none", "eval=standard", "eval.retrain=true", f"paths.cache_dir={out / 'cache'}"]
+    base = ["dataset=fashion_mnist", f"paths.data_dir={args.data_dir}", f"dataset.recipe.epochs={args.epochs}",
+            f"trainer={args.trainer}", "trainer.enable_progress_bar=false", "logger=none", "eval=standard",
+            f"paths.cache_dir={out / 'cache'}"]
+    common = [*base, *MODEL[args.model], "eval.retrain=true"]
     started = time.time()
     for seed in [] if args.report_only else args.seeds:
         for scenario in args.scenarios:
             for method in args.methods:
-                run_dir = out / "runs" / scenario / method / f"seed{seed}"
-                if (run_dir / "results.json").exists():
-                    continue
-                overrides = [*common, *SCENARIOS[scenario], f"method={method}", f"seed={seed}",
-                             f"paths.output_dir={run_dir}"]
-                print(f"[results_table] seed {seed} {scenario} {method} ({time.time() - started:.0f}s)", flush=True)
-                try:
-                    run(compose(overrides))
-                except UserError as err:  # e.g. a class-wise method on random forgetting: not a row
-                    print(f"[results_table] skipped: {err}", flush=True)
-                except Exception as err:  # one broken run must not stop the table; it is reported
-                    print(f"[results_table] FAILED seed {seed} {scenario} {method}: {err!r}", flush=True)
+                run_once(run, out / "runs" / scenario / method / f"seed{seed}",
+                         [*common, *SCENARIOS[scenario], f"method={method}", f"seed={seed}"],
+                         f"seed {seed} {scenario} {method}", started)
         if "class" in args.scenarios and "mnemonic" in args.methods:
-            run_mnemonic_paper_setting(out, seed, common, compose, run, started)
+            # No Retrain here: the claim compares with the (code-trained) original.
+            for value in MNEMONIC_PAPER_LAMBDA1:
+                run_once(run, out / "mnemonic_paper_setting" / f"lambda1_{value}" / f"seed{seed}",
+                         [*base, *MNEMONIC_PAPER_MODEL, "eval.retrain=false", *SCENARIOS["class"],
+                          *MNEMONIC_PAPER_METHOD, f"method.lambda1={value}", f"seed={seed}"],
+                         f"seed {seed} class mnemonic, paper setting, lambda1 {value}", started)
 
     written = report([str(out / "runs")], out=str(out))
     body = next(p for p in written if p.name == "report.md").read_text()
@@ -146,7 +144,7 @@ def main(argv=None) -> int:
     header = f"""# Results: Fashion-MNIST, random 10% and class-0 forgetting
 
 Generated by `python scripts/results_table.py {' '.join(argv if argv is not None else sys.argv[1:])}`
-(every run: `unlearn {' '.join(common[:5])} ... method=<m> seed=<s>`; rerun the script to reproduce or extend).
+(every run: `unlearn {' '.join([*base[:2], *MODEL[args.model]])} ... method=<m> seed=<s>`; rerun the script to reproduce or extend).
 
 - Hardware: {platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads, no GPU; torch {torch.__version__}.
 - Model: `{args.model}` ({' '.join(MODEL[args.model])}), original and Retrain trained {args.epochs} epochs with the
@@ -155,7 +153,7 @@ Generated by `python scripts/results_table.py {' '.join(argv if argv is not None
 
 """
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
-    check = mnemonic_check(out / "runs" / "class" / "mnemonic", out / "mnemonic_paper_setting", common)
+    check = mnemonic_check(out / "runs" / "class" / "mnemonic", out / "mnemonic_paper_setting")
     Path(args.doc).write_text(header + check + body)
     print(f"wrote {args.doc}")
     return 0
