@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import load_script
 from torch import nn
 
 import unlearnbench.methods.imu as imu_module
@@ -325,13 +326,7 @@ def test_digits_preset_moves_forget_accuracy_toward_retrain(make_cfg):
 
 
 def test_bench_script_agrees_with_the_loop():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_imu.py"
-    spec = importlib.util.spec_from_file_location("bench_imu", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_imu")
     out = bench.main(["--device", "cpu", "--model", "small_cnn", "--samples", "48", "--loop-samples", "6",
                       "--repeats", "1"])
     assert out["loop_samples"] == 6 and out["max_rel_diff"] < 1e-4 and out["vmap_max_rel_diff"] < 1e-10

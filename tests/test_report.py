@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from unlearnbench.report.aggregate import (
     AVG_GAP_METRICS,
@@ -294,14 +295,7 @@ def test_sanitize_filename():
 
 def test_results_table_checks_the_mnemonic_claim_per_seed(tmp_path):
     """scripts/results_table.py: forget acc <= 1% and remaining test acc within 3 points -> met, else NOT met."""
-    import importlib.util
-    import json
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "results_table.py"
-    spec = importlib.util.spec_from_file_location("results_table", path)
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_script("results_table")
     cases = {0: (0.005, 0.90, 0.875), 1: (0.02, 0.90, 0.90), 2: (0.0, 0.90, 0.86)}  # seed: forget, test before/after
     for seed, (forget, before, after) in cases.items():
         (tmp_path / f"seed{seed}").mkdir()
