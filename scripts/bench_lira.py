@@ -20,15 +20,11 @@ import time
 from collections import defaultdict
 from functools import partial
 from pathlib import Path
-from unittest import mock
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
-from unlearnbench import runner
-from unlearnbench.config import config_dir
+from unlearnbench import compose, run
 from unlearnbench.evaluation import ShadowContext
 
 SHADOW_PREFIXES = ("lira", "ulira", "neurips")
@@ -75,11 +71,8 @@ def compose_cfg(args: argparse.Namespace, workdir: Path):
         overrides.append(f"dataset.recipe.epochs={args.epochs}")
     if args.method_epochs is not None:
         overrides.append(f"method.epochs={args.method_epochs}")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose(overrides, output_dir=workdir / "run")
     with open_dict(cfg):
-        cfg.paths.output_dir = str(workdir / "run")
         cfg.paths.cache_dir = str(workdir / "cache")  # fresh: every shadow model is trained
         cfg.paths.data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else str(workdir / "data")
     return cfg
@@ -126,8 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_lira_") as tmp:
         cfg = compose_cfg(args, Path(tmp))
         start = time.perf_counter()
-        with mock.patch.object(runner, "ShadowContext", partial(TimedShadowContext, timings=timings)):
-            results = runner.run(cfg)
+        results = run(cfg, shadow_context=partial(TimedShadowContext, timings=timings))
         total = time.perf_counter() - start
     shadow_s = sum(sum(t) for t in timings.values())
     n_models = sum(len(t) for t in timings.values())

@@ -31,18 +31,6 @@ MODEL = {"mlp": ["model=mlp", "model.hidden=[512]", "model.activation=relu"],
          "small_cnn": ["model=small_cnn"], "resnet18": ["model=resnet18"]}
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from unlearnbench.config import config_dir
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
-
-
 # The Mnemonic paper's own MNIST setting (Yamashita et al., ACML 2024): MLP 784-1000(sigmoid)-10, t_mix 0.1,
 # lambda2 10, at the authors' lambda1 (1e-3) and at half of it. Class 0, the same Fashion-MNIST splits.
 MNEMONIC_PAPER_MODEL = ["model=mlp", "model.hidden=[1000]", "model.activation=sigmoid"]
@@ -87,13 +75,14 @@ def mnemonic_check(main_folder: Path, paper_folder: Path) -> str:
 
 def run_once(run, run_dir: Path, overrides: list[str], label: str, started: float) -> None:
     """One `unlearn` run into `run_dir`, unless it finished before; a failed run is reported, not raised."""
+    from unlearnbench import compose
     from unlearnbench.errors import UserError
 
     if (run_dir / "results.json").exists():
         return
     print(f"[results_table] {label} ({time.time() - started:.0f}s)", flush=True)
     try:
-        run(compose([*overrides, f"paths.output_dir={run_dir}"]))
+        run(compose(overrides, output_dir=run_dir))
     except UserError as err:  # e.g. a class-wise method on random forgetting: not a row
         print(f"[results_table] skipped: {err}", flush=True)
     except Exception as err:  # one broken run must not stop the table; it is reported
@@ -114,8 +103,8 @@ def main(argv=None) -> int:
     p.add_argument("--report-only", action="store_true", help="only aggregate the finished runs")
     args = p.parse_args(argv)
 
+    from unlearnbench import run
     from unlearnbench.report.cli import report
-    from unlearnbench.runner import run
 
     out = Path(args.out)
     base = ["dataset=fashion_mnist", f"paths.data_dir={args.data_dir}", f"dataset.recipe.epochs={args.epochs}",

@@ -14,10 +14,9 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
+from unlearnbench import compose  # noqa: E402
 from unlearnbench.config import config_dir  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -26,12 +25,9 @@ CONF = config_dir()
 
 def compose_cfg(overrides: list[str] | None = None, tmp_path: Path | None = None, tiny: bool = True):
     """The real composed config for `overrides`; with `tmp_path`, outputs and cache go there."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides or []), return_hydra_config=False)
+    cfg = compose(list(overrides or []), output_dir=tmp_path / "run" if tmp_path is not None else None)
     with open_dict(cfg):
         if tmp_path is not None:
-            cfg.paths.output_dir = str(tmp_path / "run")
             cfg.paths.cache_dir = str(tmp_path / "cache")
             cfg.paths.data_dir = str(tmp_path / "data")
         if tiny:

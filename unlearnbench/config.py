@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra._internal.utils import _locate
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from unlearnbench.errors import ConfigError, UserError
 
@@ -28,8 +30,52 @@ def _join(items: Any, sep: str = "-") -> str:
     return sep.join(str(i) for i in (items if isinstance(items, (list, tuple)) or OmegaConf.is_list(items) else [items]))
 
 
-if not OmegaConf.has_resolver("join"):
-    OmegaConf.register_new_resolver("join", _join)
+def _sweep_dir(name: str | None, stamp: str) -> str:
+    """`sweeps/NAME` for a named (resumable) sweep, else a fresh `multirun/<timestamp>`."""
+    return f"sweeps/{name}" if name else f"multirun/{stamp}"
+
+
+def _job_dir(override_dirname: str, num: int) -> str:
+    """A sweep job's folder: its overrides (deterministic, so a rerun finds it), else `job<num>`."""
+    name = override_dirname.replace("/", "_") or f"job{num}"
+    if len(name) > 200:  # file-name limits: keep a readable prefix and a hash of the whole
+        name = f"{name[:180]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return name
+
+
+for _name, _fn in (("join", _join), ("sweep_dir", _sweep_dir), ("job_dir", _job_dir)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)
+
+
+def compose(overrides: Sequence[str] = (), output_dir: str | Path | None = None) -> DictConfig:
+    """The composed config for `overrides`, without a Hydra app: `run(compose(["method=imu"]))` works anywhere.
+
+    `paths.output_dir` (under Hydra: the run directory) is `output_dir`, else the directory a single run
+    of the same command would get.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="unlearn"):
+            cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir) if output_dir is not None else str(cfg.hydra.run.dir)
+        del cfg["hydra"]
+    return cfg
+
+
+def known_top_level_keys() -> set[str]:
+    """Keys the primary config defines, and the groups it mounts (model, dataset, method, ...)."""
+    primary = OmegaConf.load(config_dir() / "config.yaml")
+    groups = {str(next(iter(entry))).split()[-1].split("@")[-1] for entry in primary.defaults
+              if OmegaConf.is_dict(entry)}
+    return {str(k) for k in primary if k != "defaults"} | groups
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
@@ -113,6 +159,12 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
 
     Raises `ConfigError` (one line: key, bad value, what is allowed) on the first problem.
     """
+    known = known_top_level_keys()
+    unknown = sorted(str(k) for k in cfg if k not in known)
+    if unknown:  # e.g. `+forget_rato=0.1`: Hydra adds the key; nothing would read it
+        from unlearnbench.usage import unknown_key
+
+        raise UserError(unknown_key(unknown[0], [], known=[str(k) for k in cfg if k in known]))
     _check_number("forget_ratio", cfg.forget_ratio, 0.0, 1.0)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise ConfigError("seed", cfg.seed, "a non-negative integer")

@@ -28,3 +28,12 @@ class DatasetMissingError(UserError):
             f"set paths.data_dir=DIR to where they are, or add dataset.download=true on a machine "
             f"with internet access"
         )
+
+
+class InputAbort(SystemExit):
+    """Carries a single run's `UserError` out through Hydra (which intercepts `Exception`, and would print
+    its own lines) to the CLI, which prints it as one line and exits with code 2."""
+
+    def __init__(self, error: UserError):
+        super().__init__(2)
+        self.error = error

@@ -8,8 +8,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from unlearnbench.config import build
-
 
 def wandb_logger(project: str = "unlearnbench", save_dir: str = ".", offline: bool | None = None, **kwargs: Any):
     """A Lightning `WandbLogger`; offline when `offline` is None and no API key is configured."""
@@ -28,9 +26,12 @@ def _netrc() -> str:
 
 
 def make_logger(node: DictConfig | None):
+    """The configured logger; its `name` is an argument here (CSV folder, W&B run name), not a label."""
     if node is None or "_target_" not in node:
         return None
-    return build(node)
+    from hydra.utils import instantiate
+
+    return instantiate(node)
 
 
 def _flatten(prefix: str, values: dict | None) -> dict[str, float]:

@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 # Loader arguments that say where data is, not what it is: left out of cache keys.
 LOCATION_KEYS = ("root", "download", "archive", "cache_dir")
-SUMMARY_METRICS = ("forget_acc", "retain_acc", "val_acc", "test_acc", "test_forget_acc", "mia_efficacy", "mia_loss",
-                   "mia_entropy")
 
 
 def _container(node: Any) -> Any:
@@ -66,6 +64,7 @@ class Pipeline:
         self.cache = ModelCache(cfg.paths.cache_dir)
         self.augment = Augment(**_container(cfg.dataset.augment))
         self.cache_info: dict[str, dict] = {}
+        self.method_log_step = 0
 
     def new_model(self) -> torch.nn.Module:
         return build(self.cfg.model)
@@ -84,6 +83,7 @@ class Pipeline:
         cfg = self.cfg
         seed = int(cfg.seed) if seed is None else int(seed)
         spec = model_spec(cfg, split, hook, seed)
+        partial = self.cache.root / "partial" / f"{stage}-{spec_hash(spec)}"
 
         def train() -> dict:
             pl.seed_everything(seed, verbose=False)
@@ -94,22 +94,32 @@ class Pipeline:
             train_batches = self.batches(split, recipe["batch_size"], True, self.augment, seed,
                                          hook.apply if hook is not None else None)
             val_batches = self.batches(self.splits.val, self.runtime.eval_batch_size, False, None, 0)
-            print(f"[unlearnbench] training {stage} model ({cfg.model.name}, {len(split)} samples, "
-                  f"{recipe['epochs']} epochs, seed {seed}) on {self.runtime.device}")
-            partial = self.cache.root / "partial" / f"{stage}-{spec_hash(spec)}"
+            log.info("training %s model (%s, %d samples, %d epochs, seed %d) on %s", stage, cfg.model.name,
+                     len(split), recipe["epochs"], seed, self.runtime.device)
+            _sync(self.runtime.device)
+            start = time.perf_counter()
             fit(model, train_batches, val_batches if len(self.splits.val) else None, recipe,
                 _container(cfg.trainer), logger=self.logger if record else None, stage=stage,
                 root_dir=cfg.paths.output_dir, checkpoint_dir=partial)
+            _sync(self.runtime.device)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            return {"state_dict": state, "hook_state": dict(hook.state) if hook is not None else {}}
+            # The training cost travels with the model, so a cached Retrain still reports what it cost.
+            return {"state_dict": state, "hook_state": dict(hook.state) if hook is not None else {},
+                    "train_seconds": time.perf_counter() - start, "train_device": str(self.runtime.device)}
 
+        start = time.perf_counter()
         payload, info = self.cache.get_or_create(stage, spec, train)
-        shutil.rmtree(self.cache.root / "partial" / f"{stage}-{spec_hash(spec)}", ignore_errors=True)
-        if record:
-            self.cache_info[stage] = {"key": info.key, "hit": info.hit, "path": info.path}
+        shutil.rmtree(partial, ignore_errors=True)
         model = self.new_model()
         model.load_state_dict(payload["state_dict"])
-        return self.runtime.prepare(model).eval(), payload.get("hook_state", {})
+        model = self.runtime.prepare(model).eval()
+        if record:
+            self.cache_info[stage] = {
+                "key": info.key, "hit": info.hit, "path": info.path,
+                "train_seconds": payload.get("train_seconds"), "train_device": payload.get("train_device"),
+                "seconds_this_run": time.perf_counter() - start,  # the load time on a hit
+            }
+        return model, payload.get("hook_state", {})
 
     def context(self, splits: Splits, seed: int, hook_state: dict) -> UnlearnContext:
         return UnlearnContext(
@@ -117,7 +127,18 @@ class Pipeline:
             forget_ratio=len(splits.forget) / len(splits.train), forget_classes=splits.forget_classes,
             augment=self.augment, hook_state=hook_state,
             train_from_scratch=lambda split: self.trained(split, "retrain", seed=seed, record=split is self.splits.retain)[0],
+            log=self.log_method_values,
         )
+
+    def log_method_values(self, values: dict[str, Any]) -> None:
+        """A method's diagnostics (`ctx.log`) go to the run's logger (CSV, W&B), one step per call."""
+        if self.logger is None:
+            return
+        numbers = {f"method/{k}": float(v) for k, v in values.items()
+                   if isinstance(v, (int, float, bool)) or (torch.is_tensor(v) and v.numel() == 1)}
+        if numbers:
+            self.logger.log_metrics(numbers, step=self.method_log_step)
+            self.method_log_step += 1
 
     def unlearn(self, method, original: torch.nn.Module, splits: Splits, seed: int, hook_state: dict,
                 name: str) -> tuple[torch.nn.Module, float]:
@@ -160,12 +181,17 @@ def _set_determinism(mode: Any) -> None:
         torch.use_deterministic_algorithms(False)
 
 
-def run(cfg: DictConfig) -> dict:
-    """Run one experiment and return its results (also written to `<output_dir>/results.json`)."""
+def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = ShadowContext) -> dict:
+    """Run one experiment and return its results (also written to `<output_dir>/results.json`).
+
+    Prints nothing (progress goes to `logging`); `unlearnbench.compose` builds `cfg` without Hydra.
+    `shadow_context` builds what shadow-model metrics use (a subclass can instrument it).
+    """
+    wall = time.perf_counter()
     cfg = copy.deepcopy(cfg)
     scenario, method = validate(cfg)
     out_dir = Path(cfg.paths.output_dir)
-    times: dict[str, float] = {}
+    times: dict[str, float | None] = {}
 
     pl.seed_everything(int(cfg.seed), verbose=False)
     raw = build(cfg.dataset.source)
@@ -183,16 +209,10 @@ def run(cfg: DictConfig) -> dict:
     try:
         pipe = Pipeline(cfg, splits, runtime, logger)
         hook = method.training_hook(int(cfg.seed), tuple(raw.train_x.shape[1:]), splits.num_classes)
-
-        start = time.perf_counter()
         original, hook_state = pipe.trained(splits.train, "original", hook)
-        times["original"] = time.perf_counter() - start
-
-        retrain = None
-        if cfg.eval.retrain:
-            start = time.perf_counter()
-            retrain, _ = pipe.trained(splits.retain, "retrain")
-            times["retrain"] = time.perf_counter() - start
+        retrain = pipe.trained(splits.retain, "retrain")[0] if cfg.eval.retrain else None
+        for stage, info in pipe.cache_info.items():  # the models' training cost, also when loaded from the cache
+            times[stage] = info["train_seconds"]
 
         diverged = None
         try:
@@ -207,17 +227,18 @@ def run(cfg: DictConfig) -> dict:
         start = time.perf_counter()
         metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
         models = {"unlearned": unlearned, "original": original, "retrain": retrain}
-        shadows = ShadowContext(pipe, method, str(cfg.method.name), splits, models, hook)
+        shadows = shadow_context(pipe, method, str(cfg.method.name), splits, models, hook)
         values = evaluate_models(models, metrics_objs, shadows, splits, runtime)
         times["eval"] = time.perf_counter() - start
+        times["total"] = time.perf_counter() - wall
 
         results = assemble_results(cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime,
                                    diverged)
+        results["job_hash"] = job_hash
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "indices.json", json.dumps(splits.indices()))
         atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
         log_results(logger, cfg, results)
-        print(format_table(results))
         status = "success"
         return results
     finally:
@@ -246,6 +267,7 @@ def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime, 
     unlearned = values["unlearned"]
     retrain = values.get("retrain")
     forget = dict(scenario.describe())
+    forget["classes"] = splits.forget_classes  # every class-wise scenario names what it removed
     forget["size"] = len(splits.forget)
     forget["fraction_of_train"] = len(splits.forget) / len(splits.train)
     gap = {k: unlearned[k] - retrain[k] for k in unlearned
@@ -270,38 +292,3 @@ def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime, 
         "env": _env(runtime),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-
-
-def _cell(value, width: int, sign: str = "") -> str:
-    return f"{'-':>{width}}" if value is None else f"{100 * value:>{sign}{width}.2f}"
-
-
-def format_table(results: dict) -> str:
-    """A short console table: rows original / unlearned / retrain / gap, columns in percent."""
-    rows = [("original", results["original"]["metrics"]), (results["method"], results["metrics"])]
-    if results["retrain"] is not None:
-        rows.append(("retrain", results["retrain"]["metrics"]))
-    cols = [c for c in SUMMARY_METRICS if c in results["original"]["metrics"]]
-    width = max(len(r[0]) for r in rows + [("gap vs retrain", {})])
-    widths = [max(14, len(c) + 2) for c in cols]
-    lines = [" " * width + "".join(f"{c:>{w}}" for c, w in zip(cols, widths))]
-    for name, vals in rows:
-        lines.append(f"{name:<{width}}" + "".join(_cell(vals.get(c), w) for c, w in zip(cols, widths)))
-    if results["gap"]:
-        lines.append(f"{'gap vs retrain':<{width}}"
-                     + "".join(_cell(results["gap"].get(c), w, "+") for c, w in zip(cols, widths)))
-    extra = {k: v for k, v in results["metrics"].items() if k not in cols and v is not None}
-    if extra:
-        lines.append("  ".join(f"{k}={v:.4f}" for k, v in extra.items()))
-    if results["status"] != "ok":
-        lines.append(f"{results['method']}: {results['status'].upper()} - {results['reason']}")
-    t = results["time_s"]
-    hits = ", ".join(f"{k}: {'hit' if v['hit'] else 'trained'}" for k, v in results["cache"].items())
-    f = results["forget"]
-    rte = "n/a" if t["unlearn"] is None else f"{t['unlearn']:.2f}s"
-    preset = f" | method preset {results['method_preset']}" if results.get("method_preset") else ""
-    lines.append(
-        f"{results['dataset']} / {results['model']} / forget {f['scenario']} ({f['size']} samples) / seed "
-        f"{results['seed']}{preset} | cache {hits} | unlearn {rte}, total {sum(v for v in t.values() if v):.1f}s"
-    )
-    return "\n".join(lines)

@@ -142,4 +142,4 @@ class SuperclassForget(Scenario):
         return sorted(f for f, c in (coarse_of_fine or {}).items() if c == self.superclass)
 
     def describe(self):
-        return {"scenario": self.name, "ratio": None, "superclass": self.superclass}
+        return {"scenario": self.name, "ratio": None, "superclass": self.superclass, "classes": None}

@@ -15,6 +15,8 @@ from torch import nn
 
 from unlearnbench.runtime import RUNTIME_KEYS
 
+log = logging.getLogger(__name__)
+
 # Trainer fields that change the trained weights, hence belong in cache keys.
 RESULT_AFFECTING_TRAINER_KEYS = ("precision", "limit_train_batches", "accumulate_grad_batches", "gradient_clip_val")
 
@@ -110,9 +112,9 @@ def fit(
                 checkpoint = torch.load(resume, map_location="cpu", weights_only=True)
                 if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
                     raise ValueError("not a Lightning checkpoint")
-                print(f"[unlearnbench] resuming {stage} training from {resume} (epoch {checkpoint.get('epoch')})")
+                log.info("resuming %s training from %s (epoch %s)", stage, resume, checkpoint.get("epoch"))
             except Exception as err:  # a checkpoint cut short by a kill: start over
-                print(f"[unlearnbench] ignoring unreadable checkpoint {resume} ({err}); training from scratch")
+                log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", resume, err)
                 resume.unlink(missing_ok=True)
                 resume = None
         trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches, ckpt_path=resume,

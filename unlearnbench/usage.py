@@ -1,0 +1,84 @@
+"""What the command line says about bad input: one line naming the key, the bad value and what is allowed,
+with a "did you mean" suggestion for typos."""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from unlearnbench.config import config_dir
+from unlearnbench.errors import UserError
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group (`method` -> bad_teacher, ..., ssd); [] when it is not a group."""
+    folder = config_dir() / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def did_you_mean(word: str, candidates) -> list[str]:
+    """["did you mean X?"] for the closest candidate, or [] when none is close."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return [f"did you mean {close[0]}?"] if close else []
+
+
+def unknown_option(group: str, value: str) -> str:
+    allowed = group_options(group)
+    return "; ".join([f"{group}={value} is not an option", *did_you_mean(value, allowed),
+                      f"allowed: {', '.join(allowed)}"])
+
+
+def unknown_key(key: str, argv: list[str], known: list[str] | None = None) -> str:
+    """`forget_rato is not a config key; did you mean forget_ratio?; keys at the top level: ...`"""
+    parent, _, leaf = key.rpartition(".")
+    known = _keys_under(parent, argv) if known is None else known
+    where = f"'{parent}'" if parent else "the top level"
+    listing = [f"keys at {where}: {', '.join(sorted(known))}"] if known else []
+    in_sweep = " (in at least one job of the sweep)" if {"-m", "--multirun"} & set(argv) else ""
+    return "; ".join([f"{key} is not a config key{in_sweep}", *did_you_mean(leaf, known), *listing])
+
+
+def _keys_under(parent: str, argv: list[str]) -> list[str]:
+    """Keys of the composed config at `parent`, with the group choices of `argv` applied (best effort)."""
+    from omegaconf import OmegaConf
+
+    from unlearnbench.config import compose
+
+    choices = [a for a in argv if re.fullmatch(r"[\w/]+=[\w.\-/]+", a) and group_options(a.split("=")[0])]
+    try:
+        node = OmegaConf.select(compose(choices), parent) if parent else compose(choices)
+    except Exception:  # a second problem in the input: no suggestion rather than a confusing one
+        return []
+    return [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else []
+
+
+def one_line(err: BaseException, argv: list[str]) -> str | None:
+    """The one-line message for an input error, or None when `err` is not one (a bug keeps its traceback)."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and "/" in err.missing_cfg_file:
+        group, value = err.missing_cfg_file.rsplit("/", 1)
+        return unknown_option(group, value)
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    missing_key = re.match(r"Could not override '([^']+)'", text)
+    if missing_key and "not in struct" in str(err.__cause__):
+        return unknown_key(missing_key.group(1), argv)
+    if isinstance(err, (ConfigCompositionException, OverrideParseException)):
+        return text.split(" Config search path")[0]
+    return None
+
+
+def check_group_options(argv: list[str]) -> None:
+    """Unknown group options, alone or in a comma list (`-m method=ft,nope`), stop before the first job.
+
+    Other sweep syntax (glob, range, Optuna's interval, ...) is left to Hydra, which resolves it per job.
+    """
+    for arg in argv:
+        match = re.fullmatch(r"([\w/]+)=([\w.\-]+(?:,[\w.\-]+)*)", arg)
+        if match and group_options(match.group(1)):
+            for value in match.group(2).split(","):
+                if value not in group_options(match.group(1)) and value != "null":
+                    raise UserError(unknown_option(match.group(1), value))
+
