@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.config import validate
+from unlearnbench.config import build, validate
 from unlearnbench.data.batches import Augment, TensorBatches
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods import relabel, salun
+from unlearnbench.methods import neggrad_plus, relabel, salun
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
 from unlearnbench.methods.boundary_shrink import BoundaryShrink, neighbour_labels
 from unlearnbench.methods.l1_sparse import gamma_schedule, l1_sparse_loss
@@ -99,6 +99,35 @@ def test_neggrad_plus_retain_stream_carries_over_between_forget_epochs():
 
 def _xy(split: Split):
     return split.x, split.y
+
+
+def test_neggrad_plus_defaults_run_plain_sgd_one_pass_over_d_r_per_epoch(make_cfg, monkeypatch):
+    method = build(make_cfg(["method=neggrad_plus"]).method)  # the shipped defaults
+    optimisers, steps, retain_ids = [], [], []
+    real_sgd = neggrad_plus.sgd
+
+    def counting_sgd(*args, **kwargs):
+        opt = real_sgd(*args, **kwargs)
+        opt.register_step_post_hook(lambda *_: steps.append(len(retain_ids)))  # losses seen so far
+        optimisers.append(opt)
+        return opt
+
+    def spy_loss(model, x, y, beta):
+        retain_ids.append(sample_ids(x[1]))
+        return neggrad_plus_loss(model, x, y, beta)
+
+    monkeypatch.setattr(neggrad_plus, "sgd", counting_sgd)
+    monkeypatch.setattr(neggrad_plus, "neggrad_plus_loss", spy_loss)
+    n_retain = 150  # 2 retain batches of 128 (the last one ragged); D_f (10) fits in one forget batch
+    data, ctx = tiny_setup(method, n_forget=10, n_retain=n_retain)
+    method.unlearn(tiny_model(), data, ctx)
+    per_epoch = math.ceil(n_retain / 128)
+    assert len(steps) == method.epochs * per_epoch and steps == list(range(1, len(steps) + 1))
+    for epoch in range(method.epochs):  # each epoch sees every retain sample exactly once
+        seen = sum(retain_ids[epoch * per_epoch:(epoch + 1) * per_epoch], [])
+        assert sorted(seen) == list(range(100, 100 + n_retain))
+    (group,) = optimisers[0].param_groups
+    assert group["momentum"] == 0.0 and group["weight_decay"] == 0.0 and group["lr"] == 0.01
 
 
 # ---------------------------------------------------------------- RL
@@ -243,24 +272,44 @@ def test_boundary_shrink_relabels_to_the_fgsm_neighbours_class():
     y = torch.zeros(3, dtype=torch.long)
     model = hand_linear_model()
     assert model(x).argmax(1).tolist() == [0, 0, 0]
-    assert neighbour_labels(model, x, y, 0.1).tolist() == [1, 1, 2]
-    assert neighbour_labels(model, x, y, 0.1, exclude_true_class=False).tolist() == [1, 0, 0]  # authors' rule
+    assert neighbour_labels(model, x, y, 0.1).tolist() == [1, 0, 0]  # authors' rule: a failed attack keeps y
+    assert neighbour_labels(model, x, y, 0.1, exclude_true_class=True).tolist() == [1, 1, 2]
 
 
-def test_boundary_shrink_fine_tunes_the_forget_images_onto_their_neighbour_labels():
+def hand_forget_setup(method):
+    """The three images above (as 8-bit pixels), all of class 0, as the whole forget set."""
     x_u8 = torch.tensor([[128, 128], [230, 128], [230, 77]], dtype=torch.uint8).view(3, 1, 1, 2)
     forget = Split("forget", x_u8, torch.zeros(3, dtype=torch.long), torch.arange(3))
     splits = Splits(train=forget, forget=forget, retain=forget, val=forget, test=forget, num_classes=C)
     ctx = UnlearnContext(runtime=Runtime(device=torch.device("cpu"), progress=False), seed=0, num_classes=C,
                          forget_ratio=1.0, forget_classes=[0], augment=Augment())
-    method = BoundaryShrink(epochs=50, lr=1.0, batch_size=3)
-    original = hand_linear_model()
-    x = x_u8.float() / 255
-    targets = neighbour_labels(original, x, forget.y, 0.1)
-    granted = GrantedSplits(splits, method.needs, "boundary_shrink")
-    model = method.unlearn(copy.deepcopy(original), granted, ctx)
-    assert targets.tolist() == [1, 1, 2]
-    assert model(x).argmax(1).tolist() == targets.tolist()
+    return GrantedSplits(splits, method.needs, "boundary_shrink"), ctx, x_u8.float() / 255
+
+
+def test_boundary_shrink_fine_tunes_the_forget_images_onto_their_neighbour_labels(make_cfg):
+    # the shipped defaults (argmax over all classes, no augmentation), with a fast fine-tune
+    method = build(make_cfg(["method=boundary_shrink", "method.epochs=50", "method.lr=1.0",
+                             "method.batch_size=3"]).method)
+    data, ctx, x = hand_forget_setup(method)
+    model = method.unlearn(hand_linear_model(), data, ctx)
+    # the attacked sample moves to its neighbour's class; the two failed attacks keep their true class
+    # (excluding the true class would have sent them to classes 1 and 2)
+    assert model(x).argmax(1).tolist() == [1, 0, 0]
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_boundary_shrink_augments_the_forget_batches_only_when_asked(augment):
+    method = BoundaryShrink(epochs=1, batch_size=3, augment=augment)
+    data, ctx, _ = hand_forget_setup(method)
+    requested = []
+
+    def spy_batches(split, batch_size, **kwargs):
+        requested.append(kwargs["augment"])
+        return UnlearnContext.batches(ctx, split, batch_size, **kwargs)
+
+    ctx.batches = spy_batches
+    method.unlearn(hand_linear_model(), data, ctx)
+    assert requested == [augment]
 
 
 def test_boundary_shrink_is_class_wise_only(make_cfg):

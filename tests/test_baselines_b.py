@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import Counter
 from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from unlearnbench.config import build
 from unlearnbench.data.batches import Augment, TensorBatches
 from unlearnbench.data.splits import Split
 from unlearnbench.methods import bad_teacher, fisher, scrub, ssd
@@ -172,6 +174,27 @@ def test_scrub_runs_max_phases_only_in_first_msteps_epochs(trained, data, monkey
                       ("scrub min 2/3", n_r), ("scrub min 3/3", n_r)]
 
 
+def test_scrub_defaults_take_large_scale_batches_512_forget_256_retain(make_cfg, monkeypatch):
+    method = build(make_cfg(["method=scrub"]).method)  # the shipped defaults
+    steps = Counter()
+    real_train_epochs = scrub.train_epochs
+
+    def counting(model, epochs, batches, step_loss, optimizer, ctx, desc, **kwargs):
+        hook = optimizer.register_step_post_hook(lambda *_: steps.update([desc]))
+        try:
+            return real_train_epochs(model, epochs, batches, step_loss, optimizer, ctx, desc, **kwargs)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(scrub, "train_epochs", counting)
+    forget, retain = make_split("forget", 600, seed=3), make_split("retain", 300, seed=4, offset=600)
+    method.unlearn(cnn(), granted(forget, retain, method.needs), make_ctx())
+    max_steps, min_steps = math.ceil(600 / 512), math.ceil(300 / 256)
+    e = method.epochs
+    assert steps == Counter({**{f"scrub max {i}/{e}": max_steps for i in range(1, method.msteps + 1)},
+                             **{f"scrub min {i}/{e}": min_steps for i in range(1, e + 1)}})
+
+
 # --- SSD ------------------------------------------------------------------------------------------
 
 
@@ -258,13 +281,13 @@ def test_bad_teacher_pulls_forget_outputs_toward_random_teacher(trained, data):
 # --- Fisher forgetting ----------------------------------------------------------------------------
 
 
-def test_fisher_noise_variance_is_min_alpha_over_fisher_and_clamp():
+def test_fisher_noise_variance_is_alpha_times_clamped_inverse_fisher():
     model = mlp()
     gen = torch.Generator().manual_seed(1)
-    # Fisher values from 1e-5 to 1e1: with alpha 1e-3 and clamp 1e-2, small F hit the clamp, large F do not
+    # Fisher values from 1e-5 to 1e1: with the 1/F clamp at 100, small F hit the clamp, large F do not
     fim = {n: 10 ** (torch.rand(p.shape, generator=gen) * 6 - 5) for n, p in model.named_parameters()}
-    alpha, clamp = 1e-3, 1e-2
-    variances = fisher.noise_variance(fim, alpha, clamp, eps=0.0)
+    alpha, max_inverse = 1e-4, 100.0
+    variances = fisher.noise_variance(fim, alpha, max_inverse, eps=0.0)
     theta0 = torch.cat([p.detach().flatten() for p in model.parameters()])
     draws = []
     for seed in range(600):
@@ -272,17 +295,30 @@ def test_fisher_noise_variance_is_min_alpha_over_fisher_and_clamp():
         fisher.add_gaussian_noise_(noisy, variances, seed)
         draws.append(torch.cat([p.detach().flatten() for p in noisy.parameters()]) - theta0)
     empirical = torch.stack(draws).double().var(0)
-    expected = torch.cat([(alpha / fim[n].double()).clamp(max=clamp).flatten()
-                          for n, _ in model.named_parameters()])
-    ratio = empirical / expected
-    clamped = expected >= clamp * (1 - 1e-9)
+    inverse = torch.cat([(1 / fim[n].double()).clamp(max=max_inverse).flatten() for n, _ in model.named_parameters()])
+    ratio = empirical / (alpha * inverse)
+    clamped = inverse >= max_inverse * (1 - 1e-9)
     assert clamped.float().mean() > 0.2 and (~clamped).float().mean() > 0.2
     assert float(ratio.mean()) == pytest.approx(1.0, abs=0.02)
     assert float((ratio - 1).abs().max()) < 0.4  # 600 draws: each sample variance within ~7 sd
 
 
+def test_fisher_variance_follows_alpha_including_the_clamped_entries(trained, data):
+    split = granted(data["forget"], data["retain"], frozenset({"retain"}))
+    # F on D_r spans ~1e-9..1e-6 here: a 1/F clamp at 5e7 (F < 2e-8) leaves both regimes populated
+    noise, clamped = {}, []
+    for alpha in (1e-9, 2e-9):
+        ctx = make_ctx(seed=1)
+        ctx.log = lambda metrics: clamped.append(metrics["fisher/clamped_fraction"])
+        noisy = fisher.FisherForgetting(alpha=alpha, max_inverse_fisher=5e7).unlearn(copy.deepcopy(trained), split, ctx)
+        noise[alpha] = torch.cat([(p - p0).detach().flatten() for p, p0 in zip(noisy.parameters(), trained.parameters())])
+    assert 0.1 < clamped[0] < 0.9 and clamped[0] == clamped[1]
+    # same seed, so the same draws z: the noise sqrt(alpha * v) * z scales by sqrt(2) everywhere
+    torch.testing.assert_close(noise[2e-9], math.sqrt(2) * noise[1e-9], rtol=1e-3, atol=1e-9)
+
+
 def test_fisher_unlearn_is_seeded_and_uses_retain_fisher(trained, data):
-    method = fisher.FisherForgetting(alpha=1e-9, max_var=0.05)  # F here spans ~1e-9..1e-6: both regimes
+    method = fisher.FisherForgetting(alpha=1e-9, max_inverse_fisher=5e7)  # F here spans ~1e-9..1e-6: both regimes
     split = granted(data["forget"], data["retain"], method.needs)
     a = method.unlearn(copy.deepcopy(trained), split, make_ctx(seed=1))
     b = method.unlearn(copy.deepcopy(trained), split, make_ctx(seed=1))
@@ -294,12 +330,11 @@ def test_fisher_unlearn_is_seeded_and_uses_retain_fisher(trained, data):
     # Standardised by the variance predicted from the per-sample Fisher on D_r, the noise is N(0, 1).
     retain = TensorBatches(data["retain"].x, data["retain"].y, 16)
     fim = mean_squared_gradients(copy.deepcopy(trained).eval(), retain, per_sample=True)
-    variances = fisher.noise_variance(fim, 1e-9, 0.05)
+    variances = fisher.noise_variance(fim, 1e-9, 5e7)
     z = torch.cat([((pa - p0) / variances[n].sqrt()).detach().flatten()
                    for (n, pa), p0 in zip(a.named_parameters(), trained.parameters())])
     assert len(z) > 300 and float(z.mean()) == pytest.approx(0.0, abs=0.2)
     assert float(z.var()) == pytest.approx(1.0, abs=0.25)
-    assert 0.1 < float((torch.cat([v.flatten() for v in variances.values()]) < 0.05).float().mean()) < 0.9
 
 
 # --- end to end -----------------------------------------------------------------------------------

@@ -5,11 +5,14 @@ the Decision Space", CVPR 2023 (arXiv 2303.11570). Class-wise only.
 
 For each forget batch, on a frozen copy of the ORIGINAL model in eval mode:
   x_adv = round(255 * clamp(x + eps * sign(grad_x CE(f0(x), y)), 0, 1)) / 255   (FGSM, [0, 1] pixels)
-  label = argmax over classes c != y of f0(x_adv)_c
-i.e. the neighbour's predicted class, and when the neighbour still lands in the true class (the
-attack failed), its best other class. (The authors' code keeps the true label in that case; set
-`exclude_true_class: false` for that.) The model, in train mode, then minimises CE(f(x), label) on
-the clean images. Authors' defaults: eps 0.1, 10 epochs, SGD lr 1e-5, momentum 0.9, no weight decay.
+  label = argmax over all classes of f0(x_adv)
+i.e. the neighbour's predicted class; when the attack fails (the neighbour stays in the true class)
+the sample keeps its true label, as in the authors' code (and SalUn's reimplementation).
+`exclude_true_class: true` instead takes the best class other than the true one. The model, in train
+mode, then minimises CE(f(x), label) on the clean images. Authors' defaults: eps 0.1, 10 epochs, SGD
+lr 1e-5, momentum 0.9, no weight decay, batches of 64, no augmentation (their CIFAR-10 transform is
+ToTensor and Normalize only; `augment: true` crops and flips the forget images, as SalUn's
+reimplementation does).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def _neighbour_class(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
 
 
 def neighbour_labels(original: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                     exclude_true_class: bool = True) -> torch.Tensor:
+                     exclude_true_class: bool = False) -> torch.Tensor:
     """The class the original model predicts for each sample's FGSM neighbour (see module docstring)."""
     return _neighbour_class(original, fgsm_neighbour(original, x, y, eps), y, exclude_true_class)
 
@@ -64,7 +67,7 @@ class BoundaryShrink(Method):
     needs = frozenset({"forget"})
 
     def __init__(self, epochs: int = 10, lr: float = 1e-5, momentum: float = 0.9, weight_decay: float = 0.0,
-                 batch_size: int = 256, eps: float = 0.1, exclude_true_class: bool = True,
+                 batch_size: int = 64, eps: float = 0.1, exclude_true_class: bool = False,
                  augment: bool = False):
         if not isinstance(eps, (int, float)) or not 0.0 < eps <= 1.0:
             raise ConfigError("method.eps", eps, "a number in (0, 1] (FGSM step in [0, 1] pixel units)")

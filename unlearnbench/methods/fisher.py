@@ -4,16 +4,17 @@ Golatkar, Achille, Soatto, "Eternal Sunshine of the Spotless Net: Selective Forg
 Networks", CVPR 2020 (arXiv 1911.04933). Parameters that matter for D_r (large Fisher) get little
 noise; the rest, which may encode D_f, get much: theta <- theta + sqrt(var) * N(0, 1) per entry, with
 
-    var = min(alpha / (F + eps), max_var)
+    var = alpha * min(1 / (F + eps), max_inverse_fisher)
 
-F the diagonal Fisher on D_r. Simplified variant, stated: F is the per-sample EMPIRICAL Fisher
-(squared CE gradient at the true label, averaged over D_r; model in eval mode, un-augmented), not the
-authors' per-class expectation over the model's predictive distribution; one rule for every
-parameter tensor (the authors' code also averages the variance over each weight's rows, scales the
-head's and BN's variance by 10, clamps the head's 1/F at 1e2, and for class forgetting zeroes the
-forgotten classes' head rows: none of that here). Defaults: alpha 1e-6 and eps 1e-8 as in the
-authors' code; max_var 1e-3 equals their clamp of 1/F at 1e3 times alpha. The noise is drawn on the
-CPU from a generator seeded with the run's seed, so it is the same on any device.
+F the diagonal Fisher on D_r. As in the authors' code the clamp acts on 1/F before alpha scales it,
+so every variance, clamped or not, is proportional to alpha. Simplified variant, stated: F is the
+per-sample EMPIRICAL Fisher (squared CE gradient at the true label, averaged over D_r; model in eval
+mode, un-augmented), not the authors' per-class expectation over the model's predictive
+distribution; one rule for every parameter tensor (the authors' code also averages the variance over
+each weight's rows, scales the head's and BN's variance by 10, clamps the head's 1/F at 1e2, and for
+class forgetting zeroes the forgotten classes' head rows: none of that here). Defaults as in the
+authors' code: alpha 1e-6, eps 1e-8, max_inverse_fisher 1e3. The noise is drawn on the CPU from a
+generator seeded with the run's seed, so it is the same on any device.
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ from unlearnbench.methods.common import check_weights_finite
 from unlearnbench.methods.importance import Importances, mean_squared_gradients
 
 
-def noise_variance(fisher: Importances, alpha: float, max_var: float, eps: float = 1e-8) -> Importances:
-    """Per-entry noise variance min(alpha / (F + eps), max_var)."""
-    return {name: (alpha / (f + eps)).clamp(max=max_var) for name, f in fisher.items()}
+def clamped_inverse(fisher: Importances, max_inverse_fisher: float, eps: float = 1e-8) -> Importances:
+    """Per-entry min(1 / (F + eps), max_inverse_fisher)."""
+    return {name: (1.0 / (f + eps)).clamp(max=max_inverse_fisher) for name, f in fisher.items()}
+
+
+def noise_variance(fisher: Importances, alpha: float, max_inverse_fisher: float, eps: float = 1e-8) -> Importances:
+    """Per-entry noise variance alpha * min(1 / (F + eps), max_inverse_fisher)."""
+    return {name: alpha * inverse for name, inverse in clamped_inverse(fisher, max_inverse_fisher, eps).items()}
 
 
 @torch.no_grad()
@@ -45,12 +51,12 @@ def add_gaussian_noise_(model: nn.Module, variances: Importances, seed: int) -> 
 class FisherForgetting(Method):
     needs = frozenset({"retain"})
 
-    def __init__(self, alpha: float = 1e-6, max_var: float = 1e-3, eps: float = 1e-8, batch_size: int = 256,
-                 chunk_size: int = 64, augment: bool = False):
-        for key, value in (("alpha", alpha), ("max_var", max_var), ("eps", eps)):
+    def __init__(self, alpha: float = 1e-6, max_inverse_fisher: float = 1e3, eps: float = 1e-8,
+                 batch_size: int = 256, chunk_size: int = 64, augment: bool = False):
+        for key, value in (("alpha", alpha), ("max_inverse_fisher", max_inverse_fisher), ("eps", eps)):
             if not value > 0:
                 raise ConfigError(f"method.{key}", value, "a positive number")
-        self.alpha, self.max_var, self.eps = alpha, max_var, eps
+        self.alpha, self.max_inverse_fisher, self.eps = alpha, max_inverse_fisher, eps
         self.batch_size, self.chunk_size, self.augment = batch_size, chunk_size, augment
 
     def unlearn(self, model, data, ctx):
@@ -59,9 +65,10 @@ class FisherForgetting(Method):
         fisher = mean_squared_gradients(model, batches, per_sample=True, chunk_size=self.chunk_size,
                                         autocast=ctx.runtime.autocast, progress=ctx.runtime.progress,
                                         desc="fisher on D_r")
-        variances = noise_variance(fisher, self.alpha, self.max_var, self.eps)
-        clamped = sum(int((v >= self.max_var).sum()) for v in variances.values())
-        ctx.log({"fisher/clamped_fraction": clamped / sum(v.numel() for v in variances.values())})
+        inverse = clamped_inverse(fisher, self.max_inverse_fisher, self.eps)
+        clamped = sum(int((v >= self.max_inverse_fisher).sum()) for v in inverse.values())
+        ctx.log({"fisher/clamped_fraction": clamped / sum(v.numel() for v in inverse.values())})
+        variances = {name: self.alpha * v for name, v in inverse.items()}
         add_gaussian_noise_(model, variances, seed=ctx.seed)
         check_weights_finite(model, "fisher noise")
         return model

@@ -6,12 +6,17 @@ Kurmanji, Triantafillou, Hayes, Triantafillou, "Towards Unbounded Machine Unlear
     L = beta * CE(retain batch) - (1 - beta) * CE(forget batch)
 
 with two separate forward passes (BN batch statistics are not mixed). By default an epoch is one
-pass over D_f and the retain batches come from one stream that carries over between epochs and
-restarts (reshuffled) when exhausted; `pass_over: retain` instead makes an epoch one pass over D_r
-with the forget stream carrying over, the loop of the authors' code.
-beta = 0.999 is the project's default (a retain-heavy setting for large-scale runs); the authors'
-public small-scale notebook uses 0.95 with an extra L2 pull towards the original weights, which is
-left out here. SGD lr 0.01, momentum 0.9, weight decay 5e-4, 5 epochs, model in train mode.
+pass over D_r, each retain batch paired with the next batch of a forget stream, the loop of the
+authors' code (SCRUB repository). Here the forget stream carries over between epochs and restarts,
+reshuffled, when exhausted; theirs (itertools.cycle) replays the epoch's first forget pass and starts
+afresh each epoch. `pass_over: forget` instead makes an epoch one pass over D_f with the retain
+stream carrying over.
+
+Defaults are the authors' large-scale ones (SCRUB repository, resnet50_cifar100.ipynb): beta 0.9999,
+plain SGD lr 0.01 without momentum or weight decay, 5 epochs, retain batches of 128, forget batches
+of 64, no augmentation (their loaders are built with augment=False), model in train mode. Their
+small-scale notebook uses beta 0.95 with an extra L2 pull towards the original weights, which is left
+out here.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ class PairedBatches:
     The partner stream is created once, so it carries over from one epoch to the next.
     """
 
-    def __init__(self, forget: Iterable, retain: Iterable, pass_over: str = "forget"):
+    def __init__(self, forget: Iterable, retain: Iterable, pass_over: str = "retain"):
         self.forget_drives = pass_over == "forget"
         self.driver = forget if self.forget_drives else retain
         self.partner = endless(retain if self.forget_drives else forget)
@@ -72,9 +77,9 @@ def neggrad_plus_loss(model: nn.Module, x: Pair, y: Pair, beta: float) -> torch.
 class NegGradPlus(Method):
     needs = frozenset({"forget", "retain"})
 
-    def __init__(self, epochs: int = 5, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 beta: float = 0.999, forget_batch_size: int = 256, retain_batch_size: int = 256,
-                 pass_over: str = "forget", augment: bool = True):
+    def __init__(self, epochs: int = 5, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
+                 beta: float = 0.9999, forget_batch_size: int = 64, retain_batch_size: int = 128,
+                 pass_over: str = "retain", augment: bool = False):
         if not isinstance(beta, (int, float)) or not 0.0 <= float(beta) <= 1.0:
             raise ConfigError("method.beta", beta, "a number in [0, 1]")
         if pass_over not in PASS_OVER:

@@ -6,11 +6,12 @@ starts as the original.
 
 Schedule (epochs numbered 1..E): epoch e runs a max phase, one pass over D_f that maximises the
 distillation KL to the teacher at temperature T, only while e <= msteps; then every epoch runs a
-min phase, one pass over D_r minimising gamma * CE + alpha * KL. Defaults (authors' CIFAR runs):
-E = 3, msteps = 2, T = 4, gamma 0.99, alpha 0.001, one SGD optimiser (lr 5e-4, momentum 0.9,
-weight decay 5e-4) shared by both phases, constant lr (their step decay starts after epoch 3), the
-student in train mode and the teacher in eval mode. Their optional SWA averaging starts at epoch 10,
-so it never acts in 3 epochs, and is left out.
+min phase, one pass over D_r minimising gamma * CE + alpha * KL. Defaults (authors' large-scale
+runs, SCRUB repository, large_scale_unlearning.ipynb): E = 3, msteps = 2, T = 4, gamma 0.99,
+alpha 0.001, forget batches of 512 and retain batches of 256, no augmentation, one SGD optimiser
+(lr 5e-4, momentum 0.9, weight decay 5e-4) shared by both phases, constant lr (their step decay
+starts after epoch 3), the student in train mode and the teacher in eval mode. Their optional SWA
+averaging starts at epoch 10, so it never acts in 3 epochs, and is left out.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class SCRUB(Method):
 
     def __init__(self, epochs: int = 3, msteps: int = 2, lr: float = 5e-4, momentum: float = 0.9,
                  weight_decay: float = 5e-4, gamma: float = 0.99, alpha: float = 0.001,
-                 temperature: float = 4.0, forget_batch_size: int = 64, retain_batch_size: int = 128,
+                 temperature: float = 4.0, forget_batch_size: int = 512, retain_batch_size: int = 256,
                  augment: bool = False):
         if not isinstance(msteps, int) or msteps < 0:
             raise ConfigError("method.msteps", msteps, "a non-negative integer (epochs with a max phase)")
