@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from unlearnbench.config import config_dir
 from unlearnbench.errors import UserError
@@ -64,15 +64,17 @@ def precheck(args: list[str]) -> None:
 
     overrides = []
     for o in OverridesParser.create().parse_overrides([a for a in args if "=" in a and not a.startswith("-")]):
-        if o.key_or_group.startswith("hydra"):
+        if o.key_or_group.startswith("hydra") and o.key_or_group != "hydra/launcher":
             continue
         value = next(iter(o.sweep_string_iterator())) if o.is_sweep_override() else o.get_value_element_as_str()
         prefix = "+" if o.is_add() else "++" if o.is_force_add() else "~" if o.is_delete() else ""
         overrides.append(f"{prefix}{o.key_or_group}" + ("" if o.is_delete() else f"={value}"))
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
-            validate(cfg)
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            # Slurm jobs run on the cluster's nodes: the submitting machine needs no GPU of its own.
+            on_slurm = str(OmegaConf.select(cfg, "hydra.launcher._target_")).endswith("SlurmLauncher")
+            validate(cfg, gpu_here=not on_slurm)
     except UserError as err:
         if full_errors():
             raise

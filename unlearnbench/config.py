@@ -28,8 +28,17 @@ def _join(items: Any, sep: str = "-") -> str:
     return sep.join(str(i) for i in (items if isinstance(items, (list, tuple)) or OmegaConf.is_list(items) else [items]))
 
 
+def _gpus_for(accelerator: str, devices: Any = 1) -> int:
+    """GPUs a job needs for this trainer: its device count on a GPU trainer, else 0 (for Slurm requests)."""
+    if str(accelerator) not in ("gpu", "cuda"):
+        return 0
+    return devices if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0 else 1
+
+
 if not OmegaConf.has_resolver("join"):
     OmegaConf.register_new_resolver("join", _join)
+if not OmegaConf.has_resolver("gpus_for"):
+    OmegaConf.register_new_resolver("gpus_for", _gpus_for)
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
@@ -108,10 +117,11 @@ def _check_number(key: str, value: Any, low: float, high: float, inclusive: bool
         raise ConfigError(key, value, f"a number in {bracket}")
 
 
-def validate(cfg: DictConfig) -> tuple[Any, Any]:
+def validate(cfg: DictConfig, gpu_here: bool = True) -> tuple[Any, Any]:
     """Check the composed config before any work; return the built (scenario, method).
 
-    Raises `ConfigError` (one line: key, bad value, what is allowed) on the first problem.
+    Raises `ConfigError` (one line: key, bad value, what is allowed) on the first problem. `gpu_here=False`
+    (jobs run on other machines, e.g. Slurm nodes) skips the check that this machine has the GPU asked for.
     """
     _check_number("forget_ratio", cfg.forget_ratio, 0.0, 1.0)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
@@ -133,7 +143,7 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     method.check_scenario(scenario.name)
     for metric in cfg.eval.metrics.values():
         build(metric)  # metric options are checked in their constructors
-    if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda"):
+    if gpu_here and str(cfg.trainer.get("accelerator")) in ("gpu", "cuda"):
         import torch
 
         if not torch.cuda.is_available():
