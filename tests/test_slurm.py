@@ -22,7 +22,7 @@ from hydra.core.global_hydra import GlobalHydra
 from test_cli import unlearn
 
 from unlearnbench.cli import CONFIG_DIR, precheck
-from unlearnbench.slurm import squeue_states
+from unlearnbench.slurm import SqueueWatcher
 
 LOCAL_CONF = Path(os.environ.get("SLURM_LOCAL_DIR", "/tmp/unlearnbench-slurm")) / "slurm.conf"
 # Tiny jobs, one CPU and 1 GB each (the launcher's defaults ask for 8 CPUs and 32 GB).
@@ -63,11 +63,14 @@ def test_gpu_jobs_can_be_submitted_from_a_machine_without_one():
     precheck(["-m", "launcher=submitit_slurm", "trainer=gpu"])  # no "no CUDA device" error: jobs run on the nodes
 
 
-def test_squeue_states_mark_jobs_it_no_longer_lists_as_finished():
-    output = "7_0|COMPLETED\n7_1|RUNNING\n8_0|PENDING\n"
-    states = squeue_states(output, {"7_0", "7_1", "7_2"})
+def test_squeue_watcher_marks_jobs_it_no_longer_lists_as_finished():
+    watcher = SqueueWatcher(delay_s=600)
+    for job in ("7_0", "7_1", "7_2"):
+        watcher.register_job(job)
+    states = watcher.read_info("7_0|COMPLETED\n7_1|RUNNING\n8_0|PENDING\n")
     assert {job: info["State"] for job, info in states.items()} == {
         "7_0": "COMPLETED", "7_1": "RUNNING", "7_2": "FINISHED"}
+    assert watcher._make_command()[0] == "squeue"
 
 
 def sweep(args: list[str], tmp_path: Path, env: dict) -> tuple[subprocess.CompletedProcess, Path]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 log = logging.getLogger(__name__)
 
@@ -30,33 +31,25 @@ def accounting_disabled() -> bool:
     return out.returncode != 0 and "accounting storage is disabled" in out.stderr.lower()
 
 
-def squeue_states(output: str, jobs: set[str]) -> dict[str, dict[str, str]]:
-    """submitit's job info for `jobs` from `squeue --array --format=%i|%T` lines.
+class SqueueWatcher(SlurmInfoWatcher):
+    """submitit's job states from `squeue`, which lists pending, running and recently ended jobs (with their end
+    state). A job it no longer lists has ended: FINISHED (submitit then reads its result, or reports it has none)."""
 
-    squeue lists pending, running and recently ended jobs (with their end state); a job it no longer lists
-    has ended, reported as FINISHED (then submitit reads its result file, or reports that it wrote none).
-    """
-    listed = dict(line.strip().split("|", 1) for line in output.splitlines() if "|" in line)
-    return {job: {"JobID": job, "State": listed.get(job, "FINISHED")} for job in jobs}
+    def _make_command(self) -> list[str] | None:
+        if not self._registered - self._finished:
+            return None
+        return ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", f"--user={getpass.getuser()}"]
+
+    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
+        text = string.decode() if isinstance(string, bytes) else string
+        listed = dict(line.strip().split("|", 1) for line in text.splitlines() if "|" in line)
+        return {job: {"JobID": job, "State": listed.get(job, "FINISHED")} for job in self._registered - self._finished}
 
 
 class SacctCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not accounting_disabled():
             return
-        from submitit.slurm import slurm
-
-        class SqueueWatcher(slurm.SlurmInfoWatcher):
-            def _make_command(self) -> list[str] | None:
-                if not self._registered - self._finished:
-                    return None
-                return ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T",
-                        f"--user={getpass.getuser()}"]
-
-            def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
-                text = string.decode() if isinstance(string, bytes) else string
-                return squeue_states(text, self._registered - self._finished)
-
-        slurm.SlurmJob.watcher = SqueueWatcher(delay_s=600)
+        SlurmJob.watcher = SqueueWatcher(delay_s=600)
         log.warning("Slurm accounting is disabled on this cluster (sacct fails): job states come from squeue; "
                     f"job logs: {config.hydra.sweep.dir}/.submitit/")
