@@ -43,7 +43,14 @@ def _job_dir(override_dirname: str, num: int) -> str:
     return name
 
 
-for _name, _fn in (("join", _join), ("sweep_dir", _sweep_dir), ("job_dir", _job_dir)):
+def _gpus_for(accelerator: str, devices: Any = 1) -> int:
+    """GPUs a job needs for this trainer: its device count on a GPU trainer, else 0 (for Slurm requests)."""
+    if str(accelerator) not in ("gpu", "cuda"):
+        return 0
+    return devices if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0 else 1
+
+
+for _name, _fn in (("join", _join), ("sweep_dir", _sweep_dir), ("job_dir", _job_dir), ("gpus_for", _gpus_for)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 
@@ -155,7 +162,8 @@ def _check_number(key: str, value: Any, low: float, high: float, inclusive: bool
 
 
 def validate(cfg: DictConfig) -> tuple[Any, Any]:
-    """Check the composed config before any work; return the built (scenario, method).
+    """Check the composed config before any work (inside the job, on the machine that runs it); return the
+    built (scenario, method).
 
     Raises `ConfigError` (one line: key, bad value, what is allowed) on the first problem.
     """
