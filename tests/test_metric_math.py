@@ -15,6 +15,7 @@ from unlearnbench.metrics.attacks import (
     lira_online,
     lira_scores,
     logistic_mia,
+    share_outside_range,
     svc_mia_efficacy,
 )
 from unlearnbench.metrics.features import (
@@ -165,6 +166,30 @@ def test_svc_efficacy_identical_distributions_is_the_expected_share():
     assert abs(value - svc_mia_efficacy(members, nonmembers, target_b)) < 0.05
     with pytest.raises(UserError):
         svc_mia_efficacy(np.ones(5), np.zeros(5), np.zeros(0))
+
+
+def test_svc_efficacy_flip_outside_the_fitted_range_is_flagged():
+    """Class-wise forgetting: fitted confidences all high, forget confidences all near 0.
+
+    The SVC has no data there, so its intercept decides: two fitted sets that differ only in which
+    group is tighter give 100 % and 0 % for the same forget features. The extrapolation share says so.
+    """
+    rng = np.random.default_rng(0)
+    forgotten = rng.uniform(0.0, 0.02, 100)
+    tight, loose = rng.uniform(0.95, 1.0, 300), rng.uniform(0.90, 1.0, 300)
+    assert svc_mia_efficacy(tight, loose, forgotten) == 1.0
+    assert svc_mia_efficacy(loose, tight, forgotten) == 0.0
+    assert share_outside_range(np.r_[tight, loose], forgotten) == 1.0
+    assert share_outside_range(np.r_[loose, tight], forgotten) == 1.0
+    # Forget features inside the fitted range: (almost) nothing is outside the 1st-99th percentiles.
+    assert share_outside_range(np.r_[tight, loose], rng.uniform(0.9, 1.0, 200)) < 0.1
+    # A few fitted outliers (misclassified samples) do not stretch the range to cover the forget set.
+    with_outliers = np.r_[tight, loose, [0.001, 0.01]]
+    assert share_outside_range(with_outliers, forgotten) == 1.0
+    # 2-D features: outside when any dimension is.
+    fitted = np.stack([np.r_[tight, loose], np.full(600, 0.5)], axis=1)
+    target = np.array([[0.97, 0.5], [0.97, 0.9], [0.0, 0.5]])
+    assert share_outside_range(fitted, target) == pytest.approx(2 / 3)
 
 
 def test_logistic_mia_identical_distributions_near_half():

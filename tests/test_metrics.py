@@ -45,6 +45,20 @@ def test_mia_efficacy_members_are_the_first_test_size_retain_samples():
     assert score < 0.1
 
 
+def test_mia_efficacy_records_how_much_of_the_forget_set_is_extrapolated():
+    gen = torch.Generator().manual_seed(2)
+    retain = 0.95 + 0.05 * torch.rand(300, generator=gen)  # class-wise: everything the SVC sees is confident
+    test = 0.90 + 0.10 * torch.rand(300, generator=gen)
+    base = {"retain": outputs_with_confidence(retain), "test": outputs_with_confidence(test)}
+    metric = MIAEfficacy()
+    forgotten = metric({**base, "forget": outputs_with_confidence(0.001 + 0.01 * torch.rand(100, generator=gen))})
+    kept = metric({**base, "forget": outputs_with_confidence(0.92 + 0.07 * torch.rand(100, generator=gen))})
+    assert forgotten["mia_efficacy_extrapolated"] == 1.0
+    assert kept["mia_efficacy_extrapolated"] < 0.1
+    info = metric.info()["mia_efficacy_extrapolated"]
+    assert info["flags"] == "mia_efficacy" and info["threshold"] == 0.5
+
+
 def test_unknown_mia_feature_is_a_config_error():
     with pytest.raises(ConfigError, match="feature"):
         MIAEfficacy("loss_of_something")

@@ -12,7 +12,6 @@ import pytest
 from conftest import load_script
 
 from unlearnbench.report.aggregate import (
-    AVG_GAP_METRICS,
     aggregate,
     find_result_files,
     load_runs,
@@ -21,12 +20,22 @@ from unlearnbench.report.aggregate import (
     summarize,
 )
 from unlearnbench.report.cli import main
-from unlearnbench.report.render import render_latex, render_markdown
+from unlearnbench.report.render import (
+    forget_vs_test_figure,
+    gap_figure,
+    gap_panels,
+    render_csv,
+    render_latex,
+    render_markdown,
+)
 
 METRICS = ("forget_acc", "retain_acc", "val_acc", "test_acc", "mia_efficacy", "mia_loss")
+COMPONENTS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
 METRIC_INFO = {
     "forget_acc": {"direction": "closer to retrain", "ideal": "retrain value"},
+    "retain_acc": {"direction": "higher (closer to retrain)", "ideal": "retrain value"},  # older runs' text
     "mia_loss": {"direction": "closer to 0.5", "ideal": 0.5},
+    "avg_gap": {"direction": "lower", "ideal": 0.0, "components": list(COMPONENTS)},
 }
 SEEDS = (0, 1, 2)
 RANDOM = {"scenario": "random", "ratio": 0.1, "classes": None, "size": 129}
@@ -38,8 +47,14 @@ def _metrics(rng: np.random.Generator) -> dict[str, float]:
     return {m: float(rng.uniform(0.05, 0.95)) for m in METRICS}
 
 
+def _avg_gap(metrics, retrain, components=COMPONENTS):
+    """What the runner stores as metrics.avg_gap."""
+    return float(np.mean([abs(metrics[c] - retrain[c]) for c in components]))
+
+
 def _results(method, seed, forget, metrics, original, retrain, unlearn_s, status="ok"):
     diverged = status != "ok"
+    stored = {**metrics, "avg_gap": _avg_gap(metrics, retrain)} if set(COMPONENTS) <= set(metrics) else metrics
     return {
         "status": status,
         **({"reason": "loss became NaN"} if diverged else {}),
@@ -48,10 +63,10 @@ def _results(method, seed, forget, metrics, original, retrain, unlearn_s, status
         "model": "small_cnn",
         "seed": seed,
         "forget": forget,
-        "metrics": {m: None for m in metrics} if diverged else metrics,
+        "metrics": {m: None for m in stored} if diverged else stored,
         "original": {"metrics": original},
         "retrain": {"metrics": retrain},
-        "gap": {} if diverged else {m: metrics[m] - retrain[m] for m in metrics},
+        "gap": {} if diverged else {m: metrics[m] - retrain[m] for m in metrics if m in retrain},
         "metric_info": METRIC_INFO,
         "time_s": {"original": 1.0, "retrain": 0.9 + seed, "unlearn": unlearn_s, "eval": 0.1},
         "cache": {},
@@ -119,7 +134,7 @@ def test_reference_rows_first_and_one_per_seed(tree):
     root, written = tree
     summary = summaries_of(root)["random"]  # 3 methods share each seed's references
     assert [r.name for r in summary.rows[:2]] == ["Retrain", "Original"]
-    assert [r.name for r in summary.rows[2:]] == ["ft", "ga", "retrain"]
+    assert [r.name for r in summary.rows[2:]] == ["ft", "ga"]  # the 'retrain' method runs are in Retrain
     for name, store in (("Retrain", "retrain"), ("Original", "original")):
         row = row_named(summary, name)
         assert row.n_seeds == len(SEEDS)
@@ -128,7 +143,9 @@ def test_reference_rows_first_and_one_per_seed(tree):
         # Counting a seed three times would shrink the ddof=1 std.
         assert row.metrics["test_acc"].std == pytest.approx(np.std(values, ddof=1))
         assert row.metrics["test_acc"].mean == pytest.approx(np.mean(values))
-    retrain_time = [0.9 + s for s in SEEDS]
+    # Per seed, the longest time spent obtaining the model: a reference's time_s.retrain or the
+    # 'retrain' run's unlearning (which trained it when it was not in the cache).
+    retrain_time = [max(0.9 + s, written["runs"]["random", "retrain", s][1]) for s in SEEDS]
     assert row_named(summary, "Retrain").rte.mean == pytest.approx(np.mean(retrain_time))
 
 
@@ -142,13 +159,16 @@ def test_gaps_and_avg_gap(tree):
     }
     for m in METRICS:
         assert ft.gaps[m].mean == pytest.approx(np.mean([gaps[s][m] for s in SEEDS]))
-    per_run = [np.mean([abs(gaps[s][m]) for m in AVG_GAP_METRICS]) for s in SEEDS]
+    per_run = [np.mean([abs(gaps[s][m]) for m in COMPONENTS]) for s in SEEDS]
     assert ft.avg_gap.mean == pytest.approx(np.mean(per_run))
     assert ft.avg_gap.std == pytest.approx(np.std(per_run, ddof=1))
     original = row_named(summary, "Original")
     orig_gap = [written["original"]["class", s]["retain_acc"] - written["retrain"]["class", s]["retain_acc"]
                 for s in SEEDS]
     assert original.gaps["retain_acc"].mean == pytest.approx(np.mean(orig_gap))
+    orig_avg = [_avg_gap(written["original"]["class", s], written["retrain"]["class", s]) for s in SEEDS]
+    assert original.avg_gap.mean == pytest.approx(np.mean(orig_avg))
+    assert original.avg_gap.std == pytest.approx(np.std(orig_avg, ddof=1))
     assert not row_named(summary, "Retrain").gaps
 
 
@@ -186,8 +206,11 @@ def test_markdown_cell_format_and_legend(tree):
     ft_line = next(line for line in md.splitlines() if line.startswith("| ft |"))
     assert expected in ft_line
     assert "3 seeds" in md and "scenario class (classes=3)" in md
-    assert "forget_acc: closer to retrain (ideal: retrain value)" in md
-    assert "mia_loss: closer to 0.5 (ideal: 0.5)" in md
+    # One unit (percent) and one direction per metric, also for older runs' contradictory text.
+    assert "- forget_acc: closer to Retrain\n" in md
+    assert "- retain_acc: closer to Retrain\n" in md
+    assert "- mia_loss: closer to 50 %\n" in md
+    assert "0.5" not in md.split("## Legend")[1]
     header = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert "Avg Gap" in header and "RTE (s)" in header
 
@@ -229,8 +252,8 @@ def test_cli_writes_all_files(tree, tmp_path, capsys):
     for name in ("report.md", "report.csv", "report.tex"):
         assert name in names
     pngs = [out / n for n in names if n.endswith(".png")]
-    assert len(pngs) == 4  # 2 settings x (metrics, forget_vs_test)
-    assert sum(n.startswith("metrics_") for n in names) == 2
+    assert len(pngs) == 4  # 2 settings x (gap_to_retrain, forget_vs_test)
+    assert sum(n.startswith("gap_to_retrain_") for n in names) == 2
     for png in pngs:
         assert re.fullmatch(r"[A-Za-z0-9._-]+", png.name)
         data = png.read_bytes()
@@ -241,7 +264,8 @@ def test_cli_writes_all_files(tree, tmp_path, capsys):
 
     with open(out / "report.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == (2 + 3) + (2 + 2)  # references + methods per setting
+    assert len(rows) == (2 + 2) + (2 + 2)  # references + methods per setting ('retrain' runs merged)
+    assert [r["method"] for r in rows if r["scenario"] == "random"] == ["Retrain", "Original", "ft", "ga"]
     ga = next(r for r in rows if r["scenario"] == "random" and r["method"] == "ga")
     assert (ga["n_seeds"], ga["n_diverged"]) == ("3", "1")
     ft = next(r for r in rows if r["scenario"] == "random" and r["method"] == "ft")
@@ -286,6 +310,246 @@ def test_only_malformed_files_is_a_user_error(tmp_path, capsys):
     (tmp_path / "results.json").write_text("[1, 2")
     assert main([str(tmp_path)]) == 2
     assert "no readable results.json" in capsys.readouterr().err
+
+
+def write_runs(root: Path, datas) -> list:
+    """Write each results dict to its own run dir; return the aggregated settings."""
+    for i, data in enumerate(datas):
+        (root / str(i)).mkdir(parents=True)
+        (root / str(i) / "results.json").write_text(json.dumps(data))
+    runs, warnings = load_runs(find_result_files([root])[0])
+    assert not warnings
+    return aggregate(runs)
+
+
+def test_retrain_method_runs_merge_into_one_retrain_row(tree, tmp_path):
+    root, written = tree
+    summary = summaries_of(root)["random"]
+    md = render_markdown([summary])
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0] for line in table].count("| Retrain") == 1
+    assert not any(line.lower().startswith("| retrain |") and not line.startswith("| Retrain") for line in table)
+    assert [r for r in render_csv([summary]).splitlines() if ",retrain," in r.lower()] == [
+        next(r for r in render_csv([summary]).splitlines() if ",Retrain,retrain," in r)]
+    assert [b.row for p in gap_panels(summary) for b in p.bars].count("Retrain") == len(gap_panels(summary))
+    fig = forget_vs_test_figure(summary)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels.count("Retrain (reference)") == 1 and not any(lab.lower() == "retrain" for lab in labels)
+    # The merged row's metrics are the references' (the same model as the 'retrain' runs).
+    retrain = row_named(summary, "Retrain")
+    assert retrain.metrics["test_acc"].mean == pytest.approx(np.mean([written["retrain"]["random", s]["test_acc"]
+                                                                      for s in SEEDS]))
+
+
+def test_retrain_rte_says_when_every_run_loaded_it_from_the_cache(tmp_path):
+    datas = [_results(m, 0, RANDOM, {"forget_acc": 0.5}, {"forget_acc": 1.0}, {"forget_acc": 0.4}, 0.2)
+             for m in ("ft", "retrain")]
+    for data in datas:
+        data["cache"] = {"original": {"hit": True}, "retrain": {"hit": True}}
+    (summary,) = write_runs(tmp_path / "cached", datas)
+    assert "| 0.900 ± – (cache load) |" in render_markdown([summary])
+    datas[0]["cache"]["retrain"]["hit"] = False  # the ft run trained it: its time is the real cost
+    (summary,) = write_runs(tmp_path / "trained", datas)
+    assert "| 0.900 ± – |" in render_markdown([summary])
+
+
+def test_retrain_runs_without_references_still_make_the_retrain_row(tmp_path):
+    # eval.retrain=false: no reference, only the 'retrain' method's own metrics.
+    runs = [_results("retrain", s, RANDOM, {"forget_acc": 0.8 + s / 100}, {"forget_acc": 1.0}, {}, 5.0)
+            for s in (0, 1)]
+    for data in runs:
+        data["retrain"], data["gap"] = None, {}
+    (summary,) = write_runs(tmp_path, runs)
+    assert [r.name for r in summary.rows] == ["Retrain", "Original"]
+    retrain = row_named(summary, "Retrain")
+    assert retrain.metrics["forget_acc"].mean == pytest.approx(0.805)
+    assert retrain.rte.mean == pytest.approx(5.0) and retrain.n_seeds == 2
+
+
+def test_avg_gap_is_the_stored_value_with_the_configured_components(tmp_path):
+    info = {**METRIC_INFO, "avg_gap": {"direction": "lower", "ideal": 0.0, "components": ["forget_acc", "test_acc"]}}
+    datas = []
+    for seed in (0, 1):
+        retrain = {"forget_acc": 0.80, "test_acc": 0.90, "retain_acc": 0.95, "mia_efficacy": 0.2}
+        original = {"forget_acc": 0.99, "test_acc": 0.92, "retain_acc": 0.99, "mia_efficacy": 0.1}
+        metrics = {"forget_acc": 0.85 + seed / 100, "test_acc": 0.88, "retain_acc": 0.5, "mia_efficacy": 0.9}
+        data = _results("ft", seed, RANDOM, metrics, original, retrain, 1.0)
+        data["metrics"]["avg_gap"] = _avg_gap(metrics, retrain, ("forget_acc", "test_acc"))
+        data["metric_info"] = info
+        datas.append(data)
+    (summary,) = write_runs(tmp_path, datas)
+    assert row_named(summary, "ft").avg_gap.mean == pytest.approx(np.mean([(0.05 + 0.02) / 2, (0.06 + 0.02) / 2]))
+    assert row_named(summary, "Original").avg_gap.mean == pytest.approx((0.19 + 0.02) / 2)
+    assert row_named(summary, "Original").avg_gap.n == 2
+    md = render_markdown([summary])
+    assert "Avg Gap: mean of |gap to Retrain| over forget_acc, test_acc (" in md
+    assert "avg_gap" not in md.split("## Legend")[0]  # its own column, not a metric column
+
+
+def test_columns_follow_metric_info_order(tmp_path):
+    data = _results("ft", 0, RANDOM, {"forget_acc": 0.5, "test_acc": 0.6, "zeta": 0.1, "alpha": 0.2},
+                    {"forget_acc": 1.0}, {"forget_acc": 0.4}, 0.2)
+    (summary,) = write_runs(tmp_path / "a", [data])
+    assert summary.metric_names == ["forget_acc", "test_acc", "alpha", "zeta"]  # METRIC_ORDER, then A-Z
+    data["metric_info"] = {"zeta": {"order": 1}, "test_acc": {"order": 2}, "forget_acc": {"order": 3}}
+    (summary,) = write_runs(tmp_path / "b", [data])
+    assert summary.metric_names == ["zeta", "test_acc", "forget_acc", "alpha"]
+
+
+def test_failed_runs_with_null_fields_are_listed_not_crashed_on(tmp_path):
+    ok = _results("ft", 0, RANDOM, {"forget_acc": 0.5, "test_acc": 0.9}, {"forget_acc": 1.0, "test_acc": 0.9},
+                  {"forget_acc": 0.4, "test_acc": 0.9}, 0.2)
+    failed = {"status": "failed", "reason": "CUDA out of memory", "method": "ft", "dataset": "digits",
+              "model": "small_cnn", "seed": 1, "forget": RANDOM, "metrics": None, "original": None,
+              "retrain": None, "gap": None, "metric_info": None, "time_s": None}
+    only_failed = {**failed, "method": "ga", "seed": 0, "reason": "config error"}
+    (summary,) = write_runs(tmp_path, [ok, failed, {k: v for k, v in failed.items() if k != "metrics"} | {"seed": 2},
+                                       only_failed])
+    assert row_named(summary, "ft").status_note() == "failed (2/3 seeds)"
+    assert row_named(summary, "ga").metrics == {}
+    md = render_markdown([summary])
+    assert "- ft, seed 1: failed — CUDA out of memory" in md
+    assert "- ga, seed 0: failed — config error" in md
+    assert "| ga — failed (1/1 seeds) |" in md
+    render_latex([summary]), render_csv([summary])
+    assert gap_figure(summary) is not None and forget_vs_test_figure(summary) is not None
+
+
+def test_superclass_settings_are_kept_apart(tmp_path):
+    datas = [_results("ft", 0, {"scenario": "superclass", "ratio": None, "superclass": sc}, {"forget_acc": 0.1},
+                      {"forget_acc": 1.0}, {"forget_acc": 0.0}, 0.2) for sc in (3, 4)]
+    summaries = write_runs(tmp_path, datas)
+    assert [s.key.forget for s in summaries] == ["superclass=3", "superclass=4"]
+
+
+def flagged_setting(tmp_path):
+    """Class-wise runs where Retrain (one seed) and mnemonic (both) have most of D_f outside the SVC's range."""
+    info = {**METRIC_INFO, "mia_efficacy_extrapolated": {
+        "direction": "diagnostic", "ideal": None, "flags": "mia_efficacy", "threshold": 0.5,
+        "definition": "share of D_f outside the fitted range", "meaning": "the SVC extrapolates"}}
+    accs = {"retain_acc": 0.99, "test_acc": 0.98}
+    original = {"forget_acc": 1.0, "mia_efficacy": 0.1, "mia_efficacy_extrapolated": 0.0, **accs}
+    datas = []
+    for method, mia, outside in (("mnemonic", 0.0, 1.0), ("ft", 1.0, 0.0)):
+        for seed in (0, 1):
+            metrics = {"forget_acc": 0.0, "mia_efficacy": mia, "mia_efficacy_extrapolated": outside, **accs}
+            retrain = {"forget_acc": 0.0, "mia_efficacy": 1.0, "mia_efficacy_extrapolated": 0.9 if seed else 0.2,
+                       **accs}
+            data = _results(method, seed, CLASSWISE, metrics, original, retrain, 0.1)
+            data["metric_info"] = info
+            datas.append(data)
+    (summary,) = write_runs(tmp_path, datas)
+    return summary
+
+
+def test_extrapolated_mia_efficacy_is_marked_and_explained(tmp_path):
+    summary = flagged_setting(tmp_path)
+    assert "mia_efficacy_extrapolated" not in summary.metric_names
+    md = render_markdown([summary])
+    table = [line.split(" | ") for line in md.splitlines() if line.startswith("| ")]
+    header = [cell.strip("| ") for cell in table[0]]
+    cells = {row[0][2:]: row[header.index("mia_efficacy")] for row in table[1:]}
+    assert cells["mnemonic"].endswith(" †") and cells["Retrain"].endswith(" †")
+    assert "†" not in cells["ft"] and "†" not in cells["Original"]
+    avg_gap = {row[0][2:]: row[header.index("Avg Gap")] for row in table[1:]}
+    assert avg_gap["ft"].endswith(" †") and avg_gap["Retrain"] == "–"
+    note = next(line for line in md.splitlines() if line.startswith("- † mia_efficacy"))
+    assert "Retrain 1/2 seeds, mnemonic 2/2 seeds" in note and "the SVC extrapolates" in note
+    assert r"\textsuperscript{\dag}" in render_latex([summary])
+    assert "mia_efficacy_extrapolated_mean" in render_csv([summary]).splitlines()[0]
+    panels = {p.metric: p for p in gap_panels(summary)}
+    assert {b.row for b in panels["mia_efficacy"].bars if b.flagged} == {"Retrain", "mnemonic"}
+    # Avg Gap inherits the flag: every row's gap is taken against the flagged Retrain.
+    assert {b.row for b in panels["avg_gap"].bars if b.flagged} == {"Original", "ft", "mnemonic"}
+    assert "† Avg Gap of Original, ft, mnemonic:" in md
+
+
+def test_gap_panels_show_gaps_to_retrain_and_distance_to_fixed_ideals(tree):
+    root, written = tree
+    summary = summaries_of(root)["class"]
+    panels = {p.metric: p for p in gap_panels(summary)}
+    assert list(panels)[0] == "avg_gap"
+    forget = {b.row: b for b in panels["forget_acc"].bars}
+    assert forget["Retrain"].zero and forget["Retrain"].mean == 0.0
+    orig = [written["original"]["class", s]["forget_acc"] - written["retrain"]["class", s]["forget_acc"] for s in SEEDS]
+    assert forget["Original"].mean == pytest.approx(100 * np.mean(orig))  # "better than doing nothing" is visible
+    assert forget["Original"].std == pytest.approx(100 * np.std(orig, ddof=1))
+    assert "gap to Retrain (pp)" in panels["forget_acc"].title
+    # mia_loss's ideal is 50 %: every row, Retrain too, as its distance to 50 %.
+    loss = {b.row: b for b in panels["mia_loss"].bars}
+    values = [written["retrain"]["class", s]["mia_loss"] for s in SEEDS]
+    assert not loss["Retrain"].zero and loss["Retrain"].mean == pytest.approx(100 * (np.mean(values) - 0.5))
+    assert "value − 50 % (pp)" in panels["mia_loss"].title
+
+
+def text_boxes(fig):
+    """Window extents of every text the figure actually draws (tick pools keep undrawn labels)."""
+    from matplotlib.text import Text
+
+    drawn, draw = [], Text.draw
+
+    def record(text, renderer):
+        draw(text, renderer)
+        if text.get_visible() and text.get_text().strip():
+            drawn.append((text.get_text(), text.get_window_extent(renderer)))
+
+    Text.draw = record
+    try:
+        fig.canvas.draw()
+    finally:
+        Text.draw = draw
+    return drawn
+
+
+def assert_no_text_overlaps(fig):
+    boxes = text_boxes(fig)
+    assert len(boxes) > 5
+    clashes = [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+    assert not clashes
+    width, height = fig.canvas.get_width_height()
+    for text, box in boxes:  # and nothing is cut off at the figure's edge
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, text
+
+
+def crowded_setting(tmp_path):
+    """Eight methods, several on the same spot as each other or as the Original, two seeds, long names."""
+    rng = np.random.default_rng(3)
+    retrain = {"forget_acc": 0.97, "retain_acc": 0.99, "test_acc": 0.98, "mia_efficacy": 0.08, "mia_loss": 0.46}
+    original = {"forget_acc": 0.996, "retain_acc": 0.996, "test_acc": 0.994, "mia_efficacy": 0.04, "mia_loss": 0.51}
+    datas = []
+    for i, method in enumerate(("ft", "ga", "none", "retrain", "boundary_shrink", "neggrad_plus", "random_label",
+                                "l1_sparse", "salun")):
+        for seed in (0, 1):
+            same = method in ("ga", "none")  # exactly the Original, as a no-op method is
+            metrics = dict(original) if same else {k: float(np.clip(v + rng.normal(0, 0.01), 0, 1))
+                                                    for k, v in retrain.items()}
+            if method == "retrain":
+                metrics = dict(retrain)
+            datas.append(_results(method, seed, RANDOM, metrics, original, retrain, 0.1 * (i + 1)))
+    (summary,) = write_runs(tmp_path, datas)
+    return summary
+
+
+def test_figures_have_no_overlapping_text(tmp_path, tree):
+    root, _ = tree
+    for summary in [crowded_setting(tmp_path / "crowded"), flagged_setting(tmp_path / "flagged"),
+                    *summaries_of(root).values()]:
+        for make in (gap_figure, forget_vs_test_figure):
+            assert_no_text_overlaps(make(summary))
+
+
+def test_forget_vs_test_references_stay_visible_on_top_of_methods(tmp_path):
+    ax = forget_vs_test_figure(crowded_setting(tmp_path)).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    refs = [lines.pop("Retrain (reference)"), lines.pop("Original (before unlearning)")]
+    methods = list(lines.values())
+    assert len(methods) == 8 and not ax.texts  # names are in the legend, not printed on the points
+    assert min(r.get_zorder() for r in refs) > max(m.get_zorder() for m in methods)
+    for line in refs + methods:  # hollow: what is underneath shows through
+        assert line.get_markerfacecolor() == "none"
+    # ga and none sit exactly on the Original: the legend says so, and their marker shapes differ.
+    ga, none = lines["ga (same point as Original)"], lines["none (same point as Original)"]
+    assert ga.get_marker() != none.get_marker()
 
 
 def test_sanitize_filename():

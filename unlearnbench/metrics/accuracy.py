@@ -22,11 +22,5 @@ class Accuracy:
         return values
 
     def info(self) -> dict[str, dict]:
-        close = {"direction": "closer to retrain", "ideal": "retrain value"}
-        return {
-            "forget_acc": close,
-            "retain_acc": {"direction": "higher (closer to retrain)", "ideal": "retrain value"},
-            "val_acc": {"direction": "higher (closer to retrain)", "ideal": "retrain value"},
-            "test_acc": {"direction": "higher (closer to retrain)", "ideal": "retrain value"},
-            "test_forget_acc": close,
-        }
+        names = ("forget_acc", "retain_acc", "val_acc", "test_acc", "test_forget_acc")
+        return {name: {"direction": "closer to retrain", "ideal": "retrain value"} for name in names}

@@ -1,7 +1,8 @@
 """Membership-inference attacks on precomputed per-sample features (numpy, no models).
 
 - `svc_mia_efficacy`: MIA-Efficacy of SalUn (Fan et al., ICLR 2024) / l1-sparse (Jia et al.,
-  NeurIPS 2023): an RBF SVC trained on members vs non-members, applied to the forget set.
+  NeurIPS 2023): an RBF SVC trained on members vs non-members, applied to the forget set;
+  `share_outside_range` says how much of the forget set lies where the SVC had no data.
 - `logistic_mia`: loss / entropy attack of the NeurIPS 2023 unlearning starting kit (used by
   ∇τ, Trippa et al. arXiv 2403.14339): logistic regression, cross-validated accuracy.
 - `lira_scores` / `lira_online`: per-example Gaussian likelihood-ratio test of LiRA (Carlini et al.,
@@ -53,6 +54,21 @@ def svc_mia_efficacy(member_feat, nonmember_feat, target_feat) -> float:
     clf = SVC(C=3, gamma="auto", kernel="rbf")
     clf.fit(x, y)
     return float(1.0 - clf.predict(target).mean())
+
+
+def share_outside_range(fitted_feat, target_feat, tail: float = 0.01) -> float:
+    """Share of `target_feat` samples outside the central range of `fitted_feat` (extrapolation).
+
+    The range is [q_tail, q_(1 - tail)] of the fitted features, per feature dimension; a sample is
+    outside when any of its features is. An RBF SVC has (almost) no training data there, so its
+    prediction for those samples is set by its intercept rather than by the data. Quantiles, not
+    min / max, so that a few misclassified fitted samples do not stretch the range.
+    """
+    fitted = _as_2d(fitted_feat, "fitted")
+    target = _as_2d(target_feat, "target")
+    low, high = np.quantile(fitted, [tail, 1.0 - tail], axis=0)
+    outside = ((target < low) | (target > high)).any(axis=1)
+    return float(outside.mean())
 
 
 def logistic_mia(forget_feat, test_feat, n_splits: int = 10, seed: int = 0) -> float:

@@ -4,13 +4,23 @@ An RBF SVC (C=3, gamma="auto") is fitted on a per-sample feature of members = th
 retain samples in dataset order (label 1) and non-members = D_test (label 0); the score is the share
 of D_f that the attack predicts non-member. Higher means the forget set looks less like training
 data; compare with the Retrain model's value, not with 1.
+
+`mia_efficacy_extrapolated` is the share of D_f whose feature lies outside the 1st-99th percentile
+range of the features the SVC was fitted on. Above one half, the score mostly reports the SVC's
+intercept: in class-wise forgetting (fitted confidences all high, a forgotten class's all near 0)
+two models that both forget the class completely can get 0 and 1.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from unlearnbench.errors import ConfigError
-from unlearnbench.metrics.attacks import svc_mia_efficacy
+from unlearnbench.metrics.attacks import share_outside_range, svc_mia_efficacy
 from unlearnbench.metrics.features import FEATURES
+
+# mia_efficacy_extrapolated above this share marks mia_efficacy as unreliable (in metric_info).
+EXTRAPOLATION_THRESHOLD = 0.5
 
 
 class MIAEfficacy:
@@ -26,8 +36,22 @@ class MIAEfficacy:
         members = feat(retain.logits[:n], retain.labels[:n])
         nonmembers = feat(test.logits, test.labels)
         target = feat(forget.logits, forget.labels)
-        return {"mia_efficacy": svc_mia_efficacy(members, nonmembers, target)}
+        return {
+            "mia_efficacy": svc_mia_efficacy(members, nonmembers, target),
+            "mia_efficacy_extrapolated": share_outside_range(np.concatenate([members, nonmembers]), target),
+        }
 
     def info(self) -> dict[str, dict]:
-        return {"mia_efficacy": {"direction": "closer to retrain", "ideal": "retrain value",
-                                 "feature": self.feature}}
+        return {
+            "mia_efficacy": {"direction": "closer to retrain", "ideal": "retrain value", "feature": self.feature},
+            "mia_efficacy_extrapolated": {
+                "direction": "diagnostic", "ideal": None, "flags": "mia_efficacy",
+                "threshold": EXTRAPOLATION_THRESHOLD,
+                "definition": "share of D_f whose feature lies outside the 1st-99th percentile range of the "
+                              "features the SVC was fitted on",
+                "meaning": "most of the forget set lies outside the range the attack's SVC was fitted on, so "
+                           "its answer there is set by the SVC's intercept, not by the data: models that "
+                           "forget equally well can score 0 or 100 (typical of class-wise forgetting); "
+                           "compare forget_acc and the loss / entropy attacks instead",
+            },
+        }

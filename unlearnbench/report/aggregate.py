@@ -1,17 +1,18 @@
 """Collect ``results.json`` files and aggregate them into per-setting tables (pure functions).
 
-A *setting* is (dataset, model, forget scenario, forget ratio or classes); within a setting the runs
-are grouped by method and summarised over seeds as mean and sample standard deviation (ddof=1).
-Every table starts with two reference rows built from the runs themselves:
+A *setting* is (dataset, model, forget scenario, forget ratio, classes or superclass); within a
+setting the runs are grouped by method and summarised over seeds as mean and sample standard
+deviation (ddof=1). Every table starts with two reference rows built from the runs themselves:
 
-* **Retrain** - the retrained-from-scratch oracle (``results["retrain"]["metrics"]``);
+* **Retrain** - the retrained-from-scratch oracle (``results["retrain"]["metrics"]``); runs of the
+  ``retrain`` method train the same model (same seed, same cache key) and are merged into this row;
 * **Original** - the model before unlearning (``results["original"]["metrics"]``).
 
 Several methods' runs of one seed share the same references, so those rows count each seed once.
-Avg Gap follows the SalUn protocol (Fan et al., "SalUn: Empowering Machine Unlearning via Gradient-based
-Weight Saliency in Image Classification", ICLR 2024): the mean over UA, RA, TA and MIA-Efficacy of
-|method - Retrain|, computed per run and then averaged over seeds. |UA gap| equals |forget_acc gap|
-because UA = 1 - forget_acc. RTE is the wall-clock time of the unlearning stage alone.
+Avg Gap is each run's stored ``metrics.avg_gap`` (SalUn's mean |method - Retrain| over the
+components in ``metric_info.avg_gap.components``), averaged over seeds; the Original row's is
+computed per seed from the same components. RTE is the wall-clock time of the unlearning stage alone.
+Runs whose status is not ``ok`` (diverged, failed) are listed and left out of the means.
 """
 
 from __future__ import annotations
@@ -27,10 +28,7 @@ from typing import Any
 
 RESULTS_NAME = "results.json"
 
-# Metrics averaged (as |gap|) into the "Avg Gap" column.
-AVG_GAP_METRICS: tuple[str, ...] = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
-
-# Preferred column order; metrics not listed follow in alphabetical order.
+# Column order when metric_info gives no ``order``; metrics not listed follow alphabetically.
 METRIC_ORDER: tuple[str, ...] = (
     "forget_acc",
     "retain_acc",
@@ -43,6 +41,8 @@ METRIC_ORDER: tuple[str, ...] = (
 
 RETRAIN_ROW = "Retrain"
 ORIGINAL_ROW = "Original"
+RETRAIN_METHOD = "retrain"  # the method whose runs are the Retrain reference itself
+AVG_GAP = "avg_gap"
 
 Seed = Any  # int in practice, but a hand-written results.json may hold anything hashable
 
@@ -54,7 +54,7 @@ class SettingKey:
     dataset: str
     model: str
     scenario: str
-    forget: str  # "ratio=0.1", "classes=0,3" or "unspecified"
+    forget: str  # "ratio=0.1", "classes=0,3", "superclass=4" or "unspecified"
 
     def label(self) -> str:
         """Human-readable one-liner, e.g. ``digits / small_cnn / random (ratio=0.1)``."""
@@ -81,6 +81,7 @@ class Run:
     metric_info: dict[str, dict[str, Any]]
     time_s: dict[str, float]
     reason: str | None = None
+    cache_hits: dict[str, bool] = field(default_factory=dict)  # stage -> loaded from the model cache
 
     @property
     def ok(self) -> bool:
@@ -107,8 +108,10 @@ class Row:
     gaps: dict[str, Stat] = field(default_factory=dict)
     avg_gap: Stat | None = None
     rte: Stat | None = None
+    rte_cached: bool = False  # every run that timed this row's model loaded it from the cache
     excluded: dict[str, int] = field(default_factory=dict)  # status -> number of runs left out
     reasons: list[str] = field(default_factory=list)
+    flags: dict[str, tuple[int, int]] = field(default_factory=dict)  # metric -> (seeds flagged, seeds)
 
     @property
     def n_diverged(self) -> int:
@@ -129,6 +132,12 @@ class SettingSummary:
     rows: list[Row]
     metric_names: list[str]
     metric_info: dict[str, dict[str, Any]]
+    n_runs: int = 0
+    left_out: list[Run] = field(default_factory=list)  # runs whose status is not ok
+
+    @property
+    def avg_gap_components(self) -> list[str]:
+        return [str(c) for c in self.metric_info.get(AVG_GAP, {}).get("components") or []]
 
     @property
     def has_gaps(self) -> bool:
@@ -163,7 +172,7 @@ def find_result_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[str
     return sorted(found), missing
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -171,7 +180,7 @@ def clean_metrics(obj: object) -> dict[str, float]:
     """Keep the finite numeric entries of a metrics mapping (null / NaN / non-numbers dropped)."""
     if not isinstance(obj, Mapping):
         return {}
-    return {str(k): float(v) for k, v in obj.items() if _is_number(v)}
+    return {str(k): float(v) for k, v in obj.items() if is_number(v)}
 
 
 def _nested_metrics(obj: object) -> dict[str, float] | None:
@@ -182,15 +191,24 @@ def _nested_metrics(obj: object) -> dict[str, float] | None:
 
 
 def forget_spec(forget: Mapping[str, Any]) -> str:
-    """``ratio=0.1`` for random forgetting, ``classes=0,3`` for class-wise scenarios."""
+    """``ratio=0.1`` for random forgetting, ``classes=0,3`` or ``superclass=4`` for class-wise ones."""
     classes = forget.get("classes")
     if classes is not None:
         items = classes if isinstance(classes, (list, tuple)) else [classes]
         return "classes=" + ",".join(str(c) for c in items)
+    if forget.get("superclass") is not None:
+        return f"superclass={forget['superclass']}"
     ratio = forget.get("ratio")
     if ratio is not None:
-        return f"ratio={ratio:g}" if _is_number(ratio) else f"ratio={ratio}"
+        return f"ratio={ratio:g}" if is_number(ratio) else f"ratio={ratio}"
     return "unspecified"
+
+
+def _cache_hits(cache: object) -> dict[str, bool]:
+    """``{"retrain": True}`` from ``cache: {"retrain": {"hit": true, ...}}``; malformed entries dropped."""
+    if not isinstance(cache, Mapping):
+        return {}
+    return {str(k): v["hit"] for k, v in cache.items() if isinstance(v, Mapping) and isinstance(v.get("hit"), bool)}
 
 
 def parse_run(data: object, path: Path) -> Run:
@@ -223,6 +241,7 @@ def parse_run(data: object, path: Path) -> Run:
         else {},
         time_s=clean_metrics(data.get("time_s")),
         reason=str(data["reason"]) if data.get("reason") else None,
+        cache_hits=_cache_hits(data.get("cache")),
     )
 
 
@@ -275,10 +294,35 @@ def run_gap(run: Run) -> dict[str, float]:
     return subtract(run.metrics, run.retrain) if run.retrain else {}
 
 
-def avg_abs_gap(gap: Mapping[str, float], keys: Sequence[str] = AVG_GAP_METRICS) -> float | None:
-    """Mean |gap| over ``keys`` that are present; ``None`` when none is."""
-    values = [abs(gap[k]) for k in keys if k in gap]
-    return math.fsum(values) / len(values) if values else None
+def avg_abs_gap(model: Mapping[str, float], retrain: Mapping[str, float], components: Sequence[str]) -> float | None:
+    """Mean |model - retrain| over ``components``, as the runner computes ``avg_gap``; ``None`` if one is missing."""
+    if not components or any(c not in model or c not in retrain for c in components):
+        return None
+    return math.fsum(abs(model[c] - retrain[c]) for c in components) / len(components)
+
+
+def diagnostics(info: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, float]]:
+    """Values that flag another metric as unreliable: ``{key: (flagged metric, threshold)}``.
+
+    Declared in ``metric_info`` with ``flags`` (e.g. ``mia_efficacy_extrapolated`` flags
+    ``mia_efficacy`` above its ``threshold``); they are notes, not table columns.
+    """
+    return {
+        name: (str(desc["flags"]), float(desc.get("threshold", 0.5)))
+        for name, desc in info.items()
+        if desc.get("flags")
+    }
+
+
+def flag_counts(dicts: Sequence[Mapping[str, float]], diag: Mapping[str, tuple[str, float]]) -> dict[str, tuple[int, int]]:
+    """Per flagged metric: (seeds whose flag value is above its threshold, seeds with the flag), when > 0."""
+    out: dict[str, tuple[int, int]] = {}
+    for key, (metric, threshold) in diag.items():
+        values = [d[key] for d in dicts if key in d]
+        flagged = sum(v > threshold for v in values)
+        if flagged:
+            out[metric] = (flagged, len(values))
+    return out
 
 
 # --------------------------------------------------------------------------- grouping
@@ -326,41 +370,74 @@ def duplicate_warnings(runs: Iterable[Run]) -> list[str]:
 # --------------------------------------------------------------------------- rows
 
 
-def reference_rows(runs: Sequence[Run]) -> list[Row]:
-    """Retrain and Original rows, each seed counted once however many methods share it."""
-    retrain = per_seed(runs, lambda r: r.retrain)
+def _without(metrics: Mapping[str, float], key: str) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if k != key}
+
+
+def retrain_by_seed(runs: Sequence[Run]) -> dict[Seed, dict[str, float]]:
+    """Per seed, the Retrain model's metrics: the runs' references, completed by ``retrain`` method runs.
+
+    Both are the same model (same seed, same cache key); the method run adds what only the unlearned
+    model is evaluated on, its ``avg_gap`` (0 by definition) left out.
+    """
+    own = per_seed([r for r in runs if r.method == RETRAIN_METHOD and r.ok], lambda r: _without(r.metrics, AVG_GAP))
+    refs = per_seed(runs, lambda r: r.retrain)
+    return {seed: {**own.get(seed, {}), **refs.get(seed, {})} for seed in {**own, **refs}}
+
+
+def retrain_row(runs: Sequence[Run], diag: Mapping[str, tuple[str, float]]) -> Row | None:
+    """The Retrain row: references and ``retrain`` method runs merged, each seed once.
+
+    RTE per seed is the longest time a run of that seed spent obtaining the model (``time_s.retrain``
+    of the references, ``time_s.unlearn`` of ``retrain`` runs): the training time when one of them
+    trained it, a cache load time when all found it in the cache (then ``rte_cached``).
+    """
+    own = [r for r in runs if r.method == RETRAIN_METHOD]
+    metrics = retrain_by_seed(runs)
+    if not metrics and not own:
+        return None
+    times: dict[Seed, float] = {}
+    for run in runs:
+        is_own = run.method == RETRAIN_METHOD and run.ok
+        for t in (run.time_s.get("retrain") if run.retrain else None, run.time_s.get("unlearn") if is_own else None):
+            if t is not None:
+                times[run.seed] = max(t, times.get(run.seed, t))
+    # A 'retrain' run records the cache state of its own training call (a hit once its reference
+    # trained the model), so only the other runs tell whether anything was trained.
+    hits = [r.cache_hits.get("retrain") for r in runs if r.seed in times and r.method != RETRAIN_METHOD]
+    return Row(
+        name=RETRAIN_ROW,
+        kind="retrain",
+        n_seeds=len(set(metrics) | {r.seed for r in own}),
+        metrics=summarize_dicts(list(metrics.values())),
+        rte=summarize(times.values()),
+        rte_cached=bool(hits) and all(h is True for h in hits),
+        excluded=dict(Counter(r.status for r in own if not r.ok)),
+        reasons=sorted({r.reason for r in own if not r.ok and r.reason}),
+        flags=flag_counts(list(metrics.values()), diag),
+    )
+
+
+def original_row(runs: Sequence[Run], retrain: Mapping[Seed, Mapping[str, float]], components: Sequence[str],
+                 diag: Mapping[str, tuple[str, float]]) -> Row | None:
+    """The model before unlearning; its gaps and Avg Gap against the same seed's Retrain."""
     original = per_seed(runs, lambda r: r.original)
-    retrain_time = per_seed(runs, lambda r: r.time_s.get("retrain") if r.retrain else None)
-    rows: list[Row] = []
-    if retrain:
-        rows.append(
-            Row(
-                name=RETRAIN_ROW,
-                kind="retrain",
-                n_seeds=len(retrain),
-                metrics=summarize_dicts(list(retrain.values())),
-                # Retrain's "unlearning" cost is retraining (0 s-ish when it was loaded from cache).
-                rte=summarize(retrain_time.values()),
-            )
-        )
-    if original:
-        # Original vs Retrain of the same seed shows how much there is to unlearn.
-        gaps = [subtract(m, retrain[s]) for s, m in original.items() if s in retrain]
-        gaps = [g for g in gaps if g]
-        rows.append(
-            Row(
-                name=ORIGINAL_ROW,
-                kind="original",
-                n_seeds=len(original),
-                metrics=summarize_dicts(list(original.values())),
-                gaps=summarize_dicts(gaps),
-                avg_gap=summarize(avg_abs_gap(g) for g in gaps),
-            )
-        )
-    return rows
+    if not original:
+        return None
+    pairs = [(m, retrain[s]) for s, m in original.items() if s in retrain]
+    gaps = [g for g in (subtract(m, r) for m, r in pairs) if g]
+    return Row(
+        name=ORIGINAL_ROW,
+        kind="original",
+        n_seeds=len(original),
+        metrics=summarize_dicts(list(original.values())),
+        gaps=summarize_dicts(gaps),
+        avg_gap=summarize(avg_abs_gap(m, r, components) for m, r in pairs),
+        flags=flag_counts(list(original.values()), diag),
+    )
 
 
-def method_row(method: str, runs: Sequence[Run]) -> Row:
+def method_row(method: str, runs: Sequence[Run], diag: Mapping[str, tuple[str, float]]) -> Row:
     """One method over its seeds; runs whose status is not ``ok`` are counted and left out."""
     good = [r for r in runs if r.ok]
     excluded = Counter(r.status for r in runs if not r.ok)
@@ -371,21 +448,31 @@ def method_row(method: str, runs: Sequence[Run]) -> Row:
         n_seeds=len(runs),
         metrics=summarize_dicts([r.metrics for r in good]),
         gaps=summarize_dicts(gaps),
-        avg_gap=summarize(avg_abs_gap(g) for g in gaps),
+        avg_gap=summarize(r.metrics.get(AVG_GAP) for r in good),
         rte=summarize(r.time_s.get("unlearn") for r in good),
         excluded=dict(excluded),
         reasons=sorted({r.reason for r in runs if not r.ok and r.reason}),
+        flags=flag_counts([r.metrics for r in good], diag),
     )
 
 
-def order_metrics(names: Iterable[str]) -> list[str]:
-    """Known metrics in :data:`METRIC_ORDER`, then the rest alphabetically.
+def order_metrics(names: Iterable[str], info: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    """Table columns: by ``metric_info[name]["order"]`` where given, then :data:`METRIC_ORDER`, then A-Z.
 
-    `avg_gap` is left out: the report computes it per run for every row as its own "Avg Gap" column.
+    Left out: `avg_gap` (its own "Avg Gap" column) and the diagnostics (notes under the table).
     """
-    names = set(names) - {"avg_gap"}
-    known = [m for m in METRIC_ORDER if m in names]
-    return known + sorted(names - set(known))
+    info = info or {}
+    names = set(names) - {AVG_GAP} - set(diagnostics(info))
+
+    def key(name: str) -> tuple[int, float, str]:
+        order = info.get(name, {}).get("order")
+        if is_number(order):
+            return (0, float(order), name)
+        if name in METRIC_ORDER:
+            return (1, float(METRIC_ORDER.index(name)), name)
+        return (2, 0.0, name)
+
+    return sorted(names, key=key)
 
 
 def merge_metric_info(runs: Iterable[Run]) -> dict[str, dict[str, Any]]:
@@ -397,15 +484,34 @@ def merge_metric_info(runs: Iterable[Run]) -> dict[str, dict[str, Any]]:
     return info
 
 
+def flag_avg_gap(rows: Sequence[Row], components: Sequence[str]) -> None:
+    """Avg Gap inherits a flag on a component, the row's own or Retrain's (its gap is against Retrain)."""
+    retrain = next((r.flags for r in rows if r.kind == "retrain"), {})
+    for row in rows:
+        hits = [row.flags.get(c) or retrain.get(c) for c in components]
+        if row.avg_gap is not None and any(hits):
+            row.flags[AVG_GAP] = max(h for h in hits if h)
+
+
 def summarize_setting(key: SettingKey, runs: Sequence[Run]) -> SettingSummary:
-    """Retrain row, Original row, then one row per method (alphabetical)."""
-    rows = reference_rows(runs)
+    """Retrain row, Original row, then one row per method (alphabetical; ``retrain`` runs are in Retrain)."""
+    info = merge_metric_info(runs)
+    diag = diagnostics(info)
+    components = [str(c) for c in info.get(AVG_GAP, {}).get("components") or []]
+    rows = [row for row in (retrain_row(runs, diag),
+                            original_row(runs, retrain_by_seed(runs), components, diag)) if row]
     for method, method_runs in sorted(group_by_method(runs).items()):
-        rows.append(method_row(method, method_runs))
-    metric_names = order_metrics(name for row in rows for name in row.metrics)
-    seeds = sorted({r.seed for r in runs}, key=_seed_sort_key)
+        if method != RETRAIN_METHOD:
+            rows.append(method_row(method, method_runs, diag))
+    flag_avg_gap(rows, components)
     return SettingSummary(
-        key=key, seeds=seeds, rows=rows, metric_names=metric_names, metric_info=merge_metric_info(runs)
+        key=key,
+        seeds=sorted({r.seed for r in runs}, key=_seed_sort_key),
+        rows=rows,
+        metric_names=order_metrics((name for row in rows for name in row.metrics), info),
+        metric_info=info,
+        n_runs=len(runs),
+        left_out=sorted((r for r in runs if not r.ok), key=lambda r: (r.method, _seed_sort_key(r.seed))),
     )
 
 

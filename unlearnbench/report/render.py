@@ -10,41 +10,77 @@ from __future__ import annotations
 import csv
 import io
 import math
+import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from unlearnbench.report.aggregate import (
-    AVG_GAP_METRICS,
+    AVG_GAP,
+    RETRAIN_METHOD,
     Row,
     SettingSummary,
     Stat,
+    diagnostics,
+    is_number,
     order_metrics,
     sanitize_filename,
 )
 
 DASH = "–"  # shown for "not available"
+FLAG = "†"  # marks a cell whose metric a diagnostic flags as unreliable
 
 ROWS_LEGEND = (
     "Rows: Retrain (retrained-from-scratch reference) and Original (before unlearning) come from the "
-    "runs' references, one value per seed; the other rows are methods, named as in the runs "
-    "(a method run called 'retrain' or 'none' is its own row)."
+    f"runs' references, one value per seed; runs of the '{RETRAIN_METHOD}' method train the same model "
+    "(same seed, same cache key) and are merged into the Retrain row. The other rows are methods, named "
+    "as in the runs ('none' is the original model run through the method pipeline, a sanity row)."
 )
 CELL_LEGEND = (
     "Cells: mean ± std over seeds, in percent; the bracket is the mean gap to Retrain "
-    "(row minus Retrain, per seed, in percentage points). '± –' means a single seed (no std); "
-    "'–' means not available."
-)
-AVG_GAP_LEGEND = (
-    "Avg Gap: mean of |gap| over " + ", ".join(AVG_GAP_METRICS) + " (those present), "
-    "computed per run and then averaged over seeds; percentage points, lower is better."
+    "(row minus Retrain, per seed, in percentage points); Retrain, the reference, has no bracket and no "
+    "Avg Gap (0 by definition). '± –' means a single seed (no std); '–' means not available."
 )
 RTE_LEGEND = (
-    "RTE (s): wall-clock seconds of the unlearning stage alone (time_s.unlearn); for Retrain, "
-    "the retraining time (time_s.retrain, only a load time when the model came from the cache)."
+    "RTE (s): wall-clock seconds of the unlearning stage alone (time_s.unlearn); for Retrain, the time "
+    "to obtain the retrained model: its training time when a run trained it, a load time when every run "
+    "of that seed found it in the cache ('cache load' when that holds for all seeds: rerun with an empty "
+    "cache for the real cost)."
 )
+
+
+def percent_text(fraction: float) -> str:
+    """An ideal given as a fraction, in the report's unit: ``0.5`` -> ``50 %``."""
+    return f"{100.0 * fraction:g} %"
+
+
+def ideal_value(info: dict) -> float | None:
+    """The fixed ideal (a fraction) a metric should approach, e.g. 0.5 for mia_loss; ``None`` for 'Retrain'."""
+    ideal = info.get("ideal")
+    return float(ideal) if is_number(ideal) else None
+
+
+def metric_goal(info: dict) -> str:
+    """One direction per metric from its ``metric_info``: 'closer to Retrain', 'closer to 50 %', 'lower is better'."""
+    direction = str(info.get("direction") or "").strip()
+    ideal = ideal_value(info)
+    if not direction:
+        return "no direction recorded"
+    if direction.startswith("closer") and ideal is not None:
+        return f"closer to {percent_text(ideal)}"
+    if "retrain" in direction.lower():
+        return "closer to Retrain"
+    if direction in ("higher", "lower"):
+        return f"{direction} is better" + (f" (ideal {percent_text(ideal)})" if ideal is not None else "")
+    return direction + (f" (ideal: {info['ideal']})" if info.get("ideal") is not None else "")
+
+
+def describe_metric(name: str, info: dict) -> str:
+    """``forget_acc: closer to Retrain``, ``mia_loss: closer to 50 %`` (percent, as in the tables)."""
+    return f"{name}: {metric_goal(info)}"
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -89,7 +125,19 @@ def metric_cell(row: Row, metric: str, pm: str = "±") -> str:
     gap = row.gaps.get(metric)
     if gap is not None and row.kind != "retrain":
         text += f" ({signed_pct(gap.mean)})"
-    return text
+    return text + (f" {FLAG}" if metric in row.flags else "")
+
+
+def avg_gap_cell(row: Row, pm: str = "±") -> str:
+    if row.avg_gap is None:
+        return DASH
+    return pm_pct(row.avg_gap, pm) + (f" {FLAG}" if AVG_GAP in row.flags else "")
+
+
+def rte_cell(row: Row, pm: str = "±") -> str:
+    if row.rte is None:
+        return DASH
+    return pm_seconds(row.rte, pm) + (" (cache load)" if row.rte_cached else "")
 
 
 def row_label(row: Row) -> str:
@@ -107,24 +155,13 @@ def setting_header(summary: SettingSummary) -> str:
     )
 
 
-def describe_metric(name: str, info: dict) -> str:
-    """``forget_acc: closer to retrain (ideal: retrain value)`` from ``metric_info``."""
-    parts = []
-    if info.get("direction") is not None:
-        parts.append(str(info["direction"]))
-    if info.get("ideal") is not None:
-        parts.append(f"ideal: {info['ideal']}")
-    if not parts:
-        return f"{name}: no direction recorded"
-    return f"{name}: " + (f"{parts[0]} ({parts[1]})" if len(parts) == 2 else parts[0])
-
-
 def _all_metric_info(summaries: Sequence[SettingSummary]) -> dict[str, dict]:
+    """The table columns' ``metric_info`` over all settings, in column order."""
     info: dict[str, dict] = {}
     for summary in summaries:
         for name in summary.metric_names:
             info.setdefault(name, summary.metric_info.get(name, {}))
-    return info
+    return {name: info[name] for name in order_metrics(info, info)}
 
 
 # --------------------------------------------------------------------------- markdown
@@ -149,16 +186,48 @@ def markdown_table(summary: SettingSummary) -> str:
         cells = [_md_escape(row_label(row))]
         cells += [metric_cell(row, m) for m in summary.metric_names]
         if summary.has_gaps:
-            cells.append(pm_pct(row.avg_gap) if row.avg_gap else DASH)
+            cells.append(avg_gap_cell(row))
         if summary.has_rte:
-            cells.append(pm_seconds(row.rte) if row.rte else DASH)
+            cells.append(rte_cell(row))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def flag_notes(summary: SettingSummary) -> list[str]:
+    """One line per flagged metric: what the mark means and which rows carry it in how many seeds."""
+    notes = []
+    for key, (metric, threshold) in diagnostics(summary.metric_info).items():
+        rows = [f"{row.name} {k}/{n} seeds" for row in summary.rows for m, (k, n) in row.flags.items() if m == metric]
+        if rows:
+            meaning = summary.metric_info[key].get("meaning") or summary.metric_info[key].get("definition", "")
+            notes.append(f"{FLAG} {metric}: {key} > {percent_text(threshold)} in {', '.join(rows)}: {meaning}.")
+    inherited = [row.name for row in summary.rows if AVG_GAP in row.flags]
+    if inherited:
+        notes.append(f"{FLAG} Avg Gap of {', '.join(inherited)}: averages a component marked {FLAG} in that row or "
+                     "in Retrain (the gap is taken against Retrain), so it carries the same caveat.")
+    return notes
+
+
+def left_out_notes(summary: SettingSummary) -> list[str]:
+    """``ga, seed 2: diverged — loss became NaN`` for every run left out of the means."""
+    return [f"{run.method}, seed {run.seed}: {run.status}" + (f" — {run.reason}" if run.reason else "")
+            for run in summary.left_out]
+
+
+def avg_gap_legend(summaries: Sequence[SettingSummary]) -> str:
+    """Avg Gap's definition with the components the runs were configured with."""
+    variants = {", ".join(s.avg_gap_components) for s in summaries if s.avg_gap_components}
+    over = " or ".join(sorted(variants)) if variants else "the components recorded in the runs (none recorded)"
+    return (
+        f"Avg Gap: mean of |gap to Retrain| over {over} (metric_info.avg_gap.components), as stored by each "
+        "run (metrics.avg_gap) and averaged over seeds; for Original computed per seed from the same "
+        "components; percentage points, lower is better."
+    )
+
+
 def render_markdown(summaries: Sequence[SettingSummary]) -> str:
     """The full ``report.md``: one section per setting, then the legend."""
-    n_runs = sum(row.n_seeds for s in summaries for row in s.rows if row.kind == "method")
+    n_runs = sum(s.n_runs for s in summaries)
     out = [
         "# Unlearning benchmark report",
         "",
@@ -168,17 +237,21 @@ def render_markdown(summaries: Sequence[SettingSummary]) -> str:
     for summary in summaries:
         out += ["", f"## {summary.key.label()}", "", setting_header(summary) + ".", ""]
         out.append(markdown_table(summary))
-        notes = [
-            f"- {row.name}: {row.status_note()}" + (f" — {'; '.join(row.reasons)}" if row.reasons else "")
-            for row in summary.rows
-            if row.n_diverged
-        ]
+        notes = flag_notes(summary)
         if notes:
-            out += ["", "Excluded runs (their metrics are left out of the means):", *notes]
+            out += ["", *(f"- {n}" for n in notes)]
+        left_out = left_out_notes(summary)
+        if left_out:
+            out += ["", "Runs left out of the means (diverged or failed jobs):", *(f"- {n}" for n in left_out)]
     out += ["", "## Legend", "", f"- {ROWS_LEGEND}", f"- {CELL_LEGEND}"]
     out += [f"- {describe_metric(name, info)}" for name, info in _all_metric_info(summaries).items()]
-    out += [f"- {AVG_GAP_LEGEND}", f"- {RTE_LEGEND}", ""]
-    return "\n".join(out)
+    out += [f"- {avg_gap_legend(summaries)}", f"- {RTE_LEGEND}"]
+    diag = {k: v for s in summaries for k, v in diagnostics(s.metric_info).items()}
+    for key, (metric, _) in sorted(diag.items()):
+        info = next(s.metric_info[key] for s in summaries if key in s.metric_info)
+        out.append(f"- {FLAG} on a {metric} cell: {key} ({info.get('definition', 'a diagnostic')}) is above its "
+                   "threshold in at least one seed; the note under the table says where and what it means.")
+    return "\n".join(out + [""])
 
 
 # --------------------------------------------------------------------------- CSV
@@ -190,10 +263,13 @@ def _num(value: float | None) -> str:
 
 def render_csv(summaries: Sequence[SettingSummary]) -> str:
     """One row per setting x row (Retrain, Original, methods); metric values as fractions."""
-    metrics = order_metrics(m for s in summaries for m in s.metric_names)
+    info = _all_metric_info(summaries)
+    metrics = order_metrics((m for s in summaries for m in s.metric_names), info)
+    diag = sorted({k for s in summaries for k in diagnostics(s.metric_info)})
     header = ["dataset", "model", "scenario", "forget", "method", "kind", "n_seeds", "n_diverged"]
     for m in metrics:
         header += [f"{m}_mean", f"{m}_std", f"{m}_gap_mean", f"{m}_gap_std"]
+    header += [f"{d}_{part}" for d in diag for part in ("mean", "std")]
     header += ["avg_gap_mean", "avg_gap_std", "rte_s_mean", "rte_s_std"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -211,7 +287,7 @@ def render_csv(summaries: Sequence[SettingSummary]) -> str:
                     _num(gap and gap.mean),
                     _num(gap and gap.std),
                 ]
-            for stat in (row.avg_gap, row.rte):
+            for stat in [row.metrics.get(d) for d in diag] + [row.avg_gap, row.rte]:
                 values += [_num(stat and stat.mean), _num(stat and stat.std)]
             writer.writerow(values)
     return buf.getvalue()
@@ -233,6 +309,9 @@ _LATEX_SPECIALS = {
     "–": "--",
     "—": "---",
     "±": r"$\pm$",
+    ">": r"$>$",
+    "<": r"$<$",
+    FLAG: r"\textsuperscript{\dag}",
 }
 
 
@@ -271,11 +350,15 @@ def latex_table(summary: SettingSummary) -> str:
         cells = [latex_escape(row_label(row))]
         cells += [metric_cell(row, m, pm).replace(DASH, "--") for m in summary.metric_names]
         if summary.has_gaps:
-            cells.append(pm_pct(row.avg_gap, pm).replace(DASH, "--") if row.avg_gap else "--")
+            cells.append(avg_gap_cell(row, pm).replace(DASH, "--"))
         if summary.has_rte:
-            cells.append(pm_seconds(row.rte, pm).replace(DASH, "--") if row.rte else "--")
+            cells.append(rte_cell(row, pm).replace(DASH, "--"))
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    notes = flag_notes(summary) + [f"Left out: {n}." for n in left_out_notes(summary)]
+    if notes:
+        lines.append(r"\par\footnotesize " + r" \par ".join(latex_escape(n) for n in notes))
+    lines.append(r"\end{table}")
     return "\n".join(lines)
 
 
@@ -287,86 +370,182 @@ def render_latex(summaries: Sequence[SettingSummary]) -> str:
 
 # --------------------------------------------------------------------------- plots
 
-_REFERENCE_STYLE = {
-    "retrain": {"color": "black", "hatch": "//", "marker": "*"},
-    "original": {"color": "0.65", "hatch": "", "marker": "s"},
-}
+_REFERENCE_COLOR = {"retrain": "black", "original": "0.55"}
+_REFERENCE_MARKER = {"retrain": "*", "original": "s"}
+_METHOD_MARKERS = ("o", "D", "^", "v", "<", ">", "p", "h", "P", "X")
+_METHOD_SIZES = (12.0, 9.0, 6.5)  # methods at the same spot nest instead of hiding each other
+_BAR_NOTE = "Bars: mean over seeds; error bars: std over seeds (of the per-seed values shown)."
 
 
 def _row_colors(rows: Sequence[Row]) -> list:
     """Fixed colours for the references, the tab10 cycle for methods."""
     from matplotlib import colormaps
 
-    cycle = colormaps["tab10"].colors
-    colors, i = [], 0
-    for row in rows:
-        if row.kind in _REFERENCE_STYLE:
-            colors.append(_REFERENCE_STYLE[row.kind]["color"])
+    cycle = [c for i, c in enumerate(colormaps["tab10"].colors) if i != 7]  # tab10's grey is the Original's
+    methods = [r for r in rows if r.kind == "method"]
+    return [_REFERENCE_COLOR.get(r.kind) or cycle[methods.index(r) % len(cycle)] for r in rows]
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One row's value in a panel, in percentage points; ``std`` is ``None`` for a single seed.
+
+    ``zero`` marks the reference the panel is measured against (Retrain): drawn as a point at 0.
+    """
+
+    row: str
+    kind: str
+    mean: float
+    std: float | None
+    flagged: bool = False
+    zero: bool = False
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One metric of the gap figure: a title with its unit and direction, and the rows' bars."""
+
+    metric: str
+    title: str
+    bars: tuple[Bar, ...]
+
+
+def _bar(row: Row, stat: Stat, offset: float = 0.0, flagged: bool = False) -> Bar:
+    return Bar(row_label(row), row.kind, 100.0 * (stat.mean - offset), 100.0 * stat.std if stat.n > 1 else None,
+               flagged)
+
+
+def gap_panels(summary: SettingSummary) -> list[Panel]:
+    """What the gap figure shows, one panel per metric (pure; values in percentage points).
+
+    Avg Gap first (lower is better). A metric whose ideal is Retrain shows each row's mean gap to
+    Retrain (Retrain itself is the zero line, drawn as a point at 0); a metric with a fixed ideal
+    (mia_loss: 50 %) shows every row's distance to that ideal, Retrain included.
+    """
+    retrain = [r for r in summary.rows if r.kind == "retrain"]
+    panels = []
+    avg = [_bar(r, r.avg_gap, 0.0, AVG_GAP in r.flags) for r in summary.rows
+           if r.avg_gap is not None and r.kind != "retrain"]
+    if avg:
+        zero = [Bar(row_label(r), r.kind, 0.0, None, zero=True) for r in retrain]
+        panels.append(Panel("avg_gap", "Avg Gap (pp)\nlower is better; Retrain = 0", tuple(zero + avg)))
+    for metric in summary.metric_names:
+        ideal = ideal_value(summary.metric_info.get(metric, {}))
+        if ideal is not None:
+            bars = [_bar(r, r.metrics[metric], ideal, metric in r.flags) for r in summary.rows if metric in r.metrics]
+            title = f"{metric}: value − {percent_text(ideal)} (pp)\nbest: 0 (= {percent_text(ideal)})"
         else:
-            colors.append(cycle[i % len(cycle)])
-            i += 1
-    return colors
+            gaps = [_bar(r, r.gaps[metric], 0.0, metric in r.flags) for r in summary.rows
+                    if metric in r.gaps and r.kind != "retrain"]
+            zero = [Bar(row_label(r), r.kind, 0.0, None, metric in r.flags, zero=True) for r in retrain]
+            bars = zero + gaps if gaps else []
+            title = f"{metric}: gap to Retrain (pp)\nbest: 0 (= Retrain)"
+        if bars:
+            panels.append(Panel(metric, title, tuple(bars)))
+    return panels
 
 
-def plot_metrics(summary: SettingSummary, path: Path) -> Path | None:
-    """Grouped bars: one group per metric, one bar per row (Retrain first), std as error bars."""
-    rows = [r for r in summary.rows if r.metrics]
-    metrics = summary.metric_names
-    if not rows or not metrics:
+def _draw_panel(ax, panel: Panel, ypos: dict[str, int], colors: dict[str, object]) -> None:
+    reach = max([abs(b.mean) + (b.std or 0.0) for b in panel.bars] + [0.5])
+    for bar in panel.bars:
+        y = ypos[bar.row]
+        if bar.zero:
+            ax.plot(0.0, y, marker="D", color=colors[bar.row], markersize=6, zorder=3)
+        else:
+            ax.barh(y, bar.mean, height=0.6, color=colors[bar.row], xerr=bar.std,
+                    error_kw={"elinewidth": 1.0, "capsize": 2, "ecolor": "0.2"}, zorder=2)
+        if bar.flagged:  # just past the bar's (or error bar's) end, on its side of 0
+            side = -1.0 if bar.mean < 0 else 1.0
+            x = bar.mean + side * ((bar.std or 0.0) + 0.05 * reach)
+            ax.text(x, y, FLAG, va="center", ha="left" if side > 0 else "right", fontsize="small")
+    ax.axvline(0.0, color="black", linewidth=0.9, zorder=1)
+    # Symmetric around 0 (the sign says which side of the reference); Avg Gap is never negative.
+    ax.set_xlim(-0.1 * reach if panel.metric == "avg_gap" else -1.25 * reach, 1.25 * reach)
+    ax.set_title(panel.title, fontsize="small")
+    ax.tick_params(axis="x", labelsize="small")
+    ax.grid(axis="x", color="0.9", zorder=0)
+
+
+def gap_figure(summary: SettingSummary) -> Figure | None:
+    """The main figure: one panel per metric of :func:`gap_panels`, rows on a shared y axis."""
+    panels = gap_panels(summary)
+    if not panels:
         return None
-    fig = Figure(figsize=(max(6.0, 1.1 * len(metrics) * max(1, len(rows)) / 3 + 3), 4.5))
+    shown = {bar.row for panel in panels for bar in panel.bars}
+    rows = [r for r in summary.rows if row_label(r) in shown]
+    ypos = {row_label(r): i for i, r in enumerate(rows)}
+    colors = dict(zip((row_label(r) for r in rows), _row_colors(rows)))
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(1.6 + 3.3 * ncols, 1.6 + nrows * (1.0 + 0.32 * len(rows))))
+    fig.set_layout_engine("constrained", wspace=0.1)  # room between one panel's last x tick and the next's first
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    width = 0.8 / len(rows)
-    for i, (row, color) in enumerate(zip(rows, _row_colors(rows))):
-        xs, means, stds = [], [], []
-        for j, m in enumerate(metrics):
-            stat = row.metrics.get(m)
-            if stat is not None:
-                xs.append(j - 0.4 + width * (i + 0.5))
-                means.append(100.0 * stat.mean)
-                stds.append(100.0 * stat.std)
-        hatch = _REFERENCE_STYLE.get(row.kind, {}).get("hatch", "")
-        ax.bar(xs, means, width, yerr=stds, capsize=2, color=color, hatch=hatch,
-               edgecolor="white" if hatch else None, label=row_label(row))
-    ax.set_xticks(range(len(metrics)), metrics, rotation=20, ha="right")
-    ax.set_ylabel("%  (mean ± std over seeds)")
-    ax.set_ylim(0, 105)
-    ax.set_title(summary.key.label())
-    ax.legend(fontsize="small", ncols=min(4, len(rows)), loc="upper center",
-              bbox_to_anchor=(0.5, -0.22), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel()
+    for ax, panel in zip(axes, panels):
+        _draw_panel(ax, panel, ypos, colors)
+    for ax in axes[len(panels):]:
+        fig.delaxes(ax)
+    first = fig.axes[0]
+    first.set_yticks(range(len(rows)), list(ypos))
+    first.set_ylim(len(rows) - 0.5, -0.5)  # first row on top
+    notes = [_BAR_NOTE]
+    if any(p.metric == "avg_gap" for p in panels) and summary.avg_gap_components:
+        notes.append(f"Avg Gap: mean |gap to Retrain| over {', '.join(summary.avg_gap_components)}.")
+    for key, (metric, threshold) in diagnostics(summary.metric_info).items():
+        if any(b.flagged for p in panels if p.metric in (metric, AVG_GAP) for b in p.bars):
+            definition = summary.metric_info[key].get("definition", key)
+            notes.append(f"{FLAG} {metric} unreliable: {key} > {percent_text(threshold)} ({definition}); "
+                         "Avg Gap inherits it. See the note under the report's table.")
+    fig.suptitle(summary.key.label(), fontsize="medium")
+    width = int(fig.get_figwidth() * 13)  # characters per line at the small font size
+    fig.supxlabel("\n".join(textwrap.fill(note, width) for note in notes), fontsize="small")
+    return fig
 
 
-def plot_forget_vs_test(summary: SettingSummary, path: Path) -> Path | None:
-    """Forget vs test accuracy, one point per row with std error bars; Retrain is a star."""
+def forget_vs_test_figure(summary: SettingSummary) -> Figure | None:
+    """Forget vs test accuracy, one marker per row with std error bars, names in a legend (no labels on points).
+
+    Methods are hollow markers of distinct shapes, so two at the same spot both stay visible; the
+    references (Retrain star, Original square) are hollow too and drawn on top of every method.
+    """
     rows = [r for r in summary.rows if "forget_acc" in r.metrics and "test_acc" in r.metrics]
     if not rows:
         return None
-    fig = Figure(figsize=(6.0, 5.0))
+    fig = Figure(figsize=(7.5, 5.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    methods = [r for r in rows if r.kind == "method"]
+    seen: dict[tuple[float, float], str] = {}  # rounded position -> first row drawn there
     for row, color in zip(rows, _row_colors(rows)):
         fx, tx = row.metrics["forget_acc"], row.metrics["test_acc"]
         x, y = 100.0 * fx.mean, 100.0 * tx.mean
-        marker = _REFERENCE_STYLE.get(row.kind, {}).get("marker", "o")
-        size = 14 if row.kind == "retrain" else 7
-        ax.errorbar(x, y, xerr=100.0 * fx.std, yerr=100.0 * tx.std, fmt=marker, color=color,
-                    markersize=size, capsize=3, label=row_label(row))
-        ax.annotate(row.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize="small")
+        same = seen.setdefault((round(x, 1), round(y, 1)), row.name)
+        reference = row.kind in _REFERENCE_MARKER
+        ax.errorbar(x, y, xerr=100.0 * fx.std, yerr=100.0 * tx.std, fmt="none", ecolor=color, alpha=0.5,
+                    elinewidth=1.0, capsize=2, zorder=2)
+        if reference:
+            marker, size = _REFERENCE_MARKER[row.kind], 18.0 if row.kind == "retrain" else 14.0
+        else:
+            i = methods.index(row)
+            marker, size = _METHOD_MARKERS[i % len(_METHOD_MARKERS)], _METHOD_SIZES[i % len(_METHOD_SIZES)]
+        label = {"retrain": "Retrain (reference)", "original": "Original (before unlearning)"}.get(row.kind)
+        label = label or row_label(row) + (f" (same point as {same})" if same != row.name else "")
+        ax.plot(x, y, linestyle="none", marker=marker, markersize=size, markerfacecolor="none",
+                markeredgecolor=color, markeredgewidth=2.0 if reference else 1.4,
+                zorder=5 if reference else 3, label=label)
         if row.kind == "retrain":
             # Guides: the closer a method sits to both lines, the closer it is to the oracle.
-            ax.axvline(x, color=color, linestyle=":", linewidth=0.8)
-            ax.axhline(y, color=color, linestyle=":", linewidth=0.8)
-    ax.set_xlabel("forget_acc (%)")
-    ax.set_ylabel("test_acc (%)")
-    ax.set_title(summary.key.label(), fontsize="medium")
-    ax.legend(fontsize="small", loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+            ax.axvline(x, color=color, linestyle=":", linewidth=0.8, zorder=1)
+            ax.axhline(y, color=color, linestyle=":", linewidth=0.8, zorder=1)
+    ax.set_xlabel("forget_acc (%): closer to Retrain is better")
+    ax.set_ylabel("test_acc (%): closer to Retrain is better")
+    ax.set_title(f"{summary.key.label()}\nmean ± std over seeds", fontsize="medium")
+    ax.margins(0.08)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return fig
+
+
+PLOTS = (("gap_to_retrain", gap_figure), ("forget_vs_test", forget_vs_test_figure))
 
 
 # --------------------------------------------------------------------------- files
@@ -396,8 +575,10 @@ def write_report(summaries: Sequence[SettingSummary], out_dir: Path) -> list[Pat
         path.write_text(text, encoding="utf-8")
         written.append(path)
     for summary, slug in zip(summaries, unique_slugs(summaries)):
-        for prefix, plot in (("metrics", plot_metrics), ("forget_vs_test", plot_forget_vs_test)):
-            path = plot(summary, out_dir / f"{prefix}_{slug}.png")
-            if path is not None:
+        for prefix, plot in PLOTS:
+            fig = plot(summary)
+            if fig is not None:
+                path = out_dir / f"{prefix}_{slug}.png"
+                fig.savefig(path, dpi=120)
                 written.append(path)
     return written
