@@ -68,7 +68,7 @@ def compose_cfg(args: argparse.Namespace, workdir: Path):
                  "logger=none",
                  f"seed={args.seed}", f"trainer.enable_progress_bar={str(args.progress).lower()}"]
     if args.epochs is not None:
-        overrides.append(f"dataset.recipe.epochs={args.epochs}")
+        overrides.append(f"recipe.epochs={args.epochs}")
     if args.method_epochs is not None:
         overrides.append(f"method.epochs={args.method_epochs}")
     cfg = compose(overrides, output_dir=workdir / "run")
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     env = results["env"]
     print()
     print(f"eval=full on {args.dataset} / {args.model} / method {args.method}, "
-          f"N = {args.num_shadows} shadows, recipe {cfg.dataset.recipe.epochs} epochs, forget {results['forget']['size']} samples, device "
+          f"N = {args.num_shadows} shadows, recipe {cfg.recipe.epochs} epochs, forget {results['forget']['size']} samples, device "
           f"{env['device']} ({env['device_name']}), torch {env['torch']}, {torch.get_num_threads()} threads")
     print()
     rows = [(k, len(t), f"{sum(t):.1f}", f"{sum(t) / len(t):.2f}", f"{60 * len(t) / sum(t):.1f}")

@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     from unlearnbench.report.cli import report
 
     out = Path(args.out)
-    base = ["dataset=fashion_mnist", f"paths.data_dir={args.data_dir}", f"dataset.recipe.epochs={args.epochs}",
+    base = ["dataset=fashion_mnist", f"paths.data_dir={args.data_dir}", f"recipe.epochs={args.epochs}",
             f"trainer={args.trainer}", "trainer.enable_progress_bar=false", "logger=none", "eval=standard",
             f"paths.cache_dir={out / 'cache'}"]
     common = [*base, *MODEL[args.model], "eval.retrain=true"]

@@ -338,7 +338,7 @@ E2E = {
 
 @pytest.mark.parametrize("method", list(E2E))
 def test_digits_end_to_end(method, make_cfg, shared_cache):
-    cfg = make_cfg([f"method={method}", "dataset=digits", "dataset.recipe.epochs=2", "eval.retrain=false",
+    cfg = make_cfg([f"method={method}", "dataset=digits", "recipe.epochs=2", "eval.retrain=false",
                     *E2E[method]])
     cfg.paths.cache_dir = str(shared_cache)
     res = run(cfg)

@@ -349,7 +349,7 @@ def shared_cache(tmp_path_factory):
     ("scrub", ["method.epochs=1"]), ("ssd", []), ("bad_teacher", []), ("fisher", []),
 ])
 def test_digits_end_to_end(make_cfg, shared_cache, method, extra):
-    cfg = make_cfg([f"method={method}", "dataset.recipe.epochs=3", *extra])
+    cfg = make_cfg([f"method={method}", "recipe.epochs=3", *extra])
     cfg.paths.cache_dir = str(shared_cache)
     res = run(cfg)
     assert res["status"] == "ok" and res["method"] == method

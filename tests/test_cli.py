@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["dataset.recipe.epochs=2", "method.epochs=1", "trainer.enable_progress_bar=false"]
+TINY = ["recipe.epochs=2", "method.epochs=1", "trainer.enable_progress_bar=false"]
 
 
 def unlearn(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -51,7 +51,7 @@ def test_logistic_mias_are_near_half_for_identical_distributions():
     outputs = {"forget": outputs_from_logits(logits[:400], labels[:400]),
                "test": outputs_from_logits(logits[400:], labels[400:])}
     for metric in (MIALoss(), MIAEntropy()):
-        (key, value), = metric(outputs).items()
+        (key, value), = metric.per_model(outputs).items()
         assert abs(value - 0.5) < 0.1, key
 
 
@@ -59,16 +59,16 @@ def test_logistic_mias_are_one_for_separable_features():
     gen = torch.Generator().manual_seed(1)
     # Forget: confident and correct (low loss, low entropy); test: flat (high loss, high entropy).
     outputs = {"forget": confident(200, 12.0, True, gen), "test": confident(300, 0.0, True, gen)}
-    assert MIALoss()(outputs) == {"mia_loss": 1.0}
-    assert MIAEntropy()(outputs) == {"mia_entropy": 1.0}
+    assert MIALoss().per_model(outputs) == {"mia_loss": 1.0}
+    assert MIAEntropy().per_model(outputs) == {"mia_entropy": 1.0}
 
 
 def test_loss_and_entropy_attacks_use_their_own_feature():
     gen = torch.Generator().manual_seed(2)
     # Equally confident (same entropy), but test predictions are wrong (high loss).
     outputs = {"forget": confident(200, 12.0, True, gen), "test": confident(200, 12.0, False, gen)}
-    assert MIALoss()(outputs)["mia_loss"] == 1.0
-    assert abs(MIAEntropy()(outputs)["mia_entropy"] - 0.5) < 0.15
+    assert MIALoss().per_model(outputs)["mia_loss"] == 1.0
+    assert abs(MIAEntropy().per_model(outputs)["mia_entropy"] - 0.5) < 0.15
 
 
 def test_logistic_mia_info_and_bad_options():
@@ -85,18 +85,24 @@ def test_avg_gap_is_the_mean_absolute_gap():
     unlearned = {"forget_acc": 0.90, "retain_acc": 0.95, "test_acc": 0.85, "mia_efficacy": 0.20,
                  "val_acc": 0.0}
     retrain = {"forget_acc": 0.80, "retain_acc": 0.97, "test_acc": 0.86, "mia_efficacy": 0.30, "val_acc": 1.0}
-    out = AvgGap().compare({"unlearned": unlearned, "original": unlearned, "retrain": retrain})
+    out = AvgGap().compare(unlearned, retrain)
     assert out == {"avg_gap": pytest.approx((0.10 + 0.02 + 0.01 + 0.10) / 4)}
-    assert AvgGap(components=["retain_acc"]).compare({"unlearned": unlearned, "retrain": retrain}) == {
-        "avg_gap": pytest.approx(0.02)}
+    assert AvgGap(components=["retain_acc"]).compare(unlearned, retrain) == {"avg_gap": pytest.approx(0.02)}
     assert AvgGap().info()["avg_gap"]["ideal"] == 0.0
 
 
-def test_avg_gap_absent_without_retrain_and_names_missing_components():
-    assert AvgGap().compare({"unlearned": {"forget_acc": 0.5}, "original": {"forget_acc": 0.5}}) == {}
+def test_avg_gap_names_missing_components():
     with pytest.raises(UserError, match="mia_efficacy"):
-        AvgGap().compare({"unlearned": {"forget_acc": 0.5, "retain_acc": 1, "test_acc": 1},
-                          "retrain": {"forget_acc": 0.5, "retain_acc": 1, "test_acc": 1}})
+        AvgGap().compare({"forget_acc": 0.5, "retain_acc": 1, "test_acc": 1},
+                         {"forget_acc": 0.5, "retain_acc": 1, "test_acc": 1})
+
+
+def test_avg_gap_is_computed_for_doing_nothing_too_and_absent_without_retrain(make_cfg):
+    res = run(make_cfg(["method=none", "recipe.epochs=2"]))
+    assert res["original"]["metrics"]["avg_gap"] == pytest.approx(res["metrics"]["avg_gap"])
+    assert "avg_gap" not in res["retrain"]["metrics"] and "avg_gap" not in res["gap"]
+    without = run(make_cfg(["method=none", "recipe.epochs=2", "eval.retrain=false"], subdir="no_retrain"))
+    assert "avg_gap" not in without["metrics"] and without["retrain"] is None
 
 
 # ----------------------------------------------------------------------------- attack additions
@@ -256,12 +262,14 @@ def test_ulira_is_near_chance_when_unlearning_equals_retraining():
     assert abs(out["ulira_acc"] - 0.5) < 0.1 and abs(out["ulira_auc"] - 0.5) < 0.12
 
 
-def test_ulira_without_retrain_is_skipped_with_a_note_and_trains_nothing():
+def test_ulira_without_retrain_is_skipped_and_trains_nothing():
     ctx = lira_context(remembers=True, with_retrain=False)
     metric = ULiRA(num_shadows=4)
+    before = metric.info()
     assert metric.with_shadows(ctx) == {}
     assert ctx.calls == []
-    assert "eval.retrain=true" in metric.info()["ulira_acc"]["note"]
+    assert metric.info() == before  # what the metric says of itself does not change at run time
+    assert "eval.retrain=true" in before["ulira_acc"]["requires"]
 
 
 def test_lira_and_ulira_share_shadows_and_follow_the_protocol():
@@ -372,7 +380,7 @@ FULL_KEYS = (
 
 def test_full_evaluation_end_to_end_and_shadows_come_from_the_cache(make_cfg, tmp_path):
     overrides = ["eval=full", "eval.metrics.lira.num_shadows=4", "eval.metrics.ulira.num_shadows=4",
-                 "eval.metrics.neurips_score.num_shadows=4", "dataset.recipe.epochs=2", "method=ft",
+                 "eval.metrics.neurips_score.num_shadows=4", "recipe.epochs=2", "method=ft",
                  "method.epochs=1"]
     first = run(make_cfg(overrides))
     for key in FULL_KEYS:
@@ -392,7 +400,7 @@ def test_full_evaluation_end_to_end_and_shadows_come_from_the_cache(make_cfg, tm
 
 
 def test_standard_evaluation_without_retrain_has_no_avg_gap(make_cfg):
-    res = run(make_cfg(["eval.retrain=false", "dataset.recipe.epochs=1", "method=ga", "method.epochs=1"]))
+    res = run(make_cfg(["eval.retrain=false", "recipe.epochs=1", "method=ga", "method.epochs=1"]))
     assert "avg_gap" not in res["metrics"] and 0.0 <= res["metrics"]["mia_loss"] <= 1.0
     assert res["metric_info"]["avg_gap"]["ideal"] == 0.0
     assert np.isfinite(res["metrics"]["mia_entropy"])

@@ -297,7 +297,7 @@ def test_digits_end_to_end_with_defaults_and_a_split_spy(make_cfg, monkeypatch):
             return super().__getattr__(name)
 
     monkeypatch.setattr(runner, "GrantedSplits", SpyGrantedSplits)
-    cfg = make_cfg(["method=imu", "dataset.recipe.epochs=3", "eval.retrain=false"])  # no Retrain: halves the time
+    cfg = make_cfg(["method=imu", "recipe.epochs=3", "eval.retrain=false"])  # no Retrain: halves the time
     # The authors' defaults, except the two keys conf/preset/imu/digits.yaml adjusts for 130-image forget sets
     assert cfg.method.epochs == 10 and cfg.method.alpha_l1 == 0.2 and cfg.method.damping == 0.01
     assert (cfg.method.lr, cfg.method.top_data) == (0.006, 0.3)

@@ -16,7 +16,7 @@ import pytest
 from unlearnbench import cli
 from unlearnbench.runner import run
 
-TINY = ["dataset.recipe.epochs=3", "method=none", "eval.retrain=false", "eval=fast"]
+TINY = ["recipe.epochs=3", "method=none", "eval.retrain=false", "eval=fast"]
 
 
 def original_entry(cache: Path) -> Path:
@@ -91,7 +91,7 @@ def test_two_processes_train_the_same_original_once(tmp_path):
 
 
 def test_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
-    args = ["method=none", "eval=fast", "eval.retrain=false", "dataset.recipe.epochs=40", "logger=none",
+    args = ["method=none", "eval=fast", "eval.retrain=false", "recipe.epochs=40", "logger=none",
             "trainer.enable_progress_bar=false"]
     killed = _unlearn([*args, f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
     partial = tmp_path / "cache" / "partial"
@@ -120,7 +120,7 @@ def test_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
 
 
 def test_diverged_job_does_not_stop_its_sweep(tmp_path):
-    proc = _unlearn(["-m", "method.lr=1e30,0.001", "method=ga", "dataset.recipe.epochs=2", "logger=none",
+    proc = _unlearn(["-m", "method.lr=1e30,0.001", "method=ga", "recipe.epochs=2", "logger=none",
                      "eval=fast", "eval.retrain=false", "trainer.enable_progress_bar=false"], tmp_path)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
@@ -134,7 +134,7 @@ def test_diverged_job_does_not_stop_its_sweep(tmp_path):
 
 
 def test_identical_cpu_runs_give_identical_metrics(make_cfg):
-    overrides = ["method=ft", "method.epochs=2", "dataset.recipe.epochs=3"]
+    overrides = ["method=ft", "method.epochs=2", "recipe.epochs=3"]
     a = run(make_cfg(overrides, subdir="a"))
     b = run(make_cfg(overrides, subdir="b"))
     assert not b["cache"]["original"]["hit"]  # separate caches: both trained
@@ -164,8 +164,8 @@ BAD_INPUTS = [
     (["method=mnemonic"], ["forget", "random", "class"]),
     (["method=boundary_shrink"], ["forget", "random", "class"]),
     (["dataset.val_fraction=1.5"], ["dataset.val_fraction", "1.5"]),
-    (["dataset.recipe.epochs=0"], ["dataset.recipe.epochs", "positive integer"]),
-    (["dataset.recipe.batch_size=-4"], ["dataset.recipe.batch_size", "positive integer"]),
+    (["recipe.epochs=0"], ["recipe.epochs", "positive integer"]),
+    (["recipe.batch_size=-4"], ["recipe.batch_size", "positive integer"]),
     (["+method.learning_rate=0.1"], ["method.learning_rate", "lr"]),
     (["method.lr=-1"], ["method.lr", "-1", "> 0"]),
     (["method.lr=fast"], ["method.lr", "fast", "a number"]),

@@ -11,7 +11,7 @@ from unlearnbench.data.splits import Split, Splits
 from unlearnbench.methods.base import GrantedSplits, Method, SplitAccessError
 from unlearnbench.runner import run
 
-FAST = ["dataset.recipe.epochs=3", "method.epochs=1"]
+FAST = ["recipe.epochs=3", "method.epochs=1"]
 REQUIRED = ("method", "dataset", "model", "seed", "forget", "metrics", "original", "retrain", "gap", "time_s",
             "cache", "env")
 
@@ -122,8 +122,8 @@ def test_divergent_method_is_marked_diverged(make_cfg, tmp_path):
 
 def test_dataloader_path_gives_the_same_model_as_device_resident_batches(make_cfg):
     overrides = ["dataset=synthetic", "method=ft", *FAST]
-    resident = run(make_cfg([*overrides, "trainer.data_on_device=true"], subdir="resident"))
-    streamed = run(make_cfg([*overrides, "trainer.data_on_device=false", "trainer.num_workers=0"], subdir="streamed"))
+    resident = run(make_cfg([*overrides, "runtime.data_on_device=true"], subdir="resident"))
+    streamed = run(make_cfg([*overrides, "runtime.data_on_device=false", "runtime.num_workers=0"], subdir="streamed"))
     assert resident["env"]["data_on_device"] and not streamed["env"]["data_on_device"]
     assert streamed["metrics"] == resident["metrics"]
 
@@ -135,7 +135,7 @@ def test_run_compose_works_in_a_plain_python_process(tmp_path):
 
     code = (
         "from unlearnbench import compose, run\n"
-        f"cfg = compose(['method=imu', 'dataset=digits', 'dataset.recipe.epochs=1', 'method.epochs=1', 'eval=fast',"
+        f"cfg = compose(['method=imu', 'dataset=digits', 'recipe.epochs=1', 'method.epochs=1', 'eval=fast',"
         f" 'logger=none', 'trainer.enable_progress_bar=false', 'paths.root_dir={tmp_path}'])\n"
         "res = run(cfg)\n"
         "assert res['status'] == 'ok' and 0 <= res['metrics']['forget_acc'] <= 1\n"

@@ -25,7 +25,7 @@ from unlearnbench.slurm import SqueueWatcher
 LOCAL_CONF = Path(os.environ.get("SLURM_LOCAL_DIR", "/tmp/unlearnbench-slurm")) / "slurm.conf"
 # Tiny jobs, one CPU and 1 GB each (the launcher's defaults ask for 8 CPUs and 32 GB).
 SWEEP = ["-m", "launcher=submitit_slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-         "logger=none", "eval=fast", "dataset.recipe.epochs=2", "trainer.enable_progress_bar=false"]
+         "logger=none", "eval=fast", "recipe.epochs=2", "trainer.enable_progress_bar=false"]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 UNLEARN = str(Path(sys.executable).parent / "unlearn")
-QUICK = ["logger=none", "eval=fast", "dataset.recipe.epochs=1", "trainer.enable_progress_bar=false"]
+QUICK = ["logger=none", "eval=fast", "recipe.epochs=1", "trainer.enable_progress_bar=false"]
 
 
 def unlearn(args: list[str], cwd: Path, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:

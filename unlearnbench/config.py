@@ -43,6 +43,13 @@ def _job_dir(override_dirname: str, num: int) -> str:
     return name
 
 
+def _on_cuda(if_cuda: Any, otherwise: Any) -> Any:
+    """`trainer=auto`: one value when a CUDA device is visible, the other when not."""
+    import torch
+
+    return if_cuda if torch.cuda.is_available() else otherwise
+
+
 def _gpus_for(accelerator: str, devices: Any = 1) -> int:
     """GPUs a job needs for this trainer: its device count on a GPU trainer, else 0 (for Slurm requests)."""
     if str(accelerator) not in ("gpu", "cuda"):
@@ -50,7 +57,8 @@ def _gpus_for(accelerator: str, devices: Any = 1) -> int:
     return devices if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0 else 1
 
 
-for _name, _fn in (("join", _join), ("sweep_dir", _sweep_dir), ("job_dir", _job_dir), ("gpus_for", _gpus_for)):
+for _name, _fn in (("join", _join), ("sweep_dir", _sweep_dir), ("job_dir", _job_dir), ("gpus_for", _gpus_for),
+                   ("on_cuda", _on_cuda)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 
@@ -182,9 +190,10 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     scenario.check(int(ds.num_classes), bool(ds.get("has_coarse_labels", False)), str(ds.name))
     _check_number("dataset.val_fraction", ds.val_fraction, 0.0, 0.9, inclusive=True)
     for key in ("epochs", "batch_size"):
-        value = ds.recipe[key]
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"dataset.recipe.{key}", value, "a positive integer")
+        value = cfg.recipe[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"recipe.{key}", value, "a positive integer")
+    check_params(cfg.recipe.optimizer, "recipe.optimizer")
     check_params(cfg.method, "method")
     check_params(cfg.model, "model")
     for name, metric in cfg.eval.metrics.items():

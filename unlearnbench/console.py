@@ -1,41 +1,98 @@
-"""The console table the `unlearn` command prints after a single run."""
+"""The table the `unlearn` command prints after a single run: at most 100 characters wide, in percent.
+
+Columns, their short labels, ideals and order come from results.json `metric_info` (each metric's
+`columns`), so a new metric appears here without touching this file.
+"""
 
 from __future__ import annotations
 
-SUMMARY_METRICS = ("forget_acc", "retain_acc", "val_acc", "test_acc", "test_forget_acc", "mia_efficacy", "mia_loss",
-                   "mia_entropy")
+import textwrap
+
+WIDTH = 100
+CELL = 9  # "=Retrain" plus a space
 
 
-def _cell(value, width: int, sign: str = "") -> str:
-    return f"{'-':>{width}}" if value is None else f"{100 * value:>{sign}{width}.2f}"
+def _ideal(desc: dict) -> str:
+    ideal = desc.get("ideal")
+    if desc.get("vs_retrain"):
+        return "=Retrain"
+    if isinstance(ideal, (int, float)) and not isinstance(ideal, bool):
+        return f"{100 * ideal:.1f}"
+    return "-"
+
+
+def _cell(value, sign: str = "") -> str:
+    return f"{'-':>{CELL}}" if value is None else f"{100 * value:>{sign}{CELL}.2f}"
+
+
+def table_columns(results: dict) -> list[str]:
+    """The metric columns shown: those marked for the table and computed for some model, in order."""
+    present = {k for who in (results["metrics"], results["original"]["metrics"]) for k in who}
+    return [name for name, desc in results["metric_info"].items() if desc.get("table", True) and name in present]
+
+
+def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
+    info, method = results["metric_info"], results["method"]
+    rows = [("original", results["original"]["metrics"]), (method, results["metrics"])]
+    if results["retrain"] is not None:
+        rows.append(("retrain", results["retrain"]["metrics"]))
+    lines = [" " * label_width + "".join(f"{info[c].get('label', c):>{CELL}}" for c in cols),
+             f"{'ideal':<{label_width}}" + "".join(f"{_ideal(info[c]):>{CELL}}" for c in cols)]
+    for name, values in rows:
+        lines.append(f"{name:<{label_width}}" + "".join(_cell(values.get(c)) for c in cols))
+    if results["gap"]:
+        gaps = "".join(_cell(results["gap"][c], "+") if c in results["gap"] else " " * CELL for c in cols)
+        lines.append(f"{'gap to retrain':<{label_width}}" + gaps.rstrip())
+    return lines
 
 
 def format_table(results: dict) -> str:
-    """A short console table: rows original / unlearned / retrain / gap, columns in percent."""
-    rows = [("original", results["original"]["metrics"]), (results["method"], results["metrics"])]
-    if results["retrain"] is not None:
-        rows.append(("retrain", results["retrain"]["metrics"]))
-    cols = [c for c in SUMMARY_METRICS if c in results["original"]["metrics"]]
-    width = max(len(r[0]) for r in rows + [("gap vs retrain", {})])
-    widths = [max(14, len(c) + 2) for c in cols]
-    lines = [" " * width + "".join(f"{c:>{w}}" for c, w in zip(cols, widths))]
-    for name, vals in rows:
-        lines.append(f"{name:<{width}}" + "".join(_cell(vals.get(c), w) for c, w in zip(cols, widths)))
-    if results["gap"]:
-        lines.append(f"{'gap vs retrain':<{width}}"
-                     + "".join(_cell(results["gap"].get(c), w, "+") for c, w in zip(cols, widths)))
-    extra = {k: v for k, v in results["metrics"].items() if k not in cols and v is not None}
-    if extra:
-        lines.append("  ".join(f"{k}={v:.4f}" for k, v in extra.items()))
+    """Rows original / method / retrain / gap; columns in blocks that fit WIDTH; a key; the run's summary."""
+    label_width = max(len(results["method"]), len("gap to retrain")) + 1
+    per_block = max(1, (WIDTH - label_width) // CELL)
+    cols = table_columns(results)
+    lines: list[str] = []
+    for start in range(0, len(cols), per_block):
+        lines += _block(results, cols[start : start + per_block], label_width)
+    info = results["metric_info"]
+    key = [f"{info[c]['label']}={c}" for c in cols if info[c].get("label", c) != c]
+    key_text = "Values in %" + (" (AvgGap: mean |gap| to Retrain, points)" if "avg_gap" in cols else "")
+    lines += textwrap.wrap(f"{key_text}; {', '.join(key)}." if key else key_text + ".", WIDTH)
+    lines += flag_notes(results)
     if results["status"] != "ok":
-        lines.append(f"{results['method']}: {results['status'].upper()} - {results['reason']}")
-    t = results["time_s"]
-    hits = ", ".join(f"{k}: {'hit' if v['hit'] else 'trained'}" for k, v in results["cache"].items())
-    f = results["forget"]
-    rte = "n/a" if t["unlearn"] is None else f"{t['unlearn']:.2f}s"
-    preset = f" | method preset {results['method_preset']}" if results.get("method_preset") else ""
-    lines.append(
-        f"{results['dataset']} / {results['model']} / forget {f['scenario']} ({f['size']} samples) / seed "
-        f"{results['seed']}{preset} | cache {hits} | unlearn {rte}, total {t['total']:.1f}s"
-    )
+        lines += textwrap.wrap(f"{results['method']}: {results['status'].upper()} - {results['reason']}", WIDTH)
+    lines += textwrap.wrap(summary_line(results), WIDTH, subsequent_indent="  ")
     return "\n".join(lines)
+
+
+def flag_notes(results: dict) -> list[str]:
+    """One line per diagnostic that flags a shown metric for some model (e.g. MIA-efficacy extrapolating)."""
+    notes = []
+    for name, desc in results["metric_info"].items():
+        flagged, threshold = desc.get("flags"), desc.get("threshold")
+        if not flagged or threshold is None:
+            continue
+        models = [who for who, values in (("original", results["original"]["metrics"]),
+                                          (results["method"], results["metrics"]),
+                                          ("retrain", (results["retrain"] or {}).get("metrics") or {}))
+                  if (values.get(name) or 0) > threshold]
+        if models:
+            label = results["metric_info"].get(flagged, {}).get("label", flagged)
+            notes += textwrap.wrap(f"! {label} unreliable for {', '.join(models)}: {desc.get('meaning', name)}",
+                                   WIDTH, subsequent_indent="  ")
+    return notes
+
+
+def summary_line(results: dict) -> str:
+    t, f = results["time_s"], results["forget"]
+    what = f["scenario"] + (f" {','.join(map(str, f['classes']))}" if f.get("classes") else "")
+    cache = results["cache"]
+    hits = ", ".join(f"{k} {'hit' if v['hit'] else 'trained'}" for k, v in cache.items())
+    where = next(iter(cache.values()))["path"].rsplit("/models/", 1)[0] if cache else ""
+    rte = "-" if t.get("unlearn") is None else f"{t['unlearn']:.2f}s"
+    preset = f" | preset {results['method_preset']}" if results.get("method_preset") else ""
+    device = results["env"]["device"] + ("" if results["env"]["precision"] == "32-true" else
+                                         f" {results['env']['precision']}")
+    return (f"{results['dataset']} / {results['model']} / forget {what} ({f['size']} samples) / seed "
+            f"{results['seed']}{preset} | {device} | unlearn {rte}, total {t['total']:.1f}s | "
+            f"cache ({hits}): {where}")

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from unlearnbench.data.splits import Split
+from unlearnbench.metrics.accuracy import correct
 from unlearnbench.runtime import Runtime
 
 
@@ -28,7 +29,7 @@ class SplitOutputs:
 
     @cached_property
     def correct(self) -> torch.Tensor:
-        return self.logits.argmax(1) == self.labels
+        return correct(self.logits, self.labels)
 
 
 @torch.no_grad()
@@ -52,18 +53,17 @@ def predict_all(model: nn.Module, splits: dict[str, Split], runtime: Runtime) ->
 
 
 def compute_metrics(outputs: dict[str, SplitOutputs], metrics: dict) -> dict[str, float]:
-    """Apply every metric object (`metric(outputs) -> {name: value}`) to one model's outputs."""
+    """Every metric's per-model values from one model's outputs."""
     values: dict[str, float] = {}
     for metric in metrics.values():
-        values.update(metric(outputs))
+        values.update(metric.per_model(outputs))
     return values
 
 
 def metric_info(metrics: dict) -> dict[str, dict]:
-    info: dict[str, dict] = {}
-    for metric in metrics.values():
-        info.update(metric.info())
-    return info
+    """results.json `metric_info`: each column's description, in column order."""
+    info = {name: desc for metric in metrics.values() for name, desc in metric.info().items()}
+    return dict(sorted(info.items(), key=lambda item: item[1]["order"]))
 
 
 class ShadowContext:

@@ -23,7 +23,7 @@ from unlearnbench.evaluation import ShadowContext, compute_metrics, metric_info,
 from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
 from unlearnbench.methods.common import DivergedError, check_weights_finite
-from unlearnbench.runtime import Runtime
+from unlearnbench.runtime import Runtime, apply_determinism
 from unlearnbench.training.cache import ModelCache, atomic_write_text, spec_hash
 from unlearnbench.training.lightning import RESULT_AFFECTING_TRAINER_KEYS, fit
 
@@ -48,7 +48,7 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: i
         "dataset": {"name": ds["name"], "source": source, "val_fraction": ds["val_fraction"],
                     "split_seed": ds["split_seed"], "augment": ds["augment"]},
         "model": {k: v for k, v in _container(cfg.model).items() if k != "name"},
-        "recipe": ds["recipe"],
+        "recipe": _container(cfg.recipe),
         "seed": int(seed),
         "train_split": {"name": split.name, "size": len(split), "positions": split.fingerprint()},
         "trainer": {k: trainer.get(k) for k in RESULT_AFFECTING_TRAINER_KEYS},
@@ -90,7 +90,7 @@ class Pipeline:
             model = self.new_model()
             if self.runtime.channels_last:
                 model = model.to(memory_format=torch.channels_last)
-            recipe = _container(cfg.dataset.recipe)
+            recipe = _container(cfg.recipe)
             train_batches = self.batches(split, recipe["batch_size"], True, self.augment, seed,
                                          hook.apply if hook is not None else None)
             val_batches = self.batches(self.splits.val, self.runtime.eval_batch_size, False, None, 0)
@@ -174,13 +174,6 @@ def _env(runtime: Runtime) -> dict:
     }
 
 
-def _set_determinism(mode: Any) -> None:
-    if mode in (True, "warn"):
-        torch.use_deterministic_algorithms(True, warn_only=mode == "warn")
-    else:
-        torch.use_deterministic_algorithms(False)
-
-
 def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = ShadowContext) -> dict:
     """Run one experiment and return its results (also written to `<output_dir>/results.json`).
 
@@ -197,8 +190,8 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
     raw = build(cfg.dataset.source)
     splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed))
     data_bytes = raw.train_x.numel() + raw.test_x.numel()
-    runtime = Runtime.from_trainer_cfg(_container(cfg.trainer), data_bytes)
-    _set_determinism(cfg.trainer.get("deterministic", False))
+    runtime = Runtime.from_cfg(_container(cfg.trainer), _container(cfg.runtime), data_bytes)
+    apply_determinism(cfg.trainer.get("deterministic", False))
     if runtime.data_on_device:
         for name in ("train", "forget", "retain", "val", "test", "test_forget"):
             if getattr(splits, name) is not None:
@@ -251,15 +244,17 @@ def evaluate_models(models: dict, metrics_objs: dict, shadows: ShadowContext, sp
     eval_splits = splits.eval_splits()
     values = {who: compute_metrics(predict_all(m, eval_splits, runtime), metrics_objs)
               for who, m in models.items() if m is not None}
+    if models["unlearned"] is not None:
+        for metric in metrics_objs.values():
+            if metric.needs_shadows:
+                values["unlearned"].update(metric.with_shadows(shadows))
+    if "retrain" in values:  # values relative to Retrain, for the unlearned model and doing nothing
+        for who in ("unlearned", "original"):
+            for metric in metrics_objs.values():
+                if who in values:
+                    values[who].update(metric.compare(values[who], values["retrain"]))
     if models["unlearned"] is None:
         values["unlearned"] = {k: None for k in values["original"]}
-        return values
-    for metric in metrics_objs.values():
-        if hasattr(metric, "with_shadows"):  # per-example attacks that train shadow models
-            values["unlearned"].update(metric.with_shadows(shadows))
-    for metric in metrics_objs.values():
-        if hasattr(metric, "compare"):  # metrics of the unlearned model relative to Retrain
-            values["unlearned"].update(metric.compare(values))
     return values
 
 
@@ -271,7 +266,8 @@ def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime, 
     forget["size"] = len(splits.forget)
     forget["fraction_of_train"] = len(splits.forget) / len(splits.train)
     gap = {k: unlearned[k] - retrain[k] for k in unlearned
-           if retrain is not None and k in retrain and unlearned[k] is not None and retrain[k] is not None}
+           if retrain is not None and k in retrain and unlearned[k] is not None and retrain[k] is not None
+           and info.get(k, {}).get("vs_retrain")}
     return {
         "status": "diverged" if diverged else "ok",
         "reason": diverged,

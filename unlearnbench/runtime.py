@@ -1,16 +1,27 @@
-"""Where and how tensors are computed: device, mixed precision, memory format, data placement."""
+"""Where and how tensors are computed: device, mixed precision, memory format, data placement.
+
+The device and precision come from the `trainer` config (Lightning's arguments, so original training and
+everything else agree); the rest from the `runtime` config, whose `auto` values follow the device.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from unlearnbench.errors import ConfigError
 
-# Keys of the `trainer` config that are ours, not `pytorch_lightning.Trainer` arguments.
-RUNTIME_KEYS = ("channels_last", "data_on_device", "eval_batch_size", "num_workers")
+
+def _auto(value: Any, on_cuda: Any, on_cpu: Any, cuda: bool) -> Any:
+    return (on_cuda if cuda else on_cpu) if value == "auto" else value
+
+
+def apply_determinism(mode: Any) -> None:
+    """`trainer.deterministic` for the whole run (methods and evaluation run outside Lightning too)."""
+    torch.use_deterministic_algorithms(mode in (True, "warn"), warn_only=mode == "warn")
 
 
 @dataclass
@@ -24,31 +35,35 @@ class Runtime:
     progress: bool = True
 
     @classmethod
-    def from_trainer_cfg(cls, trainer: dict, data_bytes: int = 0) -> Runtime:
+    def from_cfg(cls, trainer: dict, runtime: dict | None = None, data_bytes: int = 0) -> Runtime:
+        """The runtime for a `trainer` config (accelerator, precision, progress bar) and a `runtime` config."""
+        runtime = runtime or {}
         accelerator = str(trainer.get("accelerator", "cpu"))
         cuda = torch.cuda.is_available()
         if accelerator in ("gpu", "cuda") and not cuda:
             raise ConfigError("trainer", f"gpu (accelerator={accelerator})", "cpu (no CUDA device is visible)")
         device = torch.device("cuda" if cuda and accelerator in ("gpu", "cuda", "auto") else "cpu")
-        place = trainer.get("data_on_device", "auto")
+        on_cuda = device.type == "cuda"
+        place = runtime.get("data_on_device", "auto")
         if place == "auto":
             # Keep the whole dataset on the GPU when it takes under half the free memory.
-            place = device.type != "cuda" or data_bytes < 0.5 * torch.cuda.mem_get_info(device)[0]
+            place = not on_cuda or data_bytes < 0.5 * torch.cuda.mem_get_info(device)[0]
         return cls(
             device=device,
             precision=str(trainer.get("precision", "32-true")),
-            channels_last=bool(trainer.get("channels_last", False)) and device.type == "cuda",
+            channels_last=bool(_auto(runtime.get("channels_last", "auto"), True, False, on_cuda)),
             data_on_device=bool(place),
-            eval_batch_size=int(trainer.get("eval_batch_size", 1024)),
-            num_workers=int(trainer.get("num_workers", 2)),
+            eval_batch_size=int(_auto(runtime.get("eval_batch_size", "auto"), 2048, 1024, on_cuda)),
+            num_workers=int(runtime.get("num_workers", 2)),
             progress=bool(trainer.get("enable_progress_bar", True)),
         )
 
     def autocast(self):
-        """bf16/fp16 autocast on CUDA when the precision asks for it; a no-op otherwise."""
-        if self.device.type == "cuda" and self.precision.startswith(("bf16", "16")):
-            dtype = torch.bfloat16 if self.precision.startswith("bf16") else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
+        """Autocast when the precision asks for it (bf16 / fp16 on CUDA, bf16 on the CPU); a no-op otherwise."""
+        if self.precision.startswith("bf16"):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.precision.startswith("16") and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
     def batches(self, x: torch.Tensor, y: torch.Tensor, **kwargs):

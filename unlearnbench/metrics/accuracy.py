@@ -1,26 +1,36 @@
 """Accuracy on every evaluated split: forget, retain, val, test (and test_forget for class scenarios).
 
-UA (unlearning accuracy) in SalUn's tables is 100 - forget accuracy; here the raw fraction is stored.
+`accuracy` is the one definition used everywhere (training logs, evaluation, shadow models, methods):
+the share of samples whose arg-max logit is the label. UA (unlearning accuracy) in SalUn's tables is
+100 - forget accuracy; here the raw fraction is stored.
 """
 
 from __future__ import annotations
 
-from torchmetrics.functional.classification import multiclass_accuracy
+import torch
+
+from unlearnbench.metrics.base import Column, Metric
+
+SPLITS = ("forget", "retain", "val", "test", "test_forget")
 
 
-class Accuracy:
-    """Top-1 accuracy (micro-averaged) per split; direction: closer to Retrain is better."""
+def correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """bool [n]: the arg-max prediction equals the label."""
+    return logits.argmax(dim=1) == labels
 
-    def __call__(self, outputs) -> dict[str, float]:
-        values = {}
-        for name, out in outputs.items():
-            if len(out) == 0:
-                continue
-            num_classes = out.logits.shape[1]
-            acc = multiclass_accuracy(out.logits.argmax(1), out.labels, num_classes=num_classes, average="micro")
-            values[f"{name}_acc"] = float(acc)
-        return values
 
-    def info(self) -> dict[str, dict]:
-        names = ("forget_acc", "retain_acc", "val_acc", "test_acc", "test_forget_acc")
-        return {name: {"direction": "closer to retrain", "ideal": "retrain value"} for name in names}
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Top-1 accuracy as a 0-d float tensor (stays on the device: no sync inside a training step)."""
+    return correct(logits, labels).float().mean()
+
+
+class Accuracy(Metric):
+    """Top-1 accuracy per split; closer to Retrain is better."""
+
+    def columns(self) -> list[Column]:
+        return [Column(f"{split}_acc", order=10 * (i + 1), label=split.replace("test_forget", "test-f"))
+                for i, split in enumerate(SPLITS)]
+
+    def per_model(self, outputs) -> dict[str, float]:
+        return {f"{name}_acc": float(accuracy(out.logits, out.labels)) for name, out in outputs.items()
+                if len(out)}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from unlearnbench.metrics.attacks import attack_summary, lira_offline_scores
+from unlearnbench.metrics.base import Column, Metric
 from unlearnbench.metrics.shadows import check_options, half_shadows, phi, stack_phi
 
 _SAMPLE_STREAM = 7  # third seed word: keeps this sample's generator apart from the shadow masks'
@@ -48,15 +49,14 @@ def summary_keys(prefix: str, summary: dict[str, float]) -> dict[str, float]:
     }
 
 
-class LiRA:
+class LiRA(Metric):
     """Per-example likelihood-ratio membership attack on the unlearned model (module docstring)."""
+
+    needs_shadows = True
 
     def __init__(self, num_shadows: int = 16, seed_offset: int = 0, fix_variance: bool = True):
         self.num_shadows, self.seed_offset = check_options("lira", num_shadows, seed_offset)
         self.fix_variance = bool(fix_variance)
-
-    def __call__(self, outputs) -> dict[str, float]:
-        return {}  # no per-model value: the runner calls every metric on each model's outputs
 
     def with_shadows(self, ctx) -> dict[str, float]:
         masks, outputs = half_shadows(ctx, "retrained", self.num_shadows, self.seed_offset)
@@ -82,19 +82,18 @@ class LiRA:
             values.update(lira_acc_retrain=reference["attack_accuracy"], lira_auc_retrain=reference["auc"])
         return values
 
-    def info(self) -> dict[str, dict]:
+    def columns(self) -> list[Column]:
         common = {"num_shadows": self.num_shadows, "seed_offset": self.seed_offset, "variant": "offline",
                   "fix_variance": self.fix_variance,
                   "definition": "LiRA (Carlini et al. S&P 2022), offline, on the unlearned model: members "
                                 "D_f vs an equal-size sample of D_test; out-Gaussians of phi from N models "
                                 "retrained without a random half of D_f; see unlearnbench/metrics/lira.py"}
-        close = {"direction": "closer to retrain", "ideal": "the Retrain model's value", **common}
-        reference = {"direction": "reference", "ideal": "~0.5 (Retrain never saw D_f)", **common}
-        return {
-            "lira_acc": {**close, "ideal": "lira_acc_retrain"},
-            "lira_auc": {**close, "ideal": "lira_auc_retrain"},
-            "lira_tpr@1%fpr": close,
-            "lira_tpr@0.1%fpr": close,
-            "lira_acc_retrain": reference,
-            "lira_auc_retrain": reference,
-        }
+        reference = {"ideal": None, "direction": "reference (Retrain never saw D_f: about 0.5)", "table": False}
+        return [
+            Column("lira_acc", order=100, label="LiRA", extra={**common, "target": "lira_acc_retrain"}),
+            Column("lira_auc", order=101, table=False, extra={**common, "target": "lira_auc_retrain"}),
+            Column("lira_tpr@1%fpr", order=102, table=False, extra=common),
+            Column("lira_tpr@0.1%fpr", order=103, table=False, extra=common),
+            Column("lira_acc_retrain", order=104, **reference, extra=common),
+            Column("lira_auc_retrain", order=105, **reference, extra=common),
+        ]

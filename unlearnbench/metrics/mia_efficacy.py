@@ -17,19 +17,20 @@ import numpy as np
 
 from unlearnbench.errors import ConfigError
 from unlearnbench.metrics.attacks import share_outside_range, svc_mia_efficacy
+from unlearnbench.metrics.base import Column, Metric
 from unlearnbench.metrics.features import FEATURES
 
 # mia_efficacy_extrapolated above this share marks mia_efficacy as unreliable (in metric_info).
 EXTRAPOLATION_THRESHOLD = 0.5
 
 
-class MIAEfficacy:
+class MIAEfficacy(Metric):
     def __init__(self, feature: str = "confidence"):
         if feature not in FEATURES:
             raise ConfigError("eval.metrics.mia_efficacy.feature", feature, sorted(FEATURES))
         self.feature = feature
 
-    def __call__(self, outputs) -> dict[str, float]:
+    def per_model(self, outputs) -> dict[str, float]:
         test, retain, forget = outputs["test"], outputs["retain"], outputs["forget"]
         n = min(len(test), len(retain))
         feat = FEATURES[self.feature]
@@ -41,17 +42,16 @@ class MIAEfficacy:
             "mia_efficacy_extrapolated": share_outside_range(np.concatenate([members, nonmembers]), target),
         }
 
-    def info(self) -> dict[str, dict]:
-        return {
-            "mia_efficacy": {"direction": "closer to retrain", "ideal": "retrain value", "feature": self.feature},
-            "mia_efficacy_extrapolated": {
-                "direction": "diagnostic", "ideal": None, "flags": "mia_efficacy",
-                "threshold": EXTRAPOLATION_THRESHOLD,
+    def columns(self) -> list[Column]:
+        return [
+            Column("mia_efficacy", order=60, label="MIA-eff", extra={"feature": self.feature}),
+            Column("mia_efficacy_extrapolated", order=61, ideal=None, direction="diagnostic", table=False, extra={
+                "flags": "mia_efficacy", "threshold": EXTRAPOLATION_THRESHOLD,
                 "definition": "share of D_f whose feature lies outside the 1st-99th percentile range of the "
                               "features the SVC was fitted on",
                 "meaning": "most of the forget set lies outside the range the attack's SVC was fitted on, so "
                            "its answer there is set by the SVC's intercept, not by the data: models that "
                            "forget equally well can score 0 or 100 (typical of class-wise forgetting); "
                            "compare forget_acc and the loss / entropy attacks instead",
-            },
-        }
+            }),
+        ]

@@ -13,5 +13,7 @@ class MIAEntropy(LogisticMIA):
     """`mia_entropy`: the logistic-regression attack on per-sample prediction entropy."""
 
     key = "mia_entropy"
+    order = 80
+    label = "MIA-ent"
     feature = staticmethod(entropy)
     feature_doc = "prediction entropy -sum_k p_k log p_k (nats)"

@@ -14,16 +14,19 @@ from typing import ClassVar
 
 from unlearnbench.errors import ConfigError
 from unlearnbench.metrics.attacks import logistic_mia
+from unlearnbench.metrics.base import Column, Metric
 from unlearnbench.metrics.features import FeatureFn, ce_loss
 
 
-class LogisticMIA:
+class LogisticMIA(Metric):
     """Logistic-regression attack on one per-sample feature, forget vs test (see module docstring).
 
     Subclasses set `key` (the result name) and `feature` (a `features` function).
     """
 
     key: ClassVar[str]
+    order: ClassVar[int]
+    label: ClassVar[str]
     feature: ClassVar[FeatureFn]
     feature_doc: ClassVar[str]
 
@@ -32,24 +35,26 @@ class LogisticMIA:
             raise ConfigError(f"eval.metrics.{self.key}.n_splits", n_splits, "an integer >= 1")
         self.n_splits, self.seed = n_splits, int(seed)
 
-    def __call__(self, outputs) -> dict[str, float]:
+    def per_model(self, outputs) -> dict[str, float]:
         forget, test = outputs["forget"], outputs["test"]
         feature = type(self).feature
         value = logistic_mia(feature(forget.logits, forget.labels), feature(test.logits, test.labels),
                              n_splits=self.n_splits, seed=self.seed)
         return {self.key: value}
 
-    def info(self) -> dict[str, dict]:
-        return {self.key: {
-            "direction": "closer to 0.5", "ideal": 0.5, "feature": self.feature_doc,
+    def columns(self) -> list[Column]:
+        return [Column(self.key, order=self.order, label=self.label, ideal=0.5, direction="closer to 0.5", extra={
+            "feature": self.feature_doc,
             "definition": "mean CV accuracy of LogisticRegression on the feature, D_f (1) vs D_test (0), "
                           "balanced by subsampling the larger set (NeurIPS 2023 starting kit)",
-        }}
+        })]
 
 
 class MIALoss(LogisticMIA):
     """`mia_loss`: the attack on per-sample cross-entropy loss -log p_y."""
 
     key = "mia_loss"
+    order = 70
+    label = "MIA-loss"
     feature = staticmethod(ce_loss)
     feature_doc = "cross-entropy loss -log p_y"

@@ -16,18 +16,18 @@ ceil(ln(N - 1))) and biased low: compare methods at the same N.
 
 from __future__ import annotations
 
+from unlearnbench.metrics.base import Column, Metric
 from unlearnbench.metrics.forgetting_quality import final_score, forget_score_from_phi
 from unlearnbench.metrics.shadows import challenge_shadows, check_options, mean_accuracy, stack_phi
 
 
-class NeurIPSScore:
+class NeurIPSScore(Metric):
     """Forget score and final score of the NeurIPS 2023 unlearning challenge (module docstring)."""
+
+    needs_shadows = True
 
     def __init__(self, num_shadows: int = 16, seed_offset: int = 0):
         self.num_shadows, self.seed_offset = check_options("neurips_score", num_shadows, seed_offset)
-
-    def __call__(self, outputs) -> dict[str, float]:
-        return {}  # no per-model value: the runner calls every metric on each model's outputs
 
     def with_shadows(self, ctx) -> dict[str, float]:
         unlearned = challenge_shadows(ctx, "unlearned", self.num_shadows, self.seed_offset)
@@ -40,12 +40,13 @@ class NeurIPSScore:
         )
         return {"neurips_score": score, "neurips_forget_score": forget}
 
-    def info(self) -> dict[str, dict]:
-        common = {"direction": "higher", "ideal": 1.0, "num_shadows": self.num_shadows,
-                  "seed_offset": self.seed_offset}
-        return {
-            "neurips_score": {**common, "definition": "forget score x RA ratio x TA ratio, unlearned vs "
-                              "retrained models (Triantafillou et al. arXiv 2406.09073)"},
-            "neurips_forget_score": {**common, "definition": "mean points over D_f of the per-example "
-                                     "epsilon buckets, N unlearned vs N retrained models"},
-        }
+    def columns(self) -> list[Column]:
+        common = {"num_shadows": self.num_shadows, "seed_offset": self.seed_offset}
+        return [
+            Column("neurips_score", order=120, label="NeurIPS", ideal=1.0, direction="higher", extra={
+                **common, "definition": "forget score x RA ratio x TA ratio, unlearned vs retrained models "
+                                        "(Triantafillou et al. arXiv 2406.09073)"}),
+            Column("neurips_forget_score", order=121, ideal=1.0, direction="higher", table=False, extra={
+                **common, "definition": "mean points over D_f of the per-example epsilon buckets, N unlearned "
+                                        "vs N retrained models"}),
+        ]

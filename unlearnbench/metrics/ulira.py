@@ -25,12 +25,13 @@ import logging
 import numpy as np
 
 from unlearnbench.metrics.attacks import attack_summary, lira_scores
+from unlearnbench.metrics.base import Column, Metric
 from unlearnbench.metrics.lira import summary_keys
 from unlearnbench.metrics.shadows import check_options, half_shadows, phi, stack_phi
 
 log = logging.getLogger(__name__)
 
-SKIP_NOTE = "skipped: U-LiRA needs the Retrain model as its negative target; set eval.retrain=true"
+SKIP_NOTE = "U-LiRA needs the Retrain model as its negative target: skipped unless eval.retrain=true"
 
 
 def decision_accuracy(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
@@ -38,21 +39,18 @@ def decision_accuracy(positive_scores: np.ndarray, negative_scores: np.ndarray) 
     return float(((positive_scores > 0).mean() + (negative_scores <= 0).mean()) / 2.0)
 
 
-class ULiRA:
+class ULiRA(Metric):
     """Per-example unlearned-vs-retrained likelihood-ratio attack (module docstring)."""
+
+    needs_shadows = True
 
     def __init__(self, num_shadows: int = 16, seed_offset: int = 0, fix_variance: bool = True):
         self.num_shadows, self.seed_offset = check_options("ulira", num_shadows, seed_offset)
         self.fix_variance = bool(fix_variance)
-        self.note: str | None = None
-
-    def __call__(self, outputs) -> dict[str, float]:
-        return {}  # no per-model value: the runner calls every metric on each model's outputs
 
     def with_shadows(self, ctx) -> dict[str, float]:
         retrain = ctx.models.get("retrain")
         if retrain is None:
-            self.note = SKIP_NOTE
             log.warning("ulira %s", SKIP_NOTE)
             return {}
         masks, retrained = half_shadows(ctx, "retrained", self.num_shadows, self.seed_offset)
@@ -69,21 +67,20 @@ class ULiRA:
                              shadow_out_mask=out_mask)
         labels = np.concatenate([np.ones(scores.shape[1], bool), np.zeros(scores.shape[1], bool)])
         summary = attack_summary(scores.ravel(), labels)
-        self.note = None
         return {"ulira_acc": decision_accuracy(scores[0], scores[1]), **summary_keys("ulira", summary)}
 
-    def info(self) -> dict[str, dict]:
+    def columns(self) -> list[Column]:
         common = {"num_shadows": self.num_shadows, "seed_offset": self.seed_offset,
-                  "fix_variance": self.fix_variance,
+                  "fix_variance": self.fix_variance, "requires": SKIP_NOTE,
                   "definition": "U-LiRA (Hayes et al. arXiv 2403.01218): per-example Gaussians of phi from N "
                                 "unlearned vs N retrained shadows each forgetting a random half of D_f; "
                                 "targets: the unlearned model (positive) vs the Retrain model (negative) on "
                                 "D_f; see unlearnbench/metrics/ulira.py"}
-        if self.note:
-            common["note"] = self.note
-        return {
-            "ulira_acc": {"direction": "closer to 0.5", "ideal": 0.5, **common},
-            "ulira_auc": {"direction": "closer to 0.5", "ideal": 0.5, **common},
-            "ulira_tpr@1%fpr": {"direction": "lower (down to 0.01)", "ideal": 0.01, **common},
-            "ulira_tpr@0.1%fpr": {"direction": "lower (down to 0.001)", "ideal": 0.001, **common},
-        }
+        return [
+            Column("ulira_acc", order=110, label="U-LiRA", ideal=0.5, direction="closer to 0.5", extra=common),
+            Column("ulira_auc", order=111, ideal=0.5, direction="closer to 0.5", table=False, extra=common),
+            Column("ulira_tpr@1%fpr", order=112, ideal=0.01, direction="lower (down to 0.01)", table=False,
+                   extra=common),
+            Column("ulira_tpr@0.1%fpr", order=113, ideal=0.001, direction="lower (down to 0.001)", table=False,
+                   extra=common),
+        ]

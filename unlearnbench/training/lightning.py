@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 
-from unlearnbench.runtime import RUNTIME_KEYS
+from unlearnbench.metrics.accuracy import accuracy
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ RESULT_AFFECTING_TRAINER_KEYS = ("precision", "limit_train_batches", "accumulate
 
 
 class LitClassifier(pl.LightningModule):
-    """Cross-entropy training with SGD + cosine (or constant) schedule, logged under `stage/`."""
+    """Cross-entropy training with the recipe's optimiser and schedule, logged under `stage/`."""
 
     def __init__(self, model: nn.Module, recipe: dict, stage: str = "original", generator: torch.Generator | None = None):
         super().__init__()
@@ -40,34 +40,43 @@ class LitClassifier(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def _log(self, name: str, value: torch.Tensor) -> None:
+        # Short names on the progress bar (no "original/train_l…"), the stage-prefixed ones in the logger.
+        self.log(name, value, prog_bar=True, logger=False, on_epoch=True, on_step=False)
+        self.log(f"{self.stage}/{name}", value, on_epoch=True, on_step=False)
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         logits = self.model(x)
         loss = F.cross_entropy(logits, y)
-        acc = (logits.argmax(1) == y).float().mean()
-        self.log_dict({f"{self.stage}/train_loss": loss, f"{self.stage}/train_acc": acc}, prog_bar=True, on_epoch=True, on_step=False)
+        self._log("train_loss", loss)
+        self._log("train_acc", accuracy(logits, y))
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        acc = (self.model(x).argmax(1) == y).float().mean()
-        self.log(f"{self.stage}/val_acc", acc, prog_bar=True, on_epoch=True)
+        self._log("val_acc", accuracy(self.model(x), y))
 
     def configure_optimizers(self):
-        r = self.recipe
-        opt = torch.optim.SGD(
-            self.model.parameters(), lr=r["lr"], momentum=r.get("momentum", 0.9),
-            weight_decay=r.get("weight_decay", 5e-4), nesterov=r.get("nesterov", False),
-        )
-        if r.get("schedule", "cosine") == "constant":
-            return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(r["epochs"])))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return build_optimizer(self.model.parameters(), self.recipe)
 
 
-def trainer_kwargs(trainer_cfg: dict) -> dict[str, Any]:
-    """The `trainer` config minus our runtime keys: exactly `pl.Trainer` arguments."""
-    return {k: v for k, v in trainer_cfg.items() if k not in RUNTIME_KEYS and v is not None}
+def build_optimizer(params, recipe: dict) -> dict:
+    """The recipe's optimiser (a `_partial_` config) over `params`, and its per-epoch scheduler if any."""
+    from hydra.utils import instantiate
+
+    optimizer = instantiate(recipe["optimizer"])(params)
+    if recipe.get("scheduler") is None:
+        return {"optimizer": optimizer}
+    scheduler = instantiate(recipe["scheduler"])(optimizer)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def make_trainer(trainer_cfg: dict, **run_args: Any) -> pl.Trainer:
+    """The `trainer` config is a `pl.Trainer` node (`_target_`); `run_args` are what this training adds."""
+    from hydra.utils import instantiate
+
+    return instantiate(trainer_cfg, **run_args)
 
 
 def fit(
@@ -75,7 +84,7 @@ def fit(
     train_batches,
     val_batches,
     recipe: dict,
-    trainer_cfg: dict,
+    trainer_cfg: dict,  # a `pl.Trainer` node (conf/trainer/)
     logger=None,
     stage: str = "original",
     root_dir: str | None = None,
@@ -87,8 +96,6 @@ def fit(
     from it (weights, optimiser, schedule and batch generator), giving the same weights as an
     uninterrupted run on CPU.
     """
-    kwargs = trainer_kwargs(trainer_cfg)
-    kwargs.setdefault("enable_model_summary", False)
     module = LitClassifier(model, recipe, stage, getattr(train_batches, "generator", None))
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -102,11 +109,10 @@ def fit(
     with warnings.catch_warnings():
         # Our batches are GPU-resident iterables, not DataLoaders: Lightning's worker hints do not apply.
         warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers|DataLoader|bottleneck|log_every_n_steps|Precision|checkpoint).*")
-        trainer = pl.Trainer(
-            max_epochs=int(recipe["epochs"]), logger=logger if logger is not None else False,
-            enable_checkpointing=checkpoint_dir is not None, callbacks=callbacks, default_root_dir=root_dir,
-            num_sanity_val_steps=0, **kwargs,
-        )
+        trainer = make_trainer(trainer_cfg, max_epochs=int(recipe["epochs"]),
+                               logger=logger if logger is not None else False,
+                               enable_checkpointing=checkpoint_dir is not None, callbacks=callbacks,
+                               default_root_dir=root_dir)
         if resume is not None:
             try:
                 checkpoint = torch.load(resume, map_location="cpu", weights_only=True)
