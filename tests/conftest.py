@@ -62,3 +62,29 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "FashionMNIST" / "raw").is_dir():
         pytest.skip(f"../shared/data/FashionMNIST not found at {SHARED_DATA} (the shared data folder is absent)")
     return SHARED_DATA
+
+
+def write_fake_cifar10(root: Path, per_batch: int = 3, n_test: int = 4) -> dict:
+    """CIFAR-10's python-pickle layout under `root` with random images (what torchvision's download unpacks)."""
+    import pickle
+
+    import numpy as np
+
+    def dump(path: Path, obj: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(obj))
+
+    rng = np.random.default_rng(0)
+    base = root / "cifar-10-batches-py"
+    written = {"train_rows": [], "train_labels": []}
+    for i in range(1, 6):
+        rows, labels = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8), (np.arange(per_batch) % 10).tolist()
+        dump(base / f"data_batch_{i}", {b"data": rows, b"labels": labels})
+        written["train_rows"].append(rows)
+        written["train_labels"] += labels
+    written["test_rows"] = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
+    written["test_labels"] = (np.arange(n_test) % 10).tolist()
+    dump(base / "test_batch", {b"data": written["test_rows"], b"labels": written["test_labels"]})
+    written["names"] = [f"name{i}" for i in range(10)]
+    dump(base / "batches.meta", {b"label_names": [n.encode() for n in written["names"]]})
+    return written

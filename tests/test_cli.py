@@ -41,7 +41,7 @@ BAD_INPUTS = [
     (["forget_ratio=0"], "forget_ratio", "(0.0, 1.0)"),
     (["forget=class", "forget.classes=[12]"], "forget.classes", "0..9"),
     (["forget=subclass"], "forget", "cifar100"),
-    (["dataset=cifar10", "paths.data_dir=nowhere"], "dataset=cifar10", "download=true"),
+    (["dataset=cifar10", "dataset.download=false", "paths.data_dir=nowhere"], "dataset=cifar10", "cifar10_jpeg"),
     (["+method.learning_rate=0.1"], "method.learning_rate", "lr"),
 ]
 
@@ -81,3 +81,61 @@ def test_wandb_logger_runs_offline(tmp_path):
     offline = list((run_dirs[0] / "wandb").glob("offline-run-*"))
     assert offline, "expected an offline W&B run directory"
     assert list(offline[0].glob("*.wandb"))
+
+
+def test_mission_command_defaults_auto_device_download_and_retrain(tmp_path):
+    out = unlearn(["method=imu", "dataset=cifar10", "forget_ratio=0.1", "--cfg", "job"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "accelerator: ${on_cuda:gpu,cpu}" in out.stdout  # trainer=auto
+    assert "download: true" in out.stdout and "retrain: true" in out.stdout
+
+
+def _cli(args: list[str], tmp_path, monkeypatch, capsys):
+    """`unlearn ARGS` in this process (so a fake downloader can stand in for the network)."""
+    from unlearnbench import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(sys, "argv", ["unlearn", *args, "logger=none", "trainer.enable_progress_bar=false"])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr()
+
+
+def test_dataset_download_true_fetches_into_the_data_dir(tmp_path, monkeypatch, capsys):
+    import torchvision.datasets
+    from conftest import write_fake_cifar10
+
+    fetched = []
+
+    def fake_cifar10(root, train=True, download=False, **kwargs):
+        fetched.append(Path(root))
+        write_fake_cifar10(Path(root), per_batch=40, n_test=50)
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
+    code, out = _cli(["dataset=cifar10", "dataset.download=true", "model=small_cnn", "debug=fast",
+                      "paths.data_dir=downloads"], tmp_path, monkeypatch, capsys)
+    assert code == 0, out.err
+    assert [p.resolve() for p in fetched] == [(tmp_path / "downloads").resolve()]
+    assert (tmp_path / "downloads" / "cifar-10-batches-py" / "data_batch_5").is_file()
+    assert list((tmp_path / "outputs" / "runs" / "cifar10").rglob("results.json"))
+
+
+def test_offline_missing_dataset_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    from urllib.error import URLError
+
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise URLError("Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    code, out = _cli(["dataset=cifar10"], tmp_path, monkeypatch, capsys)
+    lines = [line for line in out.err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, out.err
+    assert str((tmp_path / "data").resolve()) in lines[0] and "dataset=cifar10_jpeg" in lines[0]
+    assert "download failed" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # no empty outputs/ or data/ folders

@@ -182,7 +182,8 @@ BAD_INPUTS = [
     (["trainer=cpu", "seed=-2"], ["seed"]),
     (["eval.metrics.mia_efficacy.feature=foo"], ["feature", "foo", "confidence"]),
     (["foo=1"], ["foo"]),
-    (["dataset=cifar10", "paths.data_dir=nowhere"], ["dataset=cifar10", "nowhere", "download=true"]),
+    (["dataset=cifar10", "dataset.download=false", "paths.data_dir=nowhere"],
+     ["dataset=cifar10", "nowhere", "dataset.download=false", "cifar10_jpeg"]),
 ]
 
 

@@ -13,6 +13,7 @@ from urllib.error import URLError
 import numpy as np
 import pytest
 import torch
+from conftest import write_fake_cifar10
 
 from unlearnbench.data import sources
 from unlearnbench.data.sources import (
@@ -101,24 +102,8 @@ def _rows(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
 
 
-def _write_fake_cifar10(root: Path, per_batch: int = 3, n_test: int = 4) -> dict:
-    rng = np.random.default_rng(0)
-    base = root / "cifar-10-batches-py"
-    written = {"train_rows": [], "train_labels": []}
-    for i in range(1, 6):
-        rows, labels = _rows(rng, per_batch), rng.integers(0, 10, per_batch).tolist()
-        _pickle(base / f"data_batch_{i}", {b"data": rows, b"labels": labels})
-        written["train_rows"].append(rows)
-        written["train_labels"] += labels
-    written["test_rows"], written["test_labels"] = _rows(rng, n_test), rng.integers(0, 10, n_test).tolist()
-    _pickle(base / "test_batch", {b"data": written["test_rows"], b"labels": written["test_labels"]})
-    written["names"] = [f"name{i}" for i in range(10)]
-    _pickle(base / "batches.meta", {b"label_names": [n.encode() for n in written["names"]]})
-    return written
-
-
 def test_cifar10_fake_round_trips(tmp_path):
-    written = _write_fake_cifar10(tmp_path)
+    written = write_fake_cifar10(tmp_path)
     ds = load_cifar10(root=str(tmp_path))
     _check_layout(ds, channels=3, size=32)
     rows = np.concatenate(written["train_rows"])
@@ -222,12 +207,12 @@ def test_missing_files_raise_dataset_missing_error(tmp_path, loader, name):
     with pytest.raises(DatasetMissingError) as info:
         loader(root=str(root))
     message = str(info.value)
-    assert f"dataset={name}" in message and str(root) in message
-    assert "download" in message and "\n" not in message
+    assert f"dataset={name}" in message and str(root.resolve()) in message
+    assert "dataset.download=false" in message and "paths.data_dir" in message and "\n" not in message
 
 
 def test_partially_missing_cifar10_names_the_missing_file(tmp_path):
-    _write_fake_cifar10(tmp_path)
+    write_fake_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
     with pytest.raises(DatasetMissingError, match="data_batch_3"):
         load_cifar10(root=tmp_path)
@@ -240,10 +225,29 @@ def test_failed_download_becomes_dataset_missing_error(tmp_path, monkeypatch):
         raise URLError("no route to host")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", no_network)
+    root = tmp_path / "new" / "data"
     with pytest.raises(DatasetMissingError) as info:
-        load_cifar10(root=tmp_path, download=True)
-    assert "download failed" in str(info.value) and "no route to host" in str(info.value)
+        load_cifar10(root=root, download=True)
+    message = str(info.value)
+    assert "download failed" in message and "no route to host" in message and str(root.resolve()) in message
+    assert "dataset=cifar10_jpeg" in message  # what works offline
     assert info.value.__cause__ is None  # no chained traceback for a user-facing error
+    assert not (tmp_path / "new").exists()  # the folders made for the download are gone again
+
+
+def test_failed_download_removes_its_partial_files_only(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    (tmp_path / "kept.txt").write_text("mine")
+
+    def cut_off(root, **kwargs):
+        (Path(root) / "cifar-10-python.tar.gz").write_bytes(b"half an archive")
+        raise URLError("connection reset")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", cut_off)
+    with pytest.raises(DatasetMissingError):
+        load_cifar10(root=tmp_path, download=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
 
 
 # ------------------------------------------------------------------------------- CIFAR-10 JPEG

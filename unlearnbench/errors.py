@@ -20,13 +20,22 @@ class ConfigError(UserError):
 
 
 class DatasetMissingError(UserError):
-    """Dataset files are not on disk and downloading is off (or failed)."""
+    """Dataset files are not on disk and downloading is off or failed (offline)."""
 
-    def __init__(self, dataset: str, root: str, expected: str):
+    OFFLINE = {"cifar10": "dataset=cifar10_jpeg reads the CIFAR-10 JPEG archive offline"}
+
+    def __init__(self, dataset: str, root: str, expected: str, download_error: str | None = None,
+                 downloadable: bool = True):
+        from pathlib import Path
+
+        where = Path(root).expanduser().resolve()
+        why = (f"the download failed ({download_error})" if download_error is not None
+               else "downloading is off (dataset.download=false)" if downloadable else "it is not downloadable")
+        offline = self.OFFLINE.get(dataset, "dataset=digits is embedded and needs no files")
+        layout = " in torchvision's layout" if downloadable else ""
         super().__init__(
-            f"dataset={dataset}: files not found under {root} (expected {expected}); "
-            f"set paths.data_dir=DIR to where they are, or add dataset.download=true on a machine "
-            f"with internet access"
+            f"dataset={dataset}: no {expected} under {where} and {why}; put the files there{layout}, "
+            f"set paths.data_dir=DIR to where they are, or {offline}"
         )
 
 

@@ -78,10 +78,12 @@ def _remove_run_dir(out: Path, log_dir: Path) -> None:
         return
     shutil.rmtree(out, ignore_errors=True)
     top = log_dir.resolve()
-    for parent in out.resolve().parents:  # and the now-empty folders Hydra made for it
-        if parent == top or top not in parent.parents or any(parent.iterdir()):
+    for parent in out.resolve().parents:  # and the now-empty folders Hydra made for it, outputs/ included
+        if (parent != top and top not in parent.parents) or any(parent.iterdir()):
             break
         parent.rmdir()
+        if parent == top:
+            break
 
 
 def run_job(cfg: DictConfig, keep_going: bool) -> dict:

@@ -112,24 +112,44 @@ def _ensure_files(dataset: str, root: Path, expected: list[str], download: bool,
     """Make sure every expected file is under root, downloading with ``fetch()`` if allowed.
 
     Raises DatasetMissingError naming the first missing path when files are absent and either
-    downloading is off or the download failed (e.g. no network).
+    downloading is off or the download failed (e.g. no network); a failed download leaves nothing
+    behind (no empty folders, no partial archives).
     """
     missing = _missing(root, expected)
     if not missing:
         return
     if not download:
         raise DatasetMissingError(dataset, str(root), missing[0])
+    created = _new_paths_guard(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
         fetch()
     except _DOWNLOAD_ERRORS as err:
+        created()
         # One line, no traceback: the CLI prints UserErrors as a single message.
-        raise DatasetMissingError(
-            dataset, str(root), f"{missing[0]}; download failed: {_first_line(err)}"
-        ) from None
+        raise DatasetMissingError(dataset, str(root), missing[0], download_error=_first_line(err)) from None
     still_missing = _missing(root, expected)
     if still_missing:
         raise DatasetMissingError(dataset, str(root), still_missing[0])
+
+
+def _new_paths_guard(root: Path):
+    """A function that removes whatever appears under `root` (and `root` and its new parents) from now on."""
+    import shutil
+
+    existing_parent = next(p for p in (root, *root.parents) if p.exists())
+    before = set(root.iterdir()) if root.is_dir() else set()
+
+    def remove_new() -> None:
+        if root.is_dir():
+            for path in set(root.iterdir()) - before:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        for folder in (root, *root.parents):  # folders the download made, now empty
+            if folder == existing_parent or not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
+
+    return remove_new
 
 
 def _first_line(err: BaseException) -> str:
@@ -449,7 +469,7 @@ def load_cifar10_jpeg(archive: str | os.PathLike, cache_dir: str | os.PathLike) 
     """
     archive_path = Path(archive).expanduser()
     if not archive_path.is_file():
-        raise DatasetMissingError("cifar10_jpeg", str(archive_path.parent), archive_path.name)
+        raise DatasetMissingError("cifar10_jpeg", str(archive_path.parent), archive_path.name, downloadable=False)
     cache_path = Path(cache_dir).expanduser()
     cache_path.mkdir(parents=True, exist_ok=True)
     cache_file = _jpeg_cache_path(archive_path, cache_path)

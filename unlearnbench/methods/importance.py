@@ -38,13 +38,16 @@ def _batch_squared_grads(model: nn.Module, params: dict[str, nn.Parameter], x, y
     return [torch.zeros_like(p) if g is None else g.float().square() for g, p in zip(grads, params.values())]
 
 
-def _per_sample_grad_fn(model: nn.Module, autocast) -> Callable:
-    """`f(params, x, y)` -> per-sample CE gradients, batched over x and y with `vmap`."""
+def _per_sample_grad_fn(model: nn.Module) -> Callable:
+    """`f(params, x, y)` -> per-sample CE gradients, batched over x and y with `vmap`.
+
+    In float32 even under a bf16 run: squared per-sample gradients are small and bf16 would round many to
+    zero (and CPU batch norm under vmap does not take bf16 inputs with float32 statistics).
+    """
     buffers = dict(model.named_buffers())
 
     def sample_loss(params, x, y):
-        with autocast():
-            logits = functional_call(model, (params, buffers), (x.unsqueeze(0),))
+        logits = functional_call(model, (params, buffers), (x.unsqueeze(0).float(),))
         return F.cross_entropy(logits.float(), y.unsqueeze(0))
 
     return vmap(grad(sample_loss), in_dims=(None, 0, 0))
@@ -72,7 +75,7 @@ def mean_squared_gradients(
     params = _trainable(model)
     total = [torch.zeros_like(p, dtype=torch.float32) for p in params.values()]
     count = 0
-    per_sample_grads = _per_sample_grad_fn(model, autocast) if per_sample else None
+    per_sample_grads = _per_sample_grad_fn(model) if per_sample else None
     detached = {name: p.detach() for name, p in params.items()}
     for x, y in tqdm(batches, desc=desc, disable=not progress, leave=False):
         if per_sample_grads is None:
