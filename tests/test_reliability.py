@@ -164,6 +164,7 @@ BAD_INPUTS = [
     (["method=mnemonic"], ["forget", "random", "class"]),
     (["method=boundary_shrink"], ["forget", "random", "class"]),
     (["dataset.val_fraction=1.5"], ["dataset.val_fraction", "1.5"]),
+    (["dataset.train_subset=5"], ["dataset.train_subset", "5", "[10, 1437]"]),
     (["dataset.recipe.epochs=0"], ["dataset.recipe.epochs", "positive integer"]),
     (["dataset.recipe.batch_size=-4"], ["dataset.recipe.batch_size", "positive integer"]),
     (["+method.learning_rate=0.1"], ["method.learning_rate", "lr"]),

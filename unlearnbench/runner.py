@@ -45,10 +45,13 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: i
     ds = _container(cfg.dataset)
     source = {k: v for k, v in ds["source"].items() if k not in LOCATION_KEYS}
     trainer = _container(cfg.trainer)
+    dataset = {"name": ds["name"], "source": source, "val_fraction": ds["val_fraction"],
+               "split_seed": ds["split_seed"], "augment": ds["augment"]}
+    if ds.get("train_subset") is not None:  # only when set, so the keys of earlier cache entries still match
+        dataset["train_subset"] = ds["train_subset"]
     return {
         "version": CACHE_VERSION,
-        "dataset": {"name": ds["name"], "source": source, "val_fraction": ds["val_fraction"],
-                    "split_seed": ds["split_seed"], "augment": ds["augment"]},
+        "dataset": dataset,
         "model": {k: v for k, v in _container(cfg.model).items() if k != "name"},
         "recipe": ds["recipe"],
         "seed": int(seed),
@@ -169,7 +172,8 @@ def run(cfg: DictConfig) -> dict:
 
     pl.seed_everything(int(cfg.seed), verbose=False)
     raw = build(cfg.dataset.source)
-    splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed))
+    splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed),
+                          cfg.dataset.get("train_subset"))
     data_bytes = raw.train_x.numel() + raw.test_x.numel()
     runtime = Runtime.from_trainer_cfg(_container(cfg.trainer), data_bytes)
     _set_determinism(cfg.trainer.get("deterministic", False))
