@@ -44,6 +44,12 @@ def test_command_line_model_overrides_dataset_default():
     assert cfg.model.name == "mlp"
 
 
+def test_memorise_preset_swaps_to_resnet18_on_a_gpu():
+    cfg = compose_cfg(["experiment=memorise_cifar10", "model=resnet18", "trainer=gpu"])
+    assert (cfg.model.name, cfg.trainer.accelerator, cfg.dataset.train_subset) == ("resnet18", "gpu", 10000)
+    assert build(cfg.model).conv1.in_channels == 3  # no MLP-only key leaks into the ResNet
+
+
 def test_model_fields_are_filled_from_dataset():
     cfg = compose_cfg(["dataset=cifar100", "model=resnet18"])
     assert cfg.model.num_classes == 100 and cfg.model.in_channels == 3

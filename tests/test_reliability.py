@@ -166,6 +166,11 @@ BAD_INPUTS = [
     (["dataset.val_fraction=1.5"], ["dataset.val_fraction", "1.5"]),
     (["recipe.epochs=0"], ["recipe.epochs", "positive integer"]),
     (["recipe.batch_size=-4"], ["recipe.batch_size", "positive integer"]),
+
+
+    (["dataset.train_subset=5"], ["dataset.train_subset", "5", "[10, 1437]"]),
+    (["recipe.epochs=0"], ["recipe.epochs", "positive integer"]),
+    (["recipe.batch_size=-4"], ["recipe.batch_size", "positive integer"]),
     (["+method.learning_rate=0.1"], ["method.learning_rate", "lr"]),
     (["method.lr=-1"], ["method.lr", "-1", "> 0"]),
     (["method.lr=fast"], ["method.lr", "fast", "a number"]),

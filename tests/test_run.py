@@ -1,4 +1,4 @@
-"""End-to-end runs through `run(cfg)` on the embedded and synthetic data."""
+"""End-to-end runs through `run(cfg)` on the embedded and synthetic data (and the shared CIFAR-10 when present)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.methods.base import GrantedSplits, Method, SplitAccessError
@@ -169,3 +170,20 @@ def test_retrain_cost_is_its_training_time_also_when_cached(make_cfg):
     assert second["time_s"]["retrain"] == cost  # the cached model reports what it cost to train
     assert second["cache"]["retrain"]["seconds_this_run"] < cost
     assert second["cache"]["retrain"]["train_device"] == "cpu"
+
+
+CIFAR10_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
+
+
+@pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason=f"CIFAR-10 JPEG archive not found at {CIFAR10_JPEG} "
+                    "(the shared data folder is absent)")
+def test_memorise_cifar10_preset_runs_end_to_end(make_cfg, pytestconfig):
+    cfg = make_cfg(["experiment=memorise_cifar10", "debug=fast", "eval.retrain=true", "method=none",
+                    "dataset.train_subset=500"])
+    cfg.paths.data_dir = str(SHARED_DATA)
+    # The decoded archive (~15 s to build) is kept in pytest's cache between sessions, not in tmp_path.
+    cfg.dataset.source.cache_dir = str(pytestconfig.cache.mkdir("cifar10_jpeg"))
+    res = run(cfg)
+    assert (res["dataset"], res["model"]) == ("cifar10_jpeg", "mlp_relu")
+    assert res["sizes"]["forget"] == 45 and res["sizes"]["test"] == 10000
+    assert res["retrain"] is not None

@@ -29,7 +29,7 @@ from unlearnbench.training.lightning import RESULT_AFFECTING_TRAINER_KEYS, fit
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # Loader arguments that say where data is, not what it is: left out of cache keys.
 LOCATION_KEYS = ("root", "download", "archive", "cache_dir")
 
@@ -43,10 +43,11 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: i
     ds = _container(cfg.dataset)
     source = {k: v for k, v in ds["source"].items() if k not in LOCATION_KEYS}
     trainer = _container(cfg.trainer)
+    dataset = {"name": ds["name"], "source": source, "val_fraction": ds["val_fraction"],
+               "split_seed": ds["split_seed"], "augment": ds["augment"], "train_subset": ds.get("train_subset")}
     return {
         "version": CACHE_VERSION,
-        "dataset": {"name": ds["name"], "source": source, "val_fraction": ds["val_fraction"],
-                    "split_seed": ds["split_seed"], "augment": ds["augment"]},
+        "dataset": dataset,
         "model": {k: v for k, v in _container(cfg.model).items() if k != "name"},
         "recipe": _container(cfg.recipe),
         "seed": int(seed),
@@ -188,7 +189,8 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
 
     pl.seed_everything(int(cfg.seed), verbose=False)
     raw = build(cfg.dataset.source)
-    splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed))
+    splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed),
+                          cfg.dataset.get("train_subset"))
     data_bytes = raw.train_x.numel() + raw.test_x.numel()
     runtime = Runtime.from_cfg(_container(cfg.trainer), _container(cfg.runtime), data_bytes)
     apply_determinism(cfg.trainer.get("deterministic", False))

@@ -75,13 +75,35 @@ def carve_validation(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     return torch.nonzero(mask).flatten(), val
 
 
+def train_subset_positions(labels: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
+    """Sorted positions of a seeded, class-stratified subset of exactly `size` samples (all when None).
+
+    Each class is shuffled and its members ranked by quantile (i + 0.5) / class size; the `size` lowest
+    ranks are kept, so every class keeps its share of the data to within one sample.
+    """
+    from unlearnbench.errors import ConfigError
+
+    num_classes, n = len(torch.unique(labels)), len(labels)
+    if size is None:
+        return torch.arange(n)
+    if not isinstance(size, int) or isinstance(size, bool) or not num_classes <= size <= n:
+        raise ConfigError("dataset.train_subset", size, f"an integer in [{num_classes}, {n}] or null")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    rank = torch.empty(n)
+    for c in torch.unique(labels):
+        members = order[labels[order] == c]
+        rank[members] = (torch.arange(len(members)) + 0.5) / len(members)
+    return torch.sort(torch.argsort(rank, stable=True)[:size]).values
+
+
 def take(name: str, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor) -> Split:
     positions = torch.as_tensor(positions, dtype=torch.long)
     return Split(name, x[positions], y[positions], positions)
 
 
-def build_splits(raw, scenario, val_fraction: float, split_seed: int) -> Splits:
-    """Carve val from train (seeded, per class), then apply the forget scenario.
+def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subset: int | None = None) -> Splits:
+    """Optionally keep a stratified `train_subset` of the training images, carve val from them (seeded, per
+    class), then apply the forget scenario. Positions always refer to the dataset's full train array.
 
     `raw` is a `RawDataset`; `scenario` a `Scenario`. Retain, val and test exclude forgotten classes
     (class-wise scenarios report the forgotten classes' test samples as `test_forget`).
@@ -94,7 +116,8 @@ def build_splits(raw, scenario, val_fraction: float, split_seed: int) -> Splits:
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError("dataset.val_fraction", val_fraction, "a number in [0, 1)")
 
-    train_pos, val_pos = carve_validation(raw.train_y, val_fraction, split_seed)
+    pool = train_subset_positions(raw.train_y, train_subset, split_seed)
+    train_pos, val_pos = (pool[p] for p in carve_validation(raw.train_y[pool], val_fraction, split_seed))
     y_train = raw.train_y[train_pos]
     c_train = coarse_train[train_pos] if coarse_train is not None else None
     forget = scenario.forget_mask(y_train, c_train)
