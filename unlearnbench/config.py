@@ -126,6 +126,9 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"dataset.recipe.{key}", value, "a positive integer")
     check_params(cfg.method, "method")
+    batched = cfg.eval.get("batched_shadows", False)
+    if not isinstance(batched, bool):
+        raise ConfigError("eval.batched_shadows", batched, "true or false")
     check_params(cfg.model, "model")
     for name, metric in cfg.eval.metrics.items():
         check_params(metric, f"eval.metrics.{name}")
