@@ -1,11 +1,14 @@
 """Benchmark the shadow-model evaluation (`eval=full`: LiRA, U-LiRA, NeurIPS 2023 score) end to end.
 
-Runs `run(cfg)` once with a fresh temporary model cache, so every shadow model is trained, and times
+Runs `run(cfg)` with a fresh temporary model cache, so every shadow model is trained, and times
 each request the metrics make to the run's ShadowContext (trainings from scratch, and unlearning
-runs). Prints shadow models per minute and the metric values as markdown tables.
+runs). By default it runs twice, shadows trained one at a time (`eval.batched_shadows=false`) and
+trained together as stacked groups (`eval.batched_shadows=true`), and prints shadow models per minute
+of both side by side, then the metric values of both runs (equal up to float rounding).
 
     python scripts/bench_lira.py                                   # digits, CPU, 16 shadows
     python scripts/bench_lira.py --dataset fashion_mnist --data-dir ../shared/data --device cuda --epochs 5
+    python scripts/bench_lira.py --model mlp model.hidden=[512] model.activation=relu   # extra Hydra overrides
 
 Shadow models per run: N retrained without a random half of D_f (LiRA, U-LiRA), N unlearned from the
 run's original (U-LiRA), N originals + N unlearned + N retrained with their own seeds (challenge
@@ -30,6 +33,7 @@ from unlearnbench.evaluation import ShadowContext
 SHADOW_PREFIXES = ("lira", "ulira", "neurips")
 EXTRA_METRICS = ("mia_efficacy", "mia_loss", "mia_entropy", "avg_gap")
 ORIGINAL, RETRAINED, UNLEARNED = "original (trained)", "retrained (trained)", "unlearned (method run)"
+MODES = ("compare", "sequential", "batched")
 TRAININGS = (ORIGINAL, RETRAINED)
 
 
@@ -46,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--mode", choices=MODES, default="compare",
+                   help="compare: sequential and batched shadows side by side (default); or one of them")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.hidden=[512]")
     args = p.parse_args(argv)
     for key in ("num_shadows", "epochs", "method_epochs", "threads"):
         value = getattr(args, key)
@@ -62,7 +69,7 @@ def pick_trainer(name: str) -> str:
     return "gpu" if name in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
 
 
-def compose_cfg(args: argparse.Namespace, workdir: Path):
+def compose_cfg(args: argparse.Namespace, workdir: Path, batched: bool):
     overrides = [f"dataset={args.dataset}", f"model={args.model}", f"method={args.method}", "eval=full",
                  f"eval.num_shadows={args.num_shadows}", f"trainer={pick_trainer(args.device)}",
                  "logger=none",
@@ -71,6 +78,7 @@ def compose_cfg(args: argparse.Namespace, workdir: Path):
         overrides.append(f"recipe.epochs={args.epochs}")
     if args.method_epochs is not None:
         overrides.append(f"method.epochs={args.method_epochs}")
+    overrides += [*args.overrides, f"eval.batched_shadows={str(batched).lower()}"]
     cfg = compose(overrides, output_dir=workdir / "run")
     with open_dict(cfg):
         cfg.paths.cache_dir = str(workdir / "cache")  # fresh: every shadow model is trained
@@ -78,28 +86,61 @@ def compose_cfg(args: argparse.Namespace, workdir: Path):
     return cfg
 
 
-class TimedShadowContext(ShadowContext):
-    """ShadowContext that records how many models each request kind produced and how long it took."""
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
 
-    def __init__(self, *args, timings: dict[str, list[float]], **kwargs):
+
+def _since(start: tuple[float, float]) -> tuple[float, float]:
+    """(wall, CPU) seconds since `start`; CPU time counts this process only, so it is the steadier
+    measure of work on a machine shared with other jobs (with --threads 1)."""
+    wall, cpu = _clock()
+    return wall - start[0], cpu - start[1]
+
+
+class TimedShadowContext(ShadowContext):
+    """ShadowContext that records how many models each request kind produced and how long each took."""
+
+    def __init__(self, *args, timings: dict[str, list[tuple[float, float]]], **kwargs):
         super().__init__(*args, **kwargs)
         self.timings = timings
 
+    def _sync(self) -> None:
+        if self.runtime.device.type == "cuda":
+            torch.cuda.synchronize(self.runtime.device)
+
     def _timed(self, kind: str, fn, *args, **kwargs):
-        if self.runtime.device.type == "cuda":
-            torch.cuda.synchronize(self.runtime.device)
-        start = time.perf_counter()
+        self._sync()
+        start = _clock()
         out = fn(*args, **kwargs)
-        if self.runtime.device.type == "cuda":
-            torch.cuda.synchronize(self.runtime.device)
-        self.timings[kind].append(time.perf_counter() - start)
+        self._sync()
+        self.timings[kind].append(_since(start))
         return out
+
+    def _timed_many(self, kind: str, models):
+        """Time the production of each model a *_many request yields (a batched group's training
+        falls in the first one), not the caller's work between them."""
+        models = iter(models)
+        while True:
+            self._sync()
+            start = _clock()
+            model = next(models, None)
+            if model is None:
+                return
+            self._sync()
+            self.timings[kind].append(_since(start))
+            yield model
 
     def original(self, seed):
         return self._timed(ORIGINAL, super().original, seed)
 
+    def original_many(self, seeds):
+        return self._timed_many(ORIGINAL, super().original_many(seeds))
+
     def retrained(self, keep, seed):
         return self._timed(RETRAINED, super().retrained, keep, seed)
+
+    def retrained_many(self, keeps, seeds):
+        return self._timed_many(RETRAINED, super().retrained_many(keeps, seeds))
 
     def unlearned(self, keep, seed, original=None, hook_state=None):
         return self._timed(UNLEARNED, super().unlearned, keep, seed, original, hook_state)
@@ -111,47 +152,71 @@ def markdown(rows: list[tuple], header: tuple[str, ...], align: str) -> str:
     return "\n".join(lines)
 
 
+def measure(args: argparse.Namespace, batched: bool) -> dict:
+    """One eval=full run with a fresh cache: (wall, CPU) seconds of each shadow model, by request kind."""
+    timings: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="bench_lira_") as tmp:
+        cfg = compose_cfg(args, Path(tmp), batched)
+        start = time.perf_counter()
+        results = run(cfg, shadow_context=partial(TimedShadowContext, timings=timings))
+        total = time.perf_counter() - start
+    groups = dict(sorted(timings.items()))
+    groups["all shadow trainings"] = [t for k in TRAININGS for t in timings[k]]
+    groups["all shadow models"] = [t for ts in timings.values() for t in ts]
+    return {"groups": groups, "results": results, "total_s": total, "epochs": cfg.recipe.epochs,
+            "models_per_minute": per_minute(groups["all shadow models"]),
+            "trainings_per_minute": per_minute(groups["all shadow trainings"])}
+
+
+def per_minute(times: list[tuple[float, float]], which: int = 0) -> float:
+    """Models per minute of wall (which=0) or CPU (which=1) time."""
+    return 60 * len(times) / sum(t[which] for t in times)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    timings: dict[str, list[float]] = defaultdict(list)
-    with tempfile.TemporaryDirectory(prefix="bench_lira_") as tmp:
-        cfg = compose_cfg(args, Path(tmp))
-        start = time.perf_counter()
-        results = run(cfg, shadow_context=partial(TimedShadowContext, timings=timings))
-        total = time.perf_counter() - start
-    shadow_s = sum(sum(t) for t in timings.values())
-    n_models = sum(len(t) for t in timings.values())
-    n_trained = sum(len(timings[k]) for k in TRAININGS)
-    trained_s = sum(sum(timings[k]) for k in TRAININGS)
+    modes = ("sequential", "batched") if args.mode == "compare" else (args.mode,)
+    runs = {mode: measure(args, mode == "batched") for mode in modes}
 
-    env = results["env"]
+    first = runs[modes[0]]
+    env = first["results"]["env"]
+    extra = f" {' '.join(args.overrides)}" if args.overrides else ""
     print()
-    print(f"eval=full on {args.dataset} / {args.model} / method {args.method}, "
-          f"N = {args.num_shadows} shadows, recipe {cfg.recipe.epochs} epochs, forget {results['forget']['size']} samples, device "
-          f"{env['device']} ({env['device_name']}), torch {env['torch']}, {torch.get_num_threads()} threads")
+    print(f"eval=full on {args.dataset} / {args.model}{extra} / method {args.method}, "
+          f"N = {args.num_shadows} shadows, recipe {first['epochs']} epochs, forget "
+          f"{first['results']['forget']['size']} samples, device {env['device']} ({env['device_name']}), "
+          f"torch {env['torch']}, {torch.get_num_threads()} threads")
     print()
-    rows = [(k, len(t), f"{sum(t):.1f}", f"{sum(t) / len(t):.2f}", f"{60 * len(t) / sum(t):.1f}")
-            for k, t in sorted(timings.items())]
-    rows.append(("all shadow models", n_models, f"{shadow_s:.1f}", f"{shadow_s / n_models:.2f}",
-                 f"{60 * n_models / shadow_s:.1f}"))
-    header = ("shadow requests", "models", "time (s)", "s/model", "models/min")
-    print(markdown(rows, header, ("---", "---:", "---:", "---:", "---:")))
+    rows = []
+    for kind, times in first["groups"].items():
+        picked = {mode: run["groups"][kind] for mode, run in runs.items()}
+        row = [kind, len(times), *(f"{sum(t[0] for t in picked[m]):.1f}" for m in modes),
+               *(f"{per_minute(picked[m]):.1f}" for m in modes)]
+        if len(modes) == 2:
+            row += [f"{per_minute(picked['batched'], i) / per_minute(picked['sequential'], i):.2f}x" for i in (0, 1)]
+        rows.append(tuple(row))
+    header = ("shadow requests", "models", *(f"{m} (s)" for m in modes), *(f"{m} models/min" for m in modes))
+    if len(modes) == 2:
+        header += ("batched speed-up", "speed-up in CPU time")
+    print(markdown(rows, header, ("---",) + ("---:",) * (len(header) - 1)))
     print()
-    print(f"shadow trainings per minute: {60 * n_trained / trained_s:.1f} ({n_trained} trainings in "
-          f"{trained_s:.1f} s); eval stage {results['time_s']['eval']:.1f} s (includes predictions and "
-          f"attacks); whole run {total:.1f} s")
+    for mode, measured in runs.items():
+        print(f"{mode}: shadow trainings per minute {measured['trainings_per_minute']:.1f} (wall), "
+              f"{per_minute(measured['groups']['all shadow trainings'], 1):.1f} (CPU time); eval stage "
+              f"{measured['results']['time_s']['eval']:.1f} s (includes predictions and attacks); whole run "
+              f"{measured['total_s']:.1f} s")
     print()
-    unlearned = results["metrics"]
-    retrain = (results["retrain"] or {}).get("metrics", {})
-    shown = [k for k in unlearned if k.startswith(SHADOW_PREFIXES) or k in EXTRA_METRICS]
-    metric_rows = [(k, f"{unlearned[k]:.4f}", f"{retrain[k]:.4f}" if k in retrain else "") for k in shown]
-    header = ("metric", f"unlearned ({args.method})", "Retrain model")
-    print(markdown(metric_rows, header, ("---", "---:", "---:")))
-    return {"shadow_models": n_models, "shadow_trainings": n_trained, "shadow_seconds": shadow_s,
-            "models_per_minute": 60 * n_models / shadow_s, "trainings_per_minute": 60 * n_trained / trained_s,
-            "metrics": unlearned}
+    retrain = (first["results"]["retrain"] or {}).get("metrics", {})
+    unlearned = {mode: measured["results"]["metrics"] for mode, measured in runs.items()}
+    shown = [k for k in unlearned[modes[0]] if k.startswith(SHADOW_PREFIXES) or k in EXTRA_METRICS]
+    metric_rows = [(k, *(f"{unlearned[m][k]:.4f}" for m in modes), f"{retrain[k]:.4f}" if k in retrain else "")
+                   for k in shown]
+    header = ("metric", *(f"unlearned ({args.method}), {m} shadows" for m in modes), "Retrain model")
+    print(markdown(metric_rows, header, ("---",) + ("---:",) * (len(header) - 1)))
+    return {mode: {key: run[key] for key in ("models_per_minute", "trainings_per_minute", "total_s")}
+            | {"metrics": run["results"]["metrics"]} for mode, run in runs.items()}
 
 
 if __name__ == "__main__":

@@ -243,12 +243,12 @@ def test_lira_without_retrain_reports_no_reference():
     assert "lira_acc_retrain" not in out and all(math.isfinite(v) for v in out.values())
 
 
-def ulira_context(unlearn_shift: float, num_shadows_seed: int = 0) -> FakeShadowContext:
+def ulira_context(unlearn_shift: float, num_shadows_seed: int = 0, cls=FakeShadowContext) -> FakeShadowContext:
     """Shadows and target unlearned model shifted by `unlearn_shift` on what they forgot."""
     world = World(unlearn_shift=unlearn_shift)
     gone = all_forgotten(world)
     models = {"unlearned": world.unlearned(gone, 7), "original": None, "retrain": world.retrained(gone, 99)}
-    return FakeShadowContext(world, models, seed=num_shadows_seed)
+    return cls(world, models, seed=num_shadows_seed)
 
 
 def test_ulira_tells_a_planted_unlearned_model_from_retrain():
@@ -288,6 +288,35 @@ def test_lira_and_ulira_share_shadows_and_follow_the_protocol():
     # seed_offset: a new set of shadows (new masks and seeds), trained on top of the memoised ones.
     ULiRA(num_shadows=4, seed_offset=10).with_shadows(ctx)
     assert ctx.count("retrained") == 8 and [c[2] for c in ctx.calls[-4:]] == [1010, 1011, 1012, 1013]
+
+
+class BatchingShadowContext(FakeShadowContext):
+    """A context that serves whole families at once (ShadowContext.retrained_many / original_many)."""
+
+    def retrained_many(self, keeps, seeds):
+        self.calls.append(("retrained_many", list(seeds)))
+        return (self.world.retrained(keep, seed) for keep, seed in zip(keeps, seeds))
+
+    def original_many(self, seeds):
+        self.calls.append(("original_many", list(seeds)))
+        return ((PlantedModel(torch.zeros(self.world.n)), {}) for _ in seeds)
+
+
+def test_shadow_families_are_requested_at_once_with_the_same_results():
+    one_by_one = ulira_context(unlearn_shift=1.0)
+    at_once = ulira_context(unlearn_shift=1.0, cls=BatchingShadowContext)
+    for metric in (LiRA(num_shadows=4), ULiRA(num_shadows=4), NeurIPSScore(num_shadows=3)):
+        assert metric.with_shadows(at_once) == metric.with_shadows(one_by_one)
+    assert [c for c in at_once.calls if c[0].endswith("_many")] == [
+        ("retrained_many", [1000, 1001, 1002, 1003]),  # once: U-LiRA reuses LiRA's memoised outputs
+        ("original_many", [2000, 2001, 2002]),
+        ("retrained_many", [2000, 2001, 2002]),
+    ]
+    assert at_once.count("retrained") == at_once.count("original") == 0
+    assert at_once.count("unlearned") == one_by_one.count("unlearned") == 4 + 3
+    # A new set of shadows asks only for its own models.
+    LiRA(num_shadows=4, seed_offset=10).with_shadows(at_once)
+    assert at_once.calls[-1] == ("retrained_many", [1010, 1011, 1012, 1013])
 
 
 def test_half_masks_are_exact_seeded_halves():

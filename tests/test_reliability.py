@@ -186,6 +186,7 @@ BAD_INPUTS = [
     (["trainer=gpu"], ["trainer", "gpu", "cpu"]) if not __import__("torch").cuda.is_available() else
     (["trainer=cpu", "seed=-2"], ["seed"]),
     (["eval.metrics.mia_efficacy.feature=foo"], ["feature", "foo", "confidence"]),
+    (["eval=full", "eval.batched_shadows=maybe"], ["eval.batched_shadows", "maybe", "true or false"]),
     (["foo=1"], ["foo"]),
     (["dataset=cifar10", "dataset.download=false", "paths.data_dir=nowhere"],
      ["dataset=cifar10", "nowhere", "dataset.download=false", "cifar10_jpeg"]),

@@ -195,6 +195,9 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
             raise ConfigError(f"recipe.{key}", value, "a positive integer")
     check_params(cfg.recipe.optimizer, "recipe.optimizer")
     check_params(cfg.method, "method")
+    batched = cfg.eval.get("batched_shadows", False)
+    if not isinstance(batched, bool):
+        raise ConfigError("eval.batched_shadows", batched, "true or false")
     check_params(cfg.model, "model")
     for name, metric in cfg.eval.metrics.items():
         check_params(metric, f"eval.metrics.{name}")

@@ -80,6 +80,8 @@ class ShadowContext:
         self.runtime = pipeline.runtime
         self.seed = int(pipeline.cfg.seed)
         self.hook_state = dict(hook.state) if hook is not None else {}  # e.g. Mnemonic codes
+        # Train the missing models of one *_many request together, stacked (training/batched.py).
+        self.batched = bool(pipeline.cfg.eval.get("batched_shadows", False))
 
     def predict(self, model: nn.Module, split: Split) -> SplitOutputs:
         return predict(model, split, self.runtime)
@@ -88,6 +90,22 @@ class ShadowContext:
         """The original model (with the method's training hook, if any) trained with another seed."""
         hook = self.method.training_hook(seed, tuple(self.splits.train.x.shape[1:]), self.splits.num_classes)
         return self.pipeline.trained(self.splits.train, "original", hook, seed=seed, record=False)
+
+    def original_many(self, seeds: list[int]):
+        """Yield `original(seed)` for each seed, one model at a time (the missing ones trained together first)."""
+        shape, n = tuple(self.splits.train.x.shape[1:]), self.splits.num_classes
+        hooks = [self.method.training_hook(seed, shape, n) for seed in seeds]
+        yield from self.pipeline.trained_many([self.splits.train] * len(seeds), "original", seeds, hooks,
+                                              batched=self.batched)
+
+    def retrained_many(self, keeps: torch.Tensor, seeds: list[int]):
+        """Yield `retrained(keeps[k], seeds[k])` for each k, one model at a time (the missing ones trained
+        together first)."""
+        from unlearnbench.data.splits import with_forget_subset
+
+        splits = [with_forget_subset(self.splits, keep).retain for keep in keeps]
+        for model, _ in self.pipeline.trained_many(splits, "retrain", seeds, batched=self.batched):
+            yield model
 
     def retrained(self, keep: torch.Tensor, seed: int) -> nn.Module:
         """A model trained from scratch without the forget samples where `keep` is True."""

@@ -8,6 +8,7 @@ import logging
 import platform
 import shutil
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
 from unlearnbench.methods.common import DivergedError, check_weights_finite
 from unlearnbench.runtime import Runtime, apply_determinism
+from unlearnbench.training.batched import fit_many, why_not_batched
 from unlearnbench.training.cache import ModelCache, atomic_write_text, spec_hash
 from unlearnbench.training.lightning import RESULT_AFFECTING_TRAINER_KEYS, fit
 
@@ -121,6 +123,69 @@ class Pipeline:
                 "seconds_this_run": time.perf_counter() - start,  # the load time on a hit
             }
         return model, payload.get("hook_state", {})
+
+    def trained_many(self, splits: list[Split], stage: str, seeds: list[int], hooks: list | None = None,
+                     batched: bool = True):
+        """Yield `trained(splits[k], stage, hooks[k], seeds[k], record=False)` for each k, one at a time.
+
+        With `batched`, the models missing from the cache are first trained together, stacked
+        (training/batched.py), one group per training-set size, and written to the same cache entries
+        that `trained` reads and writes; then every model is loaded from there. A model that cannot be
+        batched is trained one at a time (logged once).
+        """
+        hooks = list(hooks) if hooks is not None else [None] * len(splits)
+        if batched and self._batch_blocker is None:
+            groups: dict[int, list[int]] = {}
+            for k, split in enumerate(splits):
+                groups.setdefault(len(split), []).append(k)
+            for group in groups.values():
+                self._train_missing(stage, [(splits[k], seeds[k], hooks[k]) for k in group])
+        for split, seed, hook in zip(splits, seeds, hooks, strict=True):
+            yield self.trained(split, stage, hook, seed=seed, record=False)
+
+    @cached_property
+    def _batch_blocker(self) -> str | None:
+        """Why this run's models cannot be trained in stacked groups (None: they can); logged once."""
+        with torch.device("meta"):  # the architecture only: no weights, no random draws
+            probe = self.new_model()
+        reason = why_not_batched(probe, _container(self.cfg.trainer), self.runtime.device,
+                                 _container(self.cfg.recipe))
+        if reason is None and not self.runtime.data_on_device:
+            reason = "the data is streamed from host memory (runtime.data_on_device=false)"
+        if reason is not None:
+            log.info("models are trained one at a time, not batched: %s", reason)
+        return reason
+
+    def _train_missing(self, stage: str, jobs: list[tuple]) -> None:
+        """Train the models `jobs` = [(split, seed, hook)] missing from the cache as one stacked group
+        and write them to the cache (the entries `trained` reads)."""
+        specs = [model_spec(self.cfg, split, hook, seed) for split, seed, hook in jobs]
+        recipe = _container(self.cfg.recipe)
+
+        def fit_group(todo: list[int]) -> list[dict]:
+            splits, seeds, hooks = zip(*(jobs[i] for i in todo))
+            models, streams = [], []
+            for split, seed, hook in zip(splits, seeds, hooks):
+                pl.seed_everything(seed, verbose=False)  # each model's init, exactly as in `trained`
+                models.append(self.new_model().to(self.runtime.device))
+                streams.append(self.batches(split, recipe["batch_size"], True, self.augment, seed,
+                                            hook.apply if hook is not None else None))
+            log.info("training %d %s models together (%s, %d samples each, %d epochs, seeds %s) on %s",
+                     len(models), stage, self.cfg.model.name, len(splits[0]), recipe["epochs"],
+                     ", ".join(map(str, seeds)), self.runtime.device)
+            checkpoints = self.cache.root / "partial" / f"{stage}-group-{spec_hash([specs[i] for i in todo])}"
+            _sync(self.runtime.device)
+            start = time.perf_counter()
+            states = fit_many(models, streams, recipe, _container(self.cfg.trainer), self.runtime.autocast,
+                              checkpoints)
+            _sync(self.runtime.device)
+            each = (time.perf_counter() - start) / len(states)  # the group's cost, shared equally
+            shutil.rmtree(checkpoints, ignore_errors=True)
+            return [{"state_dict": state, "hook_state": dict(hook.state) if hook is not None else {},
+                     "train_seconds": each, "train_device": str(self.runtime.device)}
+                    for state, hook in zip(states, hooks)]
+
+        self.cache.create_many(stage, specs, fit_group)
 
     def context(self, splits: Splits, seed: int, hook_state: dict) -> UnlearnContext:
         return UnlearnContext(

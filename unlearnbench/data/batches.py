@@ -24,22 +24,33 @@ class Augment:
     crop_padding: int = 4
     flip: bool = True
 
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        b, _, h, w = x.shape
+    def draw(self, b: int, gen: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """(row offsets, column offsets, flips) for `b` images, drawn from `gen` in a fixed order."""
+        dy = dx = flip = None
         if self.crop_padding > 0:
+            dy = torch.randint(0, 2 * self.crop_padding + 1, (b,), generator=gen)
+            dx = torch.randint(0, 2 * self.crop_padding + 1, (b,), generator=gen)
+        if self.flip:
+            flip = torch.rand(b, generator=gen) < 0.5
+        return dy, dx, flip
+
+    def apply(self, x: torch.Tensor, dy: torch.Tensor | None, dx: torch.Tensor | None,
+              flip: torch.Tensor | None) -> torch.Tensor:
+        """Crop and flip every image of `x` by its drawn parameters (one batched op for any batch)."""
+        b, _, h, w = x.shape
+        if dy is not None:
             p = self.crop_padding
             padded = torch.nn.functional.pad(x, (p, p, p, p))
-            dy = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(x.device)
-            dx = torch.randint(0, 2 * p + 1, (b,), generator=gen).to(x.device)
-            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # [b, h, 1]
-            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # [b, 1, w]
-            batch = torch.arange(b, device=x.device)[:, None, None]
-            x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-        if self.flip:
-            flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)[:, None, None, None]
-            x = torch.where(flip, x.flip(3), x)
+            # A view of every h x w window, [b, dy, dx, c, h, w]: picking one per image copies whole
+            # rows, about 2x faster than indexing pixel by pixel (same values).
+            windows = padded.unfold(2, h, 1).unfold(3, w, 1).permute(0, 2, 3, 1, 4, 5)
+            x = windows[torch.arange(b, device=x.device), dy.to(x.device), dx.to(x.device)]
+        if flip is not None:
+            x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
         return x
 
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return self.apply(x, *self.draw(x.shape[0], gen))
 
 
 class TensorBatches:
@@ -97,12 +108,12 @@ class LoaderBatches(TensorBatches):
     def __iter__(self):
         from torch.utils.data import DataLoader, TensorDataset
 
-        order = self._order()
-        if self.drop_last:
-            order = order[: len(self) * self.batch_size]
+        # Index batches as the sampler: the loader gathers each batch, never a reordered copy of the data.
+        chunks = list(self._order().split(self.batch_size))[: len(self)]
         loader = DataLoader(
-            TensorDataset(self.x[order], self.y[order]),
-            batch_size=self.batch_size,
+            TensorDataset(self.x, self.y),
+            sampler=chunks,
+            batch_size=None,
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
         )

@@ -15,6 +15,11 @@ Only the models' outputs on the splits the metrics read are kept (memoised on th
 never the models: N ResNet-18s would otherwise sit in (GPU) memory. Metrics asking for the same
 shadow in one run (LiRA and U-LiRA both use `retrained_k`) get the memoised outputs, so together
 they train N models per kind, not 2N.
+
+Models trained from scratch are asked for a family at a time (`retrained_many`, `original_many`,
+when the context has them): the context trains the missing ones together as one stacked group
+(`eval.batched_shadows`, training/batched.py) and yields them one by one, each dropped once its
+outputs are computed. Unlearning runs stay one at a time (a method is arbitrary code).
 """
 
 from __future__ import annotations
@@ -89,6 +94,18 @@ def _memoised(ctx, key: tuple, make: Callable[[], torch.nn.Module], splits: tupl
     return store[key]
 
 
+def _memoise_many(ctx, keys: list[tuple], make_many: Callable[[list[int]], Iterable[torch.nn.Module]],
+                  splits: tuple[str, ...]) -> None:
+    """Memoise the outputs of every key not stored yet from one request for all their models:
+    `make_many(positions)` yields them in order, one at a time (the context may train them together)."""
+    store = _store(ctx)
+    todo = [i for i, key in enumerate(keys) if key not in store]
+    if todo:
+        for i, model in zip(todo, make_many(todo), strict=True):
+            store[keys[i]] = {name: ctx.predict(model, getattr(ctx.splits, name)) for name in splits}
+            del model  # keep outputs only (see module docstring)
+
+
 def _mask_digest(mask: torch.Tensor) -> str:
     return hashlib.sha256(mask.to(torch.uint8).numpy().tobytes()).hexdigest()[:16]
 
@@ -112,15 +129,19 @@ def half_shadows(ctx, kind: str, num_shadows: int,
     """(masks [N, |D_f|], per-shadow outputs on forget and test) of the half-forget family."""
     _check_kind(kind)
     masks = half_masks(len(ctx.splits.forget), num_shadows, ctx.seed, seed_offset)
+    seeds = [HALF_SEED_BASE + seed_offset + k for k in range(num_shadows)]
+    keys = [("half", kind, seed, _mask_digest(mask)) for seed, mask in zip(seeds, masks)]
+    if kind == "retrained" and hasattr(ctx, "retrained_many"):
+        _memoise_many(ctx, keys, lambda todo: ctx.retrained_many(masks[todo], [seeds[i] for i in todo]),
+                      HALF_SPLITS)
     hook_state = _run_hook_state(ctx)
     outputs = []
     for k in _progress(ctx, num_shadows, f"shadows: {kind} without a random half of D_f"):
-        mask, seed = masks[k], HALF_SEED_BASE + seed_offset + k
         if kind == "retrained":
-            make = partial(ctx.retrained, mask, seed=seed)
+            make = partial(ctx.retrained, masks[k], seed=seeds[k])
         else:
-            make = partial(ctx.unlearned, mask, seed=seed, hook_state=hook_state)
-        outputs.append(_memoised(ctx, ("half", kind, seed, _mask_digest(mask)), make, HALF_SPLITS))
+            make = partial(ctx.unlearned, masks[k], seed=seeds[k], hook_state=hook_state)
+        outputs.append(_memoised(ctx, keys[k], make, HALF_SPLITS))
     return masks, outputs
 
 
@@ -128,14 +149,25 @@ def challenge_shadows(ctx, kind: str, num_shadows: int, seed_offset: int = 0) ->
     """Per-model outputs on forget, retain and test of the challenge family (one seed per model)."""
     _check_kind(kind)
     everything = torch.ones(len(ctx.splits.forget), dtype=torch.bool)
+    seeds = [CHALLENGE_SEED_BASE + seed_offset + k for k in range(num_shadows)]
+    keys = [("challenge", kind, seed) for seed in seeds]
+    if kind == "retrained" and hasattr(ctx, "retrained_many"):
+        _memoise_many(ctx, keys, lambda todo: ctx.retrained_many(everything.expand(len(todo), -1),
+                                                                 [seeds[i] for i in todo]), CHALLENGE_SPLITS)
+    elif kind == "unlearned" and hasattr(ctx, "original_many"):
+        def unlearned_many(todo):
+            chosen = [seeds[i] for i in todo]
+            for seed, (original, hook_state) in zip(chosen, ctx.original_many(chosen), strict=True):
+                yield ctx.unlearned(everything, seed=seed, original=original, hook_state=hook_state)
+
+        _memoise_many(ctx, keys, unlearned_many, CHALLENGE_SPLITS)
     outputs = []
     for k in _progress(ctx, num_shadows, f"shadows: challenge {kind}"):
-        seed = CHALLENGE_SEED_BASE + seed_offset + k
         if kind == "retrained":
-            make = partial(ctx.retrained, everything, seed=seed)
+            make = partial(ctx.retrained, everything, seed=seeds[k])
         else:
-            make = partial(_unlearned_from_own_original, ctx, everything, seed)
-        outputs.append(_memoised(ctx, ("challenge", kind, seed), make, CHALLENGE_SPLITS))
+            make = partial(_unlearned_from_own_original, ctx, everything, seeds[k])
+        outputs.append(_memoised(ctx, keys[k], make, CHALLENGE_SPLITS))
     return outputs
 
 

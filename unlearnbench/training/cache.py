@@ -8,6 +8,7 @@ damaged entry is moved aside and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -101,6 +102,30 @@ class ModelCache:
             if payload is not None:
                 return payload, CacheHit(key, True, str(ckpt), time.perf_counter() - start)
             payload = create()
-            atomic_write_bytes(ckpt, lambda f: torch.save(payload, f))
-            atomic_write_text(meta, json.dumps({"kind": kind, "sha256": file_sha256(ckpt), "spec": spec}, indent=1, default=str))
+            self._write(kind, key, spec, payload)
         return payload, CacheHit(key, False, str(ckpt), time.perf_counter() - start)
+
+    def create_many(self, kind: str, specs: list[dict], create: Callable[[list[int]], list[dict]]) -> list[int]:
+        """Build the entries of `specs` that are absent with one call `create(positions)` (e.g. a batched
+        training of several models); return those positions.
+
+        Every entry's lock is held meanwhile (taken in key order, so two jobs cannot deadlock), so a job
+        needing one of these models waits and loads it. Presence is judged by the files; a damaged entry
+        is found and rebuilt by `get_or_create` when it is loaded.
+        """
+        keys = [f"{kind}-{spec_hash(spec)}" for spec in specs]
+        self.root.joinpath("models").mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as locks:
+            for key in sorted(set(keys)):
+                locks.enter_context(FileLock(str(self.paths(key)[2])))
+            missing = [i for i, key in enumerate(keys)
+                       if keys.index(key) == i and not all(p.exists() for p in self.paths(key)[:2])]
+            if missing:
+                for i, payload in zip(missing, create(missing), strict=True):
+                    self._write(kind, keys[i], specs[i], payload)
+        return missing
+
+    def _write(self, kind: str, key: str, spec: dict, payload: dict) -> None:
+        ckpt, meta, _ = self.paths(key)
+        atomic_write_bytes(ckpt, lambda f: torch.save(payload, f))
+        atomic_write_text(meta, json.dumps({"kind": kind, "sha256": file_sha256(ckpt), "spec": spec}, indent=1, default=str))

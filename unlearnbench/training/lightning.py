@@ -14,6 +14,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 
 from unlearnbench.metrics.accuracy import accuracy
+from unlearnbench.training.recipe import build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +59,10 @@ class LitClassifier(pl.LightningModule):
         self._log("val_acc", accuracy(self.model(x), y))
 
     def configure_optimizers(self):
-        return build_optimizer(self.model.parameters(), self.recipe)
-
-
-def build_optimizer(params, recipe: dict) -> dict:
-    """The recipe's optimiser (a `_partial_` config) over `params`, and its per-epoch scheduler if any."""
-    from hydra.utils import instantiate
-
-    optimizer = instantiate(recipe["optimizer"])(params)
-    if recipe.get("scheduler") is None:
-        return {"optimizer": optimizer}
-    scheduler = instantiate(recipe["scheduler"])(optimizer)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        optimizer, scheduler = build_optimizer(self.model.parameters(), self.recipe)
+        if scheduler is None:
+            return {"optimizer": optimizer}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 
 def make_trainer(trainer_cfg: dict, **run_args: Any) -> pl.Trainer:

@@ -1,0 +1,36 @@
+"""Training batches: the augmentation's crops and flips, and the DataLoader path's batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unlearnbench.data.batches import Augment, LoaderBatches, TensorBatches
+
+
+def test_augment_crops_and_flips_each_image_by_its_own_draw():
+    x = torch.rand(40, 3, 6, 7)
+    aug = Augment(crop_padding=2, flip=True)
+    dy, dx, flip = aug.draw(len(x), torch.Generator().manual_seed(0))
+    assert len(set(zip(dy.tolist(), dx.tolist()))) > 10 and 0 < int(flip.sum()) < len(x)
+    out = aug.apply(x, dy, dx, flip)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(len(x)):
+        crop = padded[i, :, dy[i] : dy[i] + 6, dx[i] : dx[i] + 7]
+        assert torch.equal(out[i], crop.flip(2) if flip[i] else crop)
+    # __call__ draws from the generator exactly as draw() does.
+    assert torch.equal(aug(x, torch.Generator().manual_seed(0)), out)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_dataloader_batches_equal_device_resident_batches(drop_last):
+    x = torch.randint(0, 256, (103, 1, 8, 8), dtype=torch.uint8)
+    y = torch.randint(0, 10, (103,))
+    kwargs = dict(shuffle=True, augment=Augment(1, True), seed=3, drop_last=drop_last)
+    resident = TensorBatches(x, y, 16, **kwargs)
+    streamed = LoaderBatches(x, y, 16, device="cpu", num_workers=0, **kwargs)
+    for _ in range(2):  # two epochs: new orders, generators still in step
+        a, b = list(resident), list(streamed)
+        assert len(a) == len(b) == (6 if drop_last else 7)
+        for (xa, ya), (xb, yb) in zip(a, b):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)

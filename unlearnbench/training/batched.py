@@ -1,0 +1,144 @@
+"""Training K models of one architecture together: parameters stacked, one vmapped step for all.
+
+Shadow-model metrics (LiRA, U-LiRA, the NeurIPS challenge score) need tens of models that differ only
+in seed and training split. Trained one by one, each small model leaves a GPU mostly idle and pays
+the framework's per-step overhead; stacked (`torch.func.stack_module_state`) and stepped with one
+`vmap` of `functional_call`, K models train as one wider model. On a CPU, where the matrix products
+cost the same either way, only the per-model overhead is saved (docs/benchmarks.md).
+
+Each model gets what `lightning.fit` would give it alone:
+- its own initialisation (the caller seeds before constructing each model, as `Pipeline.trained` does);
+- its own batch stream (order, augmentation and hook draws from its own generator: the streams are
+  iterated in lockstep, so every generator draws exactly as when iterated alone);
+- its own batch statistics and running statistics (buffers such as BatchNorm's are stacked too);
+- its own SGD update: the loss is the sum over models of each model's mean cross-entropy, so its
+  gradient with respect to model k's parameters is model k's own gradient, and the recipe's optimiser
+  (SGD, Adam, ...: ELEMENTWISE_OPTIMIZERS) acts elementwise on the stacked tensors. Same schedule.
+The weights equal the sequential ones up to float rounding (products are summed in another order),
+which a long training amplifies as it amplifies any rounding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from unlearnbench.training.recipe import ELEMENTWISE_OPTIMIZERS, build_optimizer
+
+log = logging.getLogger(__name__)
+
+# Trainer options that act on each model's gradient as a whole; only their neutral values are batched.
+_NEUTRAL_TRAINER = {"accumulate_grad_batches": (None, 1), "gradient_clip_val": (None, 0, 0.0)}
+
+
+def why_not_batched(model: nn.Module, trainer_cfg: dict, device: torch.device, recipe: dict) -> str | None:
+    """Why models like `model` cannot be trained as a stacked group under `trainer_cfg`, or None."""
+    optimizer = recipe["optimizer"]["_target_"]
+    if optimizer not in ELEMENTWISE_OPTIMIZERS:
+        return f"recipe.optimizer {optimizer} may couple the stacked models' updates"
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            return f"{type(module).__name__} draws random masks that vmap cannot draw per model as alone"
+    for key, neutral in _NEUTRAL_TRAINER.items():
+        if trainer_cfg.get(key) not in neutral:
+            return f"trainer.{key}={trainer_cfg.get(key)} is not supported by the batched trainer"
+    # What `Runtime.autocast` reproduces of Lightning's precision plugins: fp32, and bf16 autocast on a GPU.
+    precision = str(trainer_cfg.get("precision") or "32-true")
+    if precision not in ("32", "32-true") and (precision != "bf16-mixed" or device.type != "cuda"):
+        return f"trainer.precision={precision} on {device.type} is not supported by the batched trainer"
+    return None
+
+
+def num_batches(length: int, limit) -> int:
+    """Batches per epoch under Lightning's `limit_train_batches` (an int caps, a float is a fraction)."""
+    if limit is None:
+        return length
+    return min(length, limit) if isinstance(limit, int) else int(length * limit)
+
+
+def fit_many(
+    models: Sequence[nn.Module],
+    streams: Sequence,
+    recipe: dict,
+    trainer_cfg: dict,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    checkpoint_dir: Path | None = None,
+) -> list[dict[str, torch.Tensor]]:
+    """Train `models` (one architecture, on the compute device) together, model k on `streams[k]`;
+    return their state dicts on the CPU.
+
+    `streams` are `TensorBatches` of equal length. With `checkpoint_dir`, the stacked state (weights,
+    optimiser, schedule, batch generators) is saved after every epoch and an interrupted training
+    resumes from it, as `lightning.fit` does.
+    """
+    if len({len(s) for s in streams}) != 1:
+        raise ValueError("fit_many needs batch streams of equal length (group models by training-set size)")
+    params, buffers = stack_module_state(list(models))
+    base = copy.deepcopy(models[0]).to("meta").train()  # the architecture only: weights come from `params`
+    opt, sched = build_optimizer(list(params.values()), recipe)
+    epochs = int(recipe["epochs"])
+    steps = num_batches(len(streams[0]), trainer_cfg.get("limit_train_batches"))
+    last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    start = _resume(last, params, buffers, opt, sched, streams)
+
+    def loss(p, b, x, y):
+        return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
+
+    step = vmap(loss, randomness="error")  # a random op would draw one mask for all models: refuse it
+    for epoch in range(start, epochs):
+        for _, batches in zip(range(steps), zip(*streams)):
+            x = torch.stack([b[0] for b in batches])
+            y = torch.stack([b[1] for b in batches])
+            with autocast():
+                total = step(params, buffers, x, y).sum()
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+        if sched is not None:
+            sched.step()
+        if last is not None:
+            _save(last, epoch + 1, params, buffers, opt, sched, streams)
+    keys = models[0].state_dict().keys()
+    stacked = {**params, **buffers}
+    # clone: a view would carry the whole stacked storage into each model's cache entry.
+    return [{k: stacked[k][i].detach().cpu().clone() for k in keys} for i in range(len(models))]
+
+
+def _save(path: Path, epoch: int, params, buffers, opt, sched, streams) -> None:
+    from unlearnbench.training.cache import atomic_write_bytes
+
+    state = {"epoch": epoch, "params": {k: v.detach() for k, v in params.items()}, "buffers": dict(buffers),
+             "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched is not None else None,
+             "generators": [s.generator.get_state() for s in streams]}
+    atomic_write_bytes(path, lambda f: torch.save(state, f))
+
+
+def _resume(path: Path | None, params, buffers, opt, sched, streams) -> int:
+    """Load the last epoch's checkpoint into the stacked state; return the epoch to start from."""
+    if path is None or not path.is_file():
+        return 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a checkpoint cut short by a kill: start over
+        log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", path, err)
+        path.unlink(missing_ok=True)
+        return 0
+    with torch.no_grad():
+        for stacked, saved in ((params, state["params"]), (buffers, state["buffers"])):
+            for k, v in saved.items():
+                stacked[k].copy_(v)
+    opt.load_state_dict(state["optimizer"])
+    if sched is not None:
+        sched.load_state_dict(state["scheduler"])
+    for s, g in zip(streams, state["generators"], strict=True):
+        s.generator.set_state(g)
+    log.info("resuming batched training from %s (epoch %s)", path, state["epoch"])
+    return int(state["epoch"])

@@ -1,0 +1,19 @@
+"""The training recipe's optimiser and schedule (conf/recipe/*.yaml: `_partial_` configs) for any parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Optimisers whose update of each entry depends on that entry alone: stacking several models' parameters
+# into one tensor (training/batched.py) leaves each model's update exactly as when trained alone.
+ELEMENTWISE_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "torch.optim.RMSprop",
+                          "torch.optim.Adagrad")
+
+
+def build_optimizer(params, recipe: dict) -> tuple[Any, Any]:
+    """(optimiser over `params`, its per-epoch scheduler or None) from the recipe."""
+    from hydra.utils import instantiate
+
+    optimizer = instantiate(recipe["optimizer"])(params)
+    scheduler = instantiate(recipe["scheduler"])(optimizer) if recipe.get("scheduler") is not None else None
+    return optimizer, scheduler
