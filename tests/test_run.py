@@ -185,5 +185,16 @@ def test_memorise_cifar10_preset_runs_end_to_end(make_cfg, pytestconfig):
     cfg.dataset.source.cache_dir = str(pytestconfig.cache.mkdir("cifar10_jpeg"))
     res = run(cfg)
     assert (res["dataset"], res["model"]) == ("cifar10_jpeg", "mlp_relu")
-    assert res["sizes"]["forget"] == 45 and res["sizes"]["test"] == 10000
+    assert res["sizes"]["forget"] == 45 and res["sizes"]["test"] == 200  # debug=fast keeps 200 test images
     assert res["retrain"] is not None
+
+
+def test_a_long_training_announces_its_duration_before_it_runs_long(make_cfg, monkeypatch, caplog):
+    from unlearnbench.training import lightning
+
+    monkeypatch.setattr(lightning, "LONG_TRAINING_S", 0.0)  # every training counts as long here
+    with caplog.at_level("WARNING", logger="unlearnbench.training.lightning"):
+        run(make_cfg(["method=none", "recipe.epochs=3", "eval=fast"]))
+    lines = [r.getMessage() for r in caplog.records if r.name == "unlearnbench.training.lightning"]
+    assert any(line.startswith("original: ~") and "on cpu (3 epochs)" in line and "trainer=gpu" in line
+               for line in lines), lines

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from unlearnbench.data.splits import train_subset_positions
+from unlearnbench.data.splits import subset_positions
 from unlearnbench.errors import ConfigError
 from unlearnbench.runner import run
 
@@ -15,18 +15,22 @@ LABELS = torch.arange(10).repeat_interleave(50)  # 10 classes x 50 samples
 
 
 def test_subset_is_stratified_sorted_and_seeded():
-    pos = train_subset_positions(LABELS, 100, seed=0)
+    pos = subset_positions(LABELS, 100, seed=0)
     assert len(pos) == 100 and torch.equal(pos, pos.sort().values)
     assert torch.bincount(LABELS[pos]).tolist() == [10] * 10
-    assert torch.equal(pos, train_subset_positions(LABELS, 100, seed=0))
-    assert not torch.equal(pos, train_subset_positions(LABELS, 100, seed=1))
-    assert torch.equal(train_subset_positions(LABELS, None, seed=0), torch.arange(500))
+    assert torch.equal(pos, subset_positions(LABELS, 100, seed=0))
+    assert not torch.equal(pos, subset_positions(LABELS, 100, seed=1))
+    assert torch.equal(subset_positions(LABELS, None, seed=0), torch.arange(500))
 
 
-@pytest.mark.parametrize("bad", [0, 9, 501, 1.5, True, "abc"])
+def test_a_subset_larger_than_the_data_keeps_everything():
+    assert torch.equal(subset_positions(LABELS, 501, seed=0), torch.arange(500))
+
+
+@pytest.mark.parametrize("bad", [0, 9, 1.5, True, "abc"])
 def test_bad_subset_size_is_a_config_error(bad):
-    with pytest.raises(ConfigError, match=r"dataset.train_subset.*\[10, 500\] or null"):
-        train_subset_positions(LABELS, bad, seed=0)
+    with pytest.raises(ConfigError, match=r"dataset.train_subset.*>= 10 \(one sample per class\) or null"):
+        subset_positions(LABELS, bad, seed=0)
 
 
 def test_run_on_a_subset_keeps_full_array_positions_and_its_own_cache_key(make_cfg, tmp_path):
@@ -40,3 +44,6 @@ def test_run_on_a_subset_keeps_full_array_positions_and_its_own_cache_key(make_c
     assert part["sizes"]["test"] == full["sizes"]["test"]  # the test set is untouched
     assert part["cache"]["original"]["key"] != full["cache"]["original"]["key"]
     assert part["config"]["dataset"]["train_subset"] == 500
+    small_test = run(make_cfg([*fast, "dataset.test_subset=100"], subdir="test"))
+    test_positions = json.loads((tmp_path / "test" / "run" / "indices.json").read_text())["test"]
+    assert small_test["sizes"]["test"] == 100 and len(set(test_positions)) == 100

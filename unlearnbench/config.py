@@ -194,6 +194,9 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"recipe.{key}", value, "a positive integer")
     check_params(cfg.recipe.optimizer, "recipe.optimizer")
+    limit = cfg.runtime.get("limit_batches")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ConfigError("runtime.limit_batches", limit, "a positive integer or null")
     check_params(cfg.method, "method")
     batched = cfg.eval.get("batched_shadows", False)
     if not isinstance(batched, bool):

@@ -46,7 +46,8 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: i
     source = {k: v for k, v in ds["source"].items() if k not in LOCATION_KEYS}
     trainer = _container(cfg.trainer)
     dataset = {"name": ds["name"], "source": source, "val_fraction": ds["val_fraction"],
-               "split_seed": ds["split_seed"], "augment": ds["augment"], "train_subset": ds.get("train_subset")}
+               "split_seed": ds["split_seed"], "augment": ds["augment"], "train_subset": ds.get("train_subset"),
+               "test_subset": ds.get("test_subset")}
     return {
         "version": CACHE_VERSION,
         "dataset": dataset,
@@ -55,6 +56,7 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: i
         "seed": int(seed),
         "train_split": {"name": split.name, "size": len(split), "positions": split.fingerprint()},
         "trainer": {k: trainer.get(k) for k in RESULT_AFFECTING_TRAINER_KEYS},
+        "limit_batches": cfg.runtime.get("limit_batches"),
         "hook": hook.spec if hook is not None else None,
     }
 
@@ -255,7 +257,7 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
     pl.seed_everything(int(cfg.seed), verbose=False)
     raw = build(cfg.dataset.source)
     splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed),
-                          cfg.dataset.get("train_subset"))
+                          cfg.dataset.get("train_subset"), cfg.dataset.get("test_subset"))
     data_bytes = raw.train_x.numel() + raw.test_x.numel()
     runtime = Runtime.from_cfg(_container(cfg.trainer), _container(cfg.runtime), data_bytes)
     apply_determinism(cfg.trainer.get("deterministic", False))

@@ -33,6 +33,7 @@ class Runtime:
     eval_batch_size: int = 1024
     num_workers: int = 2
     progress: bool = True
+    limit_batches: int | None = None
 
     @classmethod
     def from_cfg(cls, trainer: dict, runtime: dict | None = None, data_bytes: int = 0) -> Runtime:
@@ -56,6 +57,7 @@ class Runtime:
             eval_batch_size=int(_auto(runtime.get("eval_batch_size", "auto"), 2048, 1024, on_cuda)),
             num_workers=int(runtime.get("num_workers", 2)),
             progress=bool(trainer.get("enable_progress_bar", True)),
+            limit_batches=runtime.get("limit_batches"),
         )
 
     def autocast(self):
@@ -71,6 +73,7 @@ class Runtime:
         from unlearnbench.data.batches import LoaderBatches, TensorBatches
 
         kwargs["channels_last"] = self.channels_last
+        kwargs.setdefault("limit", self.limit_batches)
         if self.data_on_device:
             return TensorBatches(x.to(self.device), y.to(self.device), **kwargs)
         return LoaderBatches(x, y, device=self.device, num_workers=self.num_workers, **kwargs)

@@ -67,15 +67,18 @@ class TensorBatches:
         hook: BatchHook | None = None,
         drop_last: bool = False,
         channels_last: bool = False,
+        limit: int | None = None,
     ):
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.augment = int(batch_size), shuffle, augment
         self.hook, self.drop_last, self.channels_last = hook, drop_last, channels_last
+        self.limit = limit  # at most this many batches a pass (runtime.limit_batches, for smoke runs)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         n = len(self.y)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        full = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return full if self.limit is None else min(full, self.limit)
 
     def _order(self) -> torch.Tensor:
         n = len(self.y)

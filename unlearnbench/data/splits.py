@@ -75,8 +75,9 @@ def carve_validation(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     return torch.nonzero(mask).flatten(), val
 
 
-def train_subset_positions(labels: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
-    """Sorted positions of a seeded, class-stratified subset of exactly `size` samples (all when None).
+def subset_positions(labels: torch.Tensor, size: int | None, seed: int,
+                     key: str = "dataset.train_subset") -> torch.Tensor:
+    """Sorted positions of a seeded, class-stratified subset of at most `size` samples (all when None).
 
     Each class is shuffled and its members ranked by quantile (i + 0.5) / class size; the `size` lowest
     ranks are kept, so every class keeps its share of the data to within one sample.
@@ -84,10 +85,10 @@ def train_subset_positions(labels: torch.Tensor, size: int | None, seed: int) ->
     from unlearnbench.errors import ConfigError
 
     num_classes, n = len(torch.unique(labels)), len(labels)
-    if size is None:
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < num_classes):
+        raise ConfigError(key, size, f"an integer >= {num_classes} (one sample per class) or null")
+    if size is None or size >= n:
         return torch.arange(n)
-    if not isinstance(size, int) or isinstance(size, bool) or not num_classes <= size <= n:
-        raise ConfigError("dataset.train_subset", size, f"an integer in [{num_classes}, {n}] or null")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     rank = torch.empty(n)
     for c in torch.unique(labels):
@@ -101,9 +102,11 @@ def take(name: str, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor) -
     return Split(name, x[positions], y[positions], positions)
 
 
-def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subset: int | None = None) -> Splits:
-    """Optionally keep a stratified `train_subset` of the training images, carve val from them (seeded, per
-    class), then apply the forget scenario. Positions always refer to the dataset's full train array.
+def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subset: int | None = None,
+                 test_subset: int | None = None) -> Splits:
+    """Optionally keep stratified subsets of at most `train_subset` training and `test_subset` test images,
+    carve val from the training ones (seeded, per class), then apply the forget scenario. Positions always
+    refer to the dataset's full arrays.
 
     `raw` is a `RawDataset`; `scenario` a `Scenario`. Retain, val and test exclude forgotten classes
     (class-wise scenarios report the forgotten classes' test samples as `test_forget`).
@@ -116,7 +119,7 @@ def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subs
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError("dataset.val_fraction", val_fraction, "a number in [0, 1)")
 
-    pool = train_subset_positions(raw.train_y, train_subset, split_seed)
+    pool = subset_positions(raw.train_y, train_subset, split_seed)
     train_pos, val_pos = (pool[p] for p in carve_validation(raw.train_y[pool], val_fraction, split_seed))
     y_train = raw.train_y[train_pos]
     c_train = coarse_train[train_pos] if coarse_train is not None else None
@@ -136,8 +139,8 @@ def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subs
 
     y_val = raw.train_y[val_pos]
     val_keep = remaining(y_val, coarse_train[val_pos] if coarse_train is not None else None)
-    test_keep = remaining(raw.test_y, coarse_test)
-    all_test = torch.arange(len(raw.test_y))
+    all_test = subset_positions(raw.test_y, test_subset, split_seed, "dataset.test_subset")
+    test_keep = remaining(raw.test_y[all_test], coarse_test[all_test] if coarse_test is not None else None)
 
     x_tr, y_tr = raw.train_x, raw.train_y
     splits = Splits(
@@ -150,7 +153,8 @@ def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subs
         forget_classes=gone,
     )
     if gone:
-        splits.test_forget = take("test_forget", raw.test_x, raw.test_y, all_test[torch.isin(raw.test_y, gone_t)])
+        splits.test_forget = take("test_forget", raw.test_x, raw.test_y,
+                                  all_test[torch.isin(raw.test_y[all_test], gone_t)])
     return splits
 
 

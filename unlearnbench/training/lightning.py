@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,37 @@ class LitClassifier(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 
+# A training expected to take longer than this (seconds) is announced with its estimated duration.
+LONG_TRAINING_S = 600.0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+class DurationEstimate(pl.Callback):
+    """Times the first training steps and, when the whole training will be long, says so in one line
+    (with the way to a quick run), so nobody waits 40 hours on a CPU without knowing."""
+
+    def __init__(self, stage: str, probe_steps: int = 5):
+        self.stage, self.probe_steps, self.steps, self.start = stage, probe_steps, 0, 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps += 1
+        if self.steps == 1:  # the first step pays one-off costs (allocation, kernel selection)
+            self.start = time.perf_counter()
+        if self.steps != self.probe_steps + 1:
+            return
+        per_step = (time.perf_counter() - self.start) / self.probe_steps
+        left = trainer.num_training_batches * trainer.max_epochs - self.steps
+        estimate = per_step * left
+        if estimate > LONG_TRAINING_S:
+            device = pl_module.device.type
+            hint = "; trainer=gpu, or experiment=memorise_cifar10 for a CPU-sized setting" if device == "cpu" else ""
+            log.warning("%s: ~%s on %s (%d epochs)%s", self.stage, _duration(estimate), device,
+                        trainer.max_epochs, hint)
+
+
 def make_trainer(trainer_cfg: dict, **run_args: Any) -> pl.Trainer:
     """The `trainer` config is a `pl.Trainer` node (`_target_`); `run_args` are what this training adds."""
     from hydra.utils import instantiate
@@ -92,7 +124,7 @@ def fit(
     module = LitClassifier(model, recipe, stage, getattr(train_batches, "generator", None))
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    callbacks, resume = [], None
+    callbacks, resume = [DurationEstimate(stage)], None
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
         callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename="last", every_n_epochs=1,
