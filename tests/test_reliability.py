@@ -72,6 +72,32 @@ def test_pickle_payload_in_cache_is_not_executed(make_cfg, tmp_path):
     assert not res["cache"]["original"]["hit"]
 
 
+def test_cache_and_run_files_are_readable_as_the_umask_allows(make_cfg, tmp_path):
+    """The cache is meant to be shared by a lab: files get 0o666 less the umask, not mkstemp's 0o600."""
+    previous = os.umask(0o022)
+    try:
+        run(make_cfg(TINY))
+    finally:
+        os.umask(previous)
+    entry = original_entry(tmp_path / "cache")
+    for path in (entry, entry.with_suffix(".json"), tmp_path / "run" / "results.json",
+                 tmp_path / "run" / "indices.json"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_atomic_writes_follow_a_stricter_umask(tmp_path):
+    from unlearnbench.files import atomic_write_text
+
+    previous = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "sub" / "a.txt", "hello")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "sub" / "a.txt").read_text() == "hello"
+    assert (tmp_path / "sub" / "a.txt").stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["a.txt"]  # no temp file left behind
+
+
 def _unlearn(args, cwd):
     env = {**os.environ, "WANDB_MODE": "offline"}
     return subprocess.Popen([sys.executable, "-m", "unlearnbench.cli", *args], cwd=cwd, env=env,
