@@ -16,7 +16,8 @@ from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import GrantedSplits, SplitAccessError, UnlearnContext
-from unlearnbench.methods.imu import IMU, l1_norm, select_by_influence, weighted_ascent_loss
+from unlearnbench.methods.common import l1_norm
+from unlearnbench.methods.imu import IMU, select_by_influence, weighted_ascent_loss
 from unlearnbench.methods.influence import (
     head_influence,
     linear_head_influence,

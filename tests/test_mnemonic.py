@@ -222,8 +222,8 @@ def test_only_the_selected_sign_is_applied(monkeypatch, accs, sign):
 def test_needs_no_data_and_refuses_random_forgetting():
     assert MnemonicUnlearning.needs == frozenset()
     method = MnemonicUnlearning()
-    method.check_scenario("class")
-    method.check_scenario("superclass")
+    for scenario in ("class", "subclass", "superclass"):  # each forgets whole class labels
+        method.check_scenario(scenario)
     with pytest.raises(ConfigError, match="class-wise"):
         method.check_scenario("random")
     with pytest.raises(ConfigError, match="method.t_mix"):

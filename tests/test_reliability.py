@@ -212,6 +212,35 @@ BAD_INPUTS = [
 ]
 
 
+def _message(check, *args, **kwargs) -> str:
+    from unlearnbench.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        check(*args, **kwargs)
+    return str(info.value)
+
+
+def test_validators_name_the_key_the_bad_value_and_what_is_allowed():
+    from unlearnbench.checks import check_choice, check_int, check_number
+
+    assert _message(check_number, "method.lr", -1, 0, low_open=True) == \
+        "method.lr=-1 is not allowed; allowed: a number > 0"
+    assert _message(check_number, "method.momentum", 1.0, 0, 1, high_open=True).endswith("a number in [0, 1)")
+    assert _message(check_number, "method.beta", True, 0, 1).startswith("method.beta=True")  # bool: no number
+    assert _message(check_number, "method.alpha0", "x", 0, 1, allow_none=True, hint="null: a rule").endswith(
+        "allowed: null or a number in [0, 1] (null: a rule)")
+    assert check_number("method.alpha0", None, 0, 1, allow_none=True) is None
+    assert check_number("forget_ratio", 0.5, 0.0, 1.0, low_open=True, high_open=True) == 0.5
+    assert _message(check_int, "recipe.epochs", 0, 1).endswith("allowed: a positive integer (>= 1)")
+    assert _message(check_int, "seed", -1, 0).endswith("allowed: a non-negative integer (>= 0)")
+    assert _message(check_int, "method.epochs", 2.0, 1).startswith("method.epochs=2.0")  # float: no integer
+    assert _message(check_int, "eval.metrics.lira.num_shadows", 1, 2).endswith("allowed: an integer >= 2")
+    assert _message(check_int, "forget.superclass", 20, 0, 19, hint="a coarse class").endswith(
+        "allowed: an integer in [0, 19] (a coarse class)")
+    assert _message(check_choice, "method.bn_mode", "frozen", ("train", "eval")) == \
+        "method.bn_mode='frozen' is not allowed; allowed: train, eval"
+
+
 @pytest.mark.parametrize(("args", "words"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_through_the_cli(args, words, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

@@ -24,7 +24,8 @@ from urllib.error import URLError
 import numpy as np
 import torch
 
-from unlearnbench.errors import ConfigError, DatasetMissingError, UserError
+from unlearnbench.checks import check_int
+from unlearnbench.errors import DatasetMissingError, UserError
 from unlearnbench.files import atomic_write_bytes
 
 # Errors a torchvision download raises when there is no network or a mirror fails.
@@ -191,8 +192,7 @@ def load_synthetic(
         ("dataset.channels", channels, 1),
         ("dataset.image_size", image_size, 1),
     ):
-        if not isinstance(value, int) or value < low:
-            raise ConfigError(key, value, f"an integer >= {low}")
+        check_int(key, value, low)
 
     gen = torch.Generator().manual_seed(int(seed))
     prototypes = torch.rand(num_classes, channels, image_size, image_size, generator=gen)

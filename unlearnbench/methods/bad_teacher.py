@@ -17,8 +17,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from unlearnbench.checks import check_number
 from unlearnbench.data.splits import Split
-from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import train_epochs
 from unlearnbench.methods.importance import distill_kl, frozen_copy, reinitialised_copy
@@ -55,10 +55,8 @@ class BadTeacher(Method):
 
     def __init__(self, epochs: int = 1, lr: float = 1e-4, retain_fraction: float = 0.3,
                  temperature: float = 1.0, batch_size: int = 256, augment: bool = False):
-        if not 0 < retain_fraction <= 1:
-            raise ConfigError("method.retain_fraction", retain_fraction, "a number in (0, 1]")
-        if not temperature > 0:
-            raise ConfigError("method.temperature", temperature, "a positive number")
+        check_number("method.retain_fraction", retain_fraction, 0, 1, low_open=True)
+        check_number("method.temperature", temperature, 0, low_open=True)
         self.epochs, self.lr = epochs, lr
         self.retain_fraction, self.temperature = retain_fraction, temperature
         self.batch_size, self.augment = batch_size, augment

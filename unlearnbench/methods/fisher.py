@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearnbench.errors import ConfigError
+from unlearnbench.checks import check_number
 from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import check_weights_finite
 from unlearnbench.methods.importance import Importances, mean_squared_gradients
@@ -54,8 +54,7 @@ class FisherForgetting(Method):
     def __init__(self, alpha: float = 1e-6, max_inverse_fisher: float = 1e3, eps: float = 1e-8,
                  batch_size: int = 256, chunk_size: int = 64, augment: bool = False):
         for key, value in (("alpha", alpha), ("max_inverse_fisher", max_inverse_fisher), ("eps", eps)):
-            if not value > 0:
-                raise ConfigError(f"method.{key}", value, "a positive number")
+            check_number(f"method.{key}", value, 0, low_open=True)
         self.alpha, self.max_inverse_fisher, self.eps = alpha, max_inverse_fisher, eps
         self.batch_size, self.chunk_size, self.augment = batch_size, chunk_size, augment
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unlearnbench.checks import check_number
 from unlearnbench.data.splits import Split
-from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import Method
 from unlearnbench.methods.importance import Importances, mean_squared_gradients
 
@@ -61,8 +61,7 @@ class SelectiveSynapticDampening(Method):
 
     def __init__(self, dampening_constant: float = 1.0, selection_weighting: float = 10.0,
                  batch_size: int = 128, drop_last: bool = True, augment: bool = False):
-        if not selection_weighting > 0:
-            raise ConfigError("method.selection_weighting", selection_weighting, "a positive number (alpha)")
+        check_number("method.selection_weighting", selection_weighting, 0, low_open=True, hint="alpha")
         self.lam, self.alpha = dampening_constant, selection_weighting
         self.batch_size, self.drop_last, self.augment = batch_size, drop_last, augment
 
