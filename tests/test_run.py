@@ -7,9 +7,11 @@ import json
 import pytest
 import torch
 
+from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits
-from unlearnbench.methods.base import GrantedSplits, Method, SplitAccessError
+from unlearnbench.methods.base import GrantedSplits, Method, SplitAccessError, UnlearnContext, derive_seed
 from unlearnbench.runner import run
+from unlearnbench.runtime import Runtime
 
 FAST = ["recipe.epochs=3", "method.epochs=1"]
 REQUIRED = ("method", "dataset", "model", "seed", "forget", "metrics", "original", "retrain", "gap", "time_s",
@@ -169,3 +171,20 @@ def test_retrain_cost_is_its_training_time_also_when_cached(make_cfg):
     assert second["time_s"]["retrain"] == cost  # the cached model reports what it cost to train
     assert second["cache"]["retrain"]["seconds_this_run"] < cost
     assert second["cache"]["retrain"]["train_device"] == "cpu"
+
+
+def test_random_streams_are_named_independent_and_deterministic():
+    ctx = UnlearnContext(runtime=Runtime(torch.device("cpu"), progress=False), seed=0, num_classes=2,
+                         forget_ratio=0.5, forget_classes=None, augment=Augment())
+    assert ctx.seed_for("retain") == ctx.seed_for("retain") == derive_seed(0, "retain")
+    seeds = {ctx.seed_for("forget"), ctx.seed_for("retain"), ctx.seed_for("influence", 0),
+             ctx.seed_for("influence", 1), derive_seed(1, "forget")}
+    assert len(seeds) == 5 and all(0 <= s < 2**63 for s in seeds)
+    split = Split("forget", torch.zeros(32, 1, 1, 1, dtype=torch.uint8), torch.arange(32), torch.arange(32))
+
+    def order(**stream) -> list[int]:
+        return torch.cat([y for _, y in ctx.batches(split, 8, shuffle=True, **stream)]).tolist()
+
+    assert order() == order() == order(stream="forget")  # the default stream is the split's name
+    assert order(stream=("train", 0)) != order(stream="forget")
+    assert sorted(order(stream="x")) == list(range(32))

@@ -63,10 +63,10 @@ class BadTeacher(Method):
 
     def unlearn(self, model, data, ctx):
         good = frozen_copy(model)
-        bad = reinitialised_copy(model, seed=ctx.seed)
+        bad = reinitialised_copy(model, seed=ctx.seed_for("incompetent_teacher"))
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=self.lr)
-        split = unlearning_set(data.forget, data.retain, self.retain_fraction, seed=ctx.seed * 1000 + 3)
-        batches = ctx.batches(split, self.batch_size, shuffle=True, augment=self.augment, seed_offset=4)
+        split = unlearning_set(data.forget, data.retain, self.retain_fraction, ctx.seed_for("retain_subset"))
+        batches = ctx.batches(split, self.batch_size, shuffle=True, augment=self.augment)
         loss = partial(bad_teacher_loss, good=good, bad=bad, temperature=self.temperature)
         return train_epochs(model, self.epochs, batches, loss, opt, ctx, "bad_teacher")

@@ -28,6 +28,7 @@ In the authors' code D_val is half of the official test set; here it is the vali
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +41,6 @@ from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
 from unlearnbench.methods.common import check_finite, check_weights_finite, endless
 
 BN_MODES = ("eval", "train")
-# Seed offsets for ctx.batches, so the forget and retain streams never share a generator state.
-FORGET_SEED_OFFSET, RETAIN_SEED_OFFSET = 1, 2
 
 
 def default_alpha0(forget_ratio: float) -> float:
@@ -141,10 +140,9 @@ class GradTau(Method):
         alphas = alpha_schedule(self.resolve_alpha0(ctx.forget_ratio), epochs)
         refresh = set(tau_refresh_epochs(epochs, self.tau_refresh_every))
 
-        forget = ctx.batches(data.forget, self.batch_size, shuffle=True, augment=self.augment,
-                             seed_offset=FORGET_SEED_OFFSET)
-        retain = endless(ctx.batches(data.retain, self.batch_size, shuffle=True, augment=self.augment,
-                                     seed_offset=RETAIN_SEED_OFFSET), "gradtau: the retain set")
+        batches = partial(ctx.batches, batch_size=self.batch_size, shuffle=True, augment=self.augment)
+        forget = batches(data.forget, stream="forget")
+        retain = endless(batches(data.retain, stream="retain"), "gradtau: the retain set")
         val = ctx.batches(data.val, ctx.runtime.eval_batch_size, shuffle=False)
 
         params = [p for p in model.parameters() if p.requires_grad]

@@ -41,10 +41,6 @@ from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
 from unlearnbench.methods.common import l1_norm, sgd, train_epochs
 from unlearnbench.methods.influence import head_influence, penultimate_features
 
-# Seed offsets for ctx.batches: training batches of selection round r use r, the augmented views
-# of the influence pass of round r use INFLUENCE_SEED_OFFSET + r, so the two never share a stream.
-INFLUENCE_SEED_OFFSET = 500
-
 
 def select_by_influence(
     influence: torch.Tensor, top_data: float, clip_quantile: float
@@ -163,7 +159,7 @@ class IMU(Method):
             feats, labels = features, forget.y.to(ctx.device)
         else:
             batches = ctx.batches(forget, ctx.runtime.eval_batch_size, shuffle=False, augment=self.augment,
-                                  seed_offset=INFLUENCE_SEED_OFFSET + round_)
+                                  stream=("influence", round_))
             feats, labels = penultimate_features(model, batches, ctx.runtime.autocast, ctx.runtime.progress,
                                                  "imu influence")
         was_training = model.training
@@ -182,14 +178,15 @@ class IMU(Method):
             feats = features[positions.to(features.device)]
             # The batches only carry positions; a 1-byte stand-in image keeps ctx.batches' seeded order.
             stand_in = torch.zeros(len(positions), 1, 1, 1, dtype=torch.uint8, device=forget.x.device)
-            batches = ctx.batches(_position_split(stand_in), self.batch_size, shuffle=True, seed_offset=round_)
+            batches = ctx.batches(_position_split(stand_in), self.batch_size, shuffle=True,
+                                  stream=("train", round_))
 
             def logits_of(m: nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
                 return m.head(feats[pos])
         else:
             images = forget.x[positions.to(forget.x.device)]
             batches = ctx.batches(_position_split(images), self.batch_size, shuffle=True, augment=self.augment,
-                                  seed_offset=round_)
+                                  stream=("train", round_))
 
             def logits_of(m: nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
                 return m(x)

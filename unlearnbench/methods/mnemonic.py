@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from unlearnbench.checks import check_number
 from unlearnbench.data.scenarios import check_classwise
 from unlearnbench.errors import ConfigError, UserError
-from unlearnbench.methods.base import Method, TrainingHook
+from unlearnbench.methods.base import Method, TrainingHook, derive_seed
 from unlearnbench.methods.common import check_weights_finite
 from unlearnbench.methods.importance import Importances
 from unlearnbench.metrics.accuracy import correct
@@ -47,8 +47,8 @@ FISHER_FLOOR = 1e-16  # the accumulators' starting value (authors' code): keeps 
 
 
 def code_seed(seed: int) -> int:
-    """The codes' seed, derived from the run's seed but distinct from the batch generator's seed."""
-    return (int(seed) * 1_000_003 + 0x4D4E) % (2**62)
+    """The codes' seed: the run's random stream "mnemonic_codes" (the hook gets the seed, not a context)."""
+    return derive_seed(seed, "mnemonic_codes")
 
 
 def make_codes(num_classes: int, shape: Sequence[int], seed: int) -> torch.Tensor:

@@ -33,7 +33,6 @@ from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import endless, sgd, train_epochs
 
 PASS_OVER = ("forget", "retain")
-FORGET_OFFSET, RETAIN_OFFSET = 1, 2  # seed offsets: independent forget and retain streams
 
 
 class PairedBatches:
@@ -83,8 +82,8 @@ class NegGradPlus(Method):
         model.train()
         opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
         batches = partial(ctx.batches, shuffle=True, augment=self.augment)
-        forget = batches(data.forget, self.forget_batch_size, seed_offset=FORGET_OFFSET)
-        retain = batches(data.retain, self.retain_batch_size, seed_offset=RETAIN_OFFSET)
+        forget = batches(data.forget, self.forget_batch_size, stream="forget")
+        retain = batches(data.retain, self.retain_batch_size, stream="retain")
         pairs = PairedBatches(forget, retain, self.pass_over)
         return train_epochs(model, self.epochs, pairs, partial(neggrad_plus_loss, beta=self.beta), opt, ctx,
                             "neggrad_plus")

@@ -21,8 +21,6 @@ from unlearnbench.methods.common import sgd
 from unlearnbench.methods.random_label import RandomLabel
 from unlearnbench.methods.relabel import masked_gradients, saliency_mask
 
-MASK_OFFSET = 4  # seed offset of the saliency batches
-
 
 class SalUn(RandomLabel):
     tag = "salun"
@@ -34,7 +32,7 @@ class SalUn(RandomLabel):
         self.mask_fraction = float(mask_fraction)
 
     def optimiser(self, model, data, ctx):
-        batches = ctx.batches(data.forget, self.batch_size, augment=self.augment, seed_offset=MASK_OFFSET)
+        batches = ctx.batches(data.forget, self.batch_size, augment=self.augment, stream="saliency")
         mask = saliency_mask(model, batches, self.mask_fraction, ctx)
         # Decay goes through the hook, inside the mask: SGD's own decay would move every weight.
         opt = sgd(model.parameters(), self.lr, self.momentum, weight_decay=0.0)

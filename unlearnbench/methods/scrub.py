@@ -70,9 +70,9 @@ class SCRUB(Method):
         model.train()
         opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
         forget = ctx.batches(data.forget, self.forget_batch_size, shuffle=True, augment=self.augment,
-                             seed_offset=1)
+                             stream="forget")
         retain = ctx.batches(data.retain, self.retain_batch_size, shuffle=True, augment=self.augment,
-                             seed_offset=2)
+                             stream="retain")
         maximise = partial(max_step_loss, teacher=teacher, temperature=self.temperature)
         minimise = partial(min_step_loss, teacher=teacher, temperature=self.temperature, gamma=self.gamma,
                            alpha=self.alpha)

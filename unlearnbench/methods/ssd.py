@@ -65,20 +65,18 @@ class SelectiveSynapticDampening(Method):
         self.lam, self.alpha = dampening_constant, selection_weighting
         self.batch_size, self.drop_last, self.augment = batch_size, drop_last, augment
 
-    def importances(self, model: nn.Module, split: Split, batch_size: int, ctx, desc: str,
-                    seed_offset: int) -> Importances:
-        # Shuffled (seeded): the dropped tail is random, not always the last samples in dataset order.
-        batches = ctx.batches(split, batch_size, shuffle=True, augment=self.augment, seed_offset=seed_offset,
-                              drop_last=self.drop_last)
+    def importances(self, model: nn.Module, split: Split, batch_size: int, ctx, desc: str) -> Importances:
+        # Shuffled (seeded, one stream per split): the dropped tail is random, not always the last samples.
+        batches = ctx.batches(split, batch_size, shuffle=True, augment=self.augment, drop_last=self.drop_last)
         return mean_squared_gradients(model, batches, autocast=ctx.runtime.autocast,
                                       progress=ctx.runtime.progress, desc=desc)
 
     def unlearn(self, model, data, ctx):
         model.eval()
         batch_size = min(self.batch_size, len(data.forget))  # equal batch sizes for D_f and D (see above)
-        imp_forget = self.importances(model, data.forget, batch_size, ctx, "ssd importance D_f", 1)
+        imp_forget = self.importances(model, data.forget, batch_size, ctx, "ssd importance D_f")
         full = full_training_set(data.forget, data.retain)
-        imp_full = self.importances(model, full, batch_size, ctx, "ssd importance D", 2)
+        imp_full = self.importances(model, full, batch_size, ctx, "ssd importance D")
         fraction = dampen_(model, imp_forget, imp_full, self.alpha, self.lam)
         ctx.log({"ssd/selected_fraction": fraction, "ssd/batch_size": batch_size})
         return model
