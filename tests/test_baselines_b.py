@@ -267,7 +267,7 @@ def test_bad_teacher_uses_forget_plus_30_percent_of_retain(trained, data, monkey
 
 def test_bad_teacher_pulls_forget_outputs_toward_random_teacher(trained, data):
     ctx = make_ctx(seed=4)
-    bad = reinitialised_copy(trained, seed=ctx.seed)  # the teacher the method builds from the same seed
+    bad = reinitialised_copy(trained, seed=ctx.seed_for("incompetent_teacher"))  # the method's own teacher
     model = copy.deepcopy(trained)
     kl_before = forget_kl(model, bad, data["forget"], 1.0)
     method = bad_teacher.BadTeacher(epochs=20, lr=1e-2, batch_size=16)

@@ -15,11 +15,11 @@ from unlearnbench.data.splits import Split, Splits
 from unlearnbench.errors import ConfigError, UserError
 from unlearnbench.methods import gradtau
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
+from unlearnbench.methods.common import endless
 from unlearnbench.methods.gradtau import (
     GradTau,
     alpha_schedule,
     default_alpha0,
-    endless,
     gradtau_loss,
     mean_ce,
     num_epochs,
@@ -184,9 +184,12 @@ def test_retain_stream_carries_over_between_epochs(monkeypatch):
 
 def test_endless_restarts_a_reshuffling_stream():
     batches = TensorBatches(torch.arange(6)[:, None], torch.arange(6), batch_size=2, shuffle=True, seed=3)
-    stream = endless(batches)
+    stream = endless(batches, "the test batches")
     seen = [next(stream)[1].tolist() for _ in range(6)]
     assert sorted(sum(seen[:3], [])) == list(range(6)) and sorted(sum(seen[3:], [])) == list(range(6))
+    assert seen[:3] != seen[3:]  # the restart reshuffles
+    with pytest.raises(UserError, match="the retain set is empty"):
+        endless(TensorBatches(torch.zeros(0, 1), torch.zeros(0), batch_size=2), "the retain set")
 
 
 def test_model_mode_follows_bn_mode(monkeypatch):

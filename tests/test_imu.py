@@ -16,7 +16,8 @@ from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import GrantedSplits, SplitAccessError, UnlearnContext
-from unlearnbench.methods.imu import IMU, l1_norm, select_by_influence, weighted_ascent_loss
+from unlearnbench.methods.common import l1_norm
+from unlearnbench.methods.imu import IMU, select_by_influence, weighted_ascent_loss
 from unlearnbench.methods.influence import (
     head_influence,
     linear_head_influence,
@@ -311,18 +312,25 @@ def test_digits_end_to_end_with_defaults_and_a_split_spy(make_cfg, monkeypatch):
     assert 0.0 <= res["metrics"]["mia_efficacy"] <= 1.0
 
 
-def test_digits_preset_moves_forget_accuracy_toward_retrain(make_cfg):
-    """`unlearn method=imu dataset=digits forget_ratio=0.1`: the digits preset (lr 0.006, top_data 0.3, see
-    conf/preset/imu/digits.yaml) moves forget accuracy toward Retrain's without wrecking test accuracy."""
+def test_digits_preset_forgets_more_gently_than_the_authors_defaults(make_cfg, tmp_path):
+    """`unlearn method=imu dataset=digits forget_ratio=0.1`: on 130-image forget sets the authors' CIFAR
+    values overshoot Retrain by far; the digits preset (lr 0.006, top_data 0.3, see
+    conf/preset/imu/digits.yaml) still forgets, but lands closer to Retrain's forget accuracy and keeps
+    more test accuracy."""
     from unlearnbench.runner import run
 
-    res = run(make_cfg(["method=imu", "dataset=digits", "forget_ratio=0.1"]))
-    assert res["method_preset"] == "imu/digits" and res["config"]["method"]["lr"] == 0.006
-    before, after, retrain = res["original"]["metrics"], res["metrics"], res["retrain"]["metrics"]
-    target = retrain["forget_acc"]
-    assert before["forget_acc"] > target and after["forget_acc"] < before["forget_acc"]
-    assert abs(after["forget_acc"] - target) < abs(before["forget_acc"] - target)
-    assert after["test_acc"] >= before["test_acc"] - 0.03
+    overrides = ["method=imu", "dataset=digits", "forget_ratio=0.1"]
+    preset = run(make_cfg(overrides))
+    authors_cfg = make_cfg([*overrides, "~preset@method", "eval.retrain=false"], subdir="authors")
+    authors_cfg.paths.cache_dir = str(tmp_path / "cache")  # the same original model
+    authors = run(authors_cfg)
+    assert preset["method_preset"] == "imu/digits" and preset["config"]["method"]["lr"] == 0.006
+    assert authors["config"]["method"]["lr"] == 0.01 and authors["cache"]["original"]["hit"]
+    before, target = preset["original"]["metrics"], preset["retrain"]["metrics"]["forget_acc"]
+    gentle, harsh = preset["metrics"], authors["metrics"]
+    assert gentle["forget_acc"] < before["forget_acc"]  # it forgets
+    assert abs(gentle["forget_acc"] - target) < abs(harsh["forget_acc"] - target)
+    assert gentle["test_acc"] > harsh["test_acc"]
 
 
 def test_bench_script_agrees_with_the_loop():

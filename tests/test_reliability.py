@@ -72,6 +72,32 @@ def test_pickle_payload_in_cache_is_not_executed(make_cfg, tmp_path):
     assert not res["cache"]["original"]["hit"]
 
 
+def test_cache_and_run_files_are_readable_as_the_umask_allows(make_cfg, tmp_path):
+    """The cache is meant to be shared by a lab: files get 0o666 less the umask, not mkstemp's 0o600."""
+    previous = os.umask(0o022)
+    try:
+        run(make_cfg(TINY))
+    finally:
+        os.umask(previous)
+    entry = original_entry(tmp_path / "cache")
+    for path in (entry, entry.with_suffix(".json"), tmp_path / "run" / "results.json",
+                 tmp_path / "run" / "indices.json"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_atomic_writes_follow_a_stricter_umask(tmp_path):
+    from unlearnbench.files import atomic_write_text
+
+    previous = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "sub" / "a.txt", "hello")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "sub" / "a.txt").read_text() == "hello"
+    assert (tmp_path / "sub" / "a.txt").stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["a.txt"]  # no temp file left behind
+
+
 def _unlearn(args, cwd):
     env = {**os.environ, "WANDB_MODE": "offline"}
     return subprocess.Popen([sys.executable, "-m", "unlearnbench.cli", *args], cwd=cwd, env=env,
@@ -191,6 +217,35 @@ BAD_INPUTS = [
     (["dataset=cifar10", "dataset.download=false", "paths.data_dir=nowhere"],
      ["dataset=cifar10", "nowhere", "dataset.download=false", "cifar10_jpeg"]),
 ]
+
+
+def _message(check, *args, **kwargs) -> str:
+    from unlearnbench.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        check(*args, **kwargs)
+    return str(info.value)
+
+
+def test_validators_name_the_key_the_bad_value_and_what_is_allowed():
+    from unlearnbench.checks import check_choice, check_int, check_number
+
+    assert _message(check_number, "method.lr", -1, 0, low_open=True) == \
+        "method.lr=-1 is not allowed; allowed: a number > 0"
+    assert _message(check_number, "method.momentum", 1.0, 0, 1, high_open=True).endswith("a number in [0, 1)")
+    assert _message(check_number, "method.beta", True, 0, 1).startswith("method.beta=True")  # bool: no number
+    assert _message(check_number, "method.alpha0", "x", 0, 1, allow_none=True, hint="null: a rule").endswith(
+        "allowed: null or a number in [0, 1] (null: a rule)")
+    assert check_number("method.alpha0", None, 0, 1, allow_none=True) is None
+    assert check_number("forget_ratio", 0.5, 0.0, 1.0, low_open=True, high_open=True) == 0.5
+    assert _message(check_int, "recipe.epochs", 0, 1).endswith("allowed: a positive integer (>= 1)")
+    assert _message(check_int, "seed", -1, 0).endswith("allowed: a non-negative integer (>= 0)")
+    assert _message(check_int, "method.epochs", 2.0, 1).startswith("method.epochs=2.0")  # float: no integer
+    assert _message(check_int, "eval.metrics.lira.num_shadows", 1, 2).endswith("allowed: an integer >= 2")
+    assert _message(check_int, "forget.superclass", 20, 0, 19, hint="a coarse class").endswith(
+        "allowed: an integer in [0, 19] (a coarse class)")
+    assert _message(check_choice, "method.bn_mode", "frozen", ("train", "eval")) == \
+        "method.bn_mode='frozen' is not allowed; allowed: train, eval"
 
 
 @pytest.mark.parametrize(("args", "words"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])

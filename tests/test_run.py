@@ -8,9 +8,11 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
+from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits
-from unlearnbench.methods.base import GrantedSplits, Method, SplitAccessError
+from unlearnbench.methods.base import GrantedSplits, Method, SplitAccessError, UnlearnContext, derive_seed
 from unlearnbench.runner import run
+from unlearnbench.runtime import Runtime
 
 FAST = ["recipe.epochs=3", "method.epochs=1"]
 REQUIRED = ("method", "dataset", "model", "seed", "forget", "metrics", "original", "retrain", "gap", "time_s",
@@ -198,3 +200,20 @@ def test_a_long_training_announces_its_duration_before_it_runs_long(make_cfg, mo
     lines = [r.getMessage() for r in caplog.records if r.name == "unlearnbench.training.lightning"]
     assert any(line.startswith("original: ~") and "on cpu (3 epochs)" in line and "trainer=gpu" in line
                for line in lines), lines
+
+
+def test_random_streams_are_named_independent_and_deterministic():
+    ctx = UnlearnContext(runtime=Runtime(torch.device("cpu"), progress=False), seed=0, num_classes=2,
+                         forget_ratio=0.5, forget_classes=None, augment=Augment())
+    assert ctx.seed_for("retain") == ctx.seed_for("retain") == derive_seed(0, "retain")
+    seeds = {ctx.seed_for("forget"), ctx.seed_for("retain"), ctx.seed_for("influence", 0),
+             ctx.seed_for("influence", 1), derive_seed(1, "forget")}
+    assert len(seeds) == 5 and all(0 <= s < 2**63 for s in seeds)
+    split = Split("forget", torch.zeros(32, 1, 1, 1, dtype=torch.uint8), torch.arange(32), torch.arange(32))
+
+    def order(**stream) -> list[int]:
+        return torch.cat([y for _, y in ctx.batches(split, 8, shuffle=True, **stream)]).tolist()
+
+    assert order() == order() == order(stream="forget")  # the default stream is the split's name
+    assert order(stream=("train", 0)) != order(stream="forget")
+    assert sorted(order(stream="x")) == list(range(32))

@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import re
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from unlearnbench.checks import check_int, check_number, is_int, is_number
 from unlearnbench.errors import ConfigError, UserError
 
 # Keys in group configs that describe the node rather than being constructor arguments.
@@ -117,19 +119,19 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
 
 # Annotation (as written, postponed) -> (accepts, description). bool is not an int here.
 _TYPES = {
-    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "int": (is_int, "an integer"),
+    "float": (is_number, "a number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
 }
-# Ranges of hyperparameters that mean the same thing in every method: name -> (check, allowed).
+# Ranges of hyperparameters that mean the same thing in every method: name -> check(key, value).
 _RANGES = {
-    "lr": (lambda v: v > 0, "a number > 0"),
-    "epochs": (lambda v: v >= 1, "an integer >= 1"),
-    "batch_size": (lambda v: v >= 1, "an integer >= 1"),
-    "weight_decay": (lambda v: v >= 0, "a number >= 0"),
-    "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "num_shadows": (lambda v: v >= 2, "an integer >= 2"),
+    "lr": partial(check_number, low=0, low_open=True),
+    "epochs": partial(check_int, minimum=1),
+    "batch_size": partial(check_int, minimum=1),
+    "weight_decay": partial(check_number, low=0),
+    "momentum": partial(check_number, low=0, high=1, high_open=True),
+    "num_shadows": partial(check_int, minimum=2),
 }
 
 
@@ -154,19 +156,8 @@ def check_params(node: DictConfig, key: str) -> None:
             ok, what = _TYPES[base]
             if not ok(value):
                 raise ConfigError(f"{key}.{name}", value, what + (" or null" if optional else ""))
-        if name in _RANGES and isinstance(value, (int, float)) and not isinstance(value, bool):
-            ok, what = _RANGES[name]
-            if not ok(value):
-                raise ConfigError(f"{key}.{name}", value, what)
-
-
-def _check_number(key: str, value: Any, low: float, high: float, inclusive: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = (low <= value <= high) if inclusive else (low < value < high)
-    if not ok:
-        bracket = f"[{low}, {high}]" if inclusive else f"({low}, {high})"
-        raise ConfigError(key, value, f"a number in {bracket}")
+        if name in _RANGES and is_number(value):
+            _RANGES[name](f"{key}.{name}", value)
 
 
 def validate(cfg: DictConfig) -> tuple[Any, Any]:
@@ -181,18 +172,15 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
         from unlearnbench.usage import unknown_key
 
         raise UserError(unknown_key(unknown[0], [], known=[str(k) for k in cfg if k in known]))
-    _check_number("forget_ratio", cfg.forget_ratio, 0.0, 1.0)
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
-        raise ConfigError("seed", cfg.seed, "a non-negative integer")
+    check_number("forget_ratio", cfg.forget_ratio, 0.0, 1.0, low_open=True, high_open=True)
+    check_int("seed", cfg.seed, minimum=0)
     ds = cfg.dataset
     check_params(cfg.forget, "forget")
     scenario = build(cfg.forget)
     scenario.check(int(ds.num_classes), bool(ds.get("has_coarse_labels", False)), str(ds.name))
-    _check_number("dataset.val_fraction", ds.val_fraction, 0.0, 0.9, inclusive=True)
+    check_number("dataset.val_fraction", ds.val_fraction, 0.0, 0.9)
     for key in ("epochs", "batch_size"):
-        value = cfg.recipe[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"recipe.{key}", value, "a positive integer")
+        check_int(f"recipe.{key}", cfg.recipe[key], minimum=1)
     check_params(cfg.recipe.optimizer, "recipe.optimizer")
     limit = cfg.runtime.get("limit_batches")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from unlearnbench.data.splits import Split
-from unlearnbench.metrics.accuracy import correct
 from unlearnbench.runtime import Runtime
 
 
@@ -26,10 +25,6 @@ class SplitOutputs:
     @cached_property
     def probs(self) -> torch.Tensor:
         return torch.softmax(self.logits.double(), dim=1)
-
-    @cached_property
-    def correct(self) -> torch.Tensor:
-        return correct(self.logits, self.labels)
 
 
 @torch.no_grad()

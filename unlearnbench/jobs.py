@@ -88,8 +88,8 @@ def _remove_run_dir(out: Path, log_dir: Path) -> None:
 
 def run_job(cfg: DictConfig, keep_going: bool) -> dict:
     """Run one job and return its results; with `keep_going` (sweeps) a failure becomes results too."""
+    from unlearnbench.files import atomic_write_text
     from unlearnbench.runner import run
-    from unlearnbench.training.cache import atomic_write_text
 
     out = Path(cfg.paths.output_dir)
     digest = job_hash(cfg)

@@ -21,12 +21,13 @@ from unlearnbench.config import build, validate
 from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits, build_splits
 from unlearnbench.evaluation import ShadowContext, compute_metrics, metric_info, predict_all
+from unlearnbench.files import atomic_write_text
 from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
 from unlearnbench.methods.common import DivergedError, check_weights_finite
 from unlearnbench.runtime import Runtime, apply_determinism
 from unlearnbench.training.batched import fit_many, why_not_batched
-from unlearnbench.training.cache import ModelCache, atomic_write_text, spec_hash
+from unlearnbench.training.cache import ModelCache, spec_hash
 from unlearnbench.training.lightning import RESULT_AFFECTING_TRAINER_KEYS, fit
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 
+from unlearnbench.checks import check_choice, check_int, check_number
 from unlearnbench.errors import ConfigError
 
 
@@ -19,6 +21,7 @@ class Scenario(ABC):
 
     name = "scenario"
     needs_coarse_labels = False
+    classwise: ClassVar[bool] = False  # forgets whole class labels (`forgotten_classes` names them)
 
     def check(self, num_classes: int, has_coarse: bool, dataset: str) -> None:
         if self.needs_coarse_labels and not has_coarse:
@@ -49,8 +52,7 @@ class RandomForget(Scenario):
     name = "random"
 
     def __init__(self, ratio: float, seed: int = 0):
-        if not isinstance(ratio, (int, float)) or not 0.0 < float(ratio) < 1.0:
-            raise ConfigError("forget_ratio", ratio, "a number in (0, 1), e.g. 0.1")
+        check_number("forget_ratio", ratio, 0.0, 1.0, low_open=True, high_open=True, hint="e.g. 0.1")
         self.ratio, self.seed = float(ratio), int(seed)
 
     def forget_mask(self, y, coarse):
@@ -69,6 +71,7 @@ class ClassForget(Scenario):
     """Forget every training sample of one or more classes."""
 
     name = "class"
+    classwise = True
 
     def __init__(self, classes: Sequence[int] | int):
         self.classes = [int(c) for c in ([classes] if isinstance(classes, int) else classes)]
@@ -98,14 +101,14 @@ class SubclassForget(Scenario):
 
     name = "subclass"
     needs_coarse_labels = True
+    classwise = True  # its one fine class is a whole class label (labels stay 100-way)
 
     def __init__(self, subclass: int):
         self.subclass = int(subclass)
 
     def check(self, num_classes, has_coarse, dataset):
         super().check(num_classes, has_coarse, dataset)
-        if not 0 <= self.subclass < num_classes:
-            raise ConfigError("forget.subclass", self.subclass, f"fine class indices 0..{num_classes - 1}")
+        check_int("forget.subclass", self.subclass, 0, num_classes - 1, hint="a fine class index")
 
     def forget_mask(self, y, coarse):
         return y == self.subclass
@@ -126,14 +129,14 @@ class SuperclassForget(Scenario):
 
     name = "superclass"
     needs_coarse_labels = True
+    classwise = True  # every fine class of the superclass, each a whole class label
 
     def __init__(self, superclass: int):
         self.superclass = int(superclass)
 
     def check(self, num_classes, has_coarse, dataset):
         super().check(num_classes, has_coarse, dataset)
-        if not 0 <= self.superclass < 20:
-            raise ConfigError("forget.superclass", self.superclass, "coarse class indices 0..19")
+        check_int("forget.superclass", self.superclass, 0, 19, hint="a coarse class index")
 
     def forget_mask(self, y, coarse):
         return coarse == self.superclass
@@ -143,3 +146,12 @@ class SuperclassForget(Scenario):
 
     def describe(self):
         return {"scenario": self.name, "ratio": None, "superclass": self.superclass, "classes": None}
+
+
+# Names of the scenarios that forget whole classes, for methods that only work class by class.
+CLASSWISE = tuple(s.name for s in Scenario.__subclasses__() if s.classwise)
+
+
+def check_classwise(scenario: str, method: str) -> None:
+    """A one-line `ConfigError` when `method`, a class-wise method, is asked to run on another scenario."""
+    check_choice("forget", scenario, CLASSWISE, hint=f"{method} is class-wise")

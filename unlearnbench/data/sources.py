@@ -17,7 +17,6 @@ import io
 import os
 import pickle
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
@@ -25,7 +24,9 @@ from urllib.error import URLError
 import numpy as np
 import torch
 
-from unlearnbench.errors import ConfigError, DatasetMissingError, UserError
+from unlearnbench.checks import check_int
+from unlearnbench.errors import DatasetMissingError, UserError
+from unlearnbench.files import atomic_write_bytes
 
 # Errors a torchvision download raises when there is no network or a mirror fails.
 _DOWNLOAD_ERRORS = (RuntimeError, URLError, OSError, ValueError)
@@ -211,8 +212,7 @@ def load_synthetic(
         ("dataset.channels", channels, 1),
         ("dataset.image_size", image_size, 1),
     ):
-        if not isinstance(value, int) or value < low:
-            raise ConfigError(key, value, f"an integer >= {low}")
+        check_int(key, value, low)
 
     gen = torch.Generator().manual_seed(int(seed))
     prototypes = torch.rand(num_classes, channels, image_size, image_size, generator=gen)
@@ -438,19 +438,6 @@ def _decode_jpeg_archive(archive: Path) -> dict:
     return out
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the cache is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load_cache(path: Path) -> dict | None:
     if not path.exists():
         return None
@@ -480,7 +467,7 @@ def load_cifar10_jpeg(archive: str | os.PathLike, cache_dir: str | os.PathLike) 
             data = _decode_jpeg_archive(archive_path)
         except (tarfile.TarError, OSError) as err:
             raise UserError(f"dataset=cifar10_jpeg: cannot read {archive_path}: {_first_line(err)}") from None
-        _save_atomic(data, cache_file)
+        atomic_write_bytes(cache_file, lambda f: torch.save(data, f))
     return _make(
         "cifar10_jpeg", data["train_x"], data["train_y"], data["test_x"], data["test_y"], data["classes"]
     )

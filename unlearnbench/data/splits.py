@@ -111,13 +111,13 @@ def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subs
     `raw` is a `RawDataset`; `scenario` a `Scenario`. Retain, val and test exclude forgotten classes
     (class-wise scenarios report the forgotten classes' test samples as `test_forget`).
     """
+    from unlearnbench.checks import check_number
     from unlearnbench.errors import ConfigError
 
     num_classes = len(raw.classes)
     coarse_train, coarse_test = raw.train_coarse, raw.test_coarse
     scenario.check(num_classes, coarse_train is not None, raw.name)
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError("dataset.val_fraction", val_fraction, "a number in [0, 1)")
+    check_number("dataset.val_fraction", val_fraction, 0, 1, high_open=True)
 
     pool = subset_positions(raw.train_y, train_subset, split_seed)
     train_pos, val_pos = (pool[p] for p in carve_validation(raw.train_y[pool], val_fraction, split_seed))

@@ -17,8 +17,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from unlearnbench.checks import check_number
 from unlearnbench.data.splits import Split
-from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import train_epochs
 from unlearnbench.methods.importance import distill_kl, frozen_copy, reinitialised_copy
@@ -55,20 +55,18 @@ class BadTeacher(Method):
 
     def __init__(self, epochs: int = 1, lr: float = 1e-4, retain_fraction: float = 0.3,
                  temperature: float = 1.0, batch_size: int = 256, augment: bool = False):
-        if not 0 < retain_fraction <= 1:
-            raise ConfigError("method.retain_fraction", retain_fraction, "a number in (0, 1]")
-        if not temperature > 0:
-            raise ConfigError("method.temperature", temperature, "a positive number")
+        check_number("method.retain_fraction", retain_fraction, 0, 1, low_open=True)
+        check_number("method.temperature", temperature, 0, low_open=True)
         self.epochs, self.lr = epochs, lr
         self.retain_fraction, self.temperature = retain_fraction, temperature
         self.batch_size, self.augment = batch_size, augment
 
     def unlearn(self, model, data, ctx):
         good = frozen_copy(model)
-        bad = reinitialised_copy(model, seed=ctx.seed)
+        bad = reinitialised_copy(model, seed=ctx.seed_for("incompetent_teacher"))
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=self.lr)
-        split = unlearning_set(data.forget, data.retain, self.retain_fraction, seed=ctx.seed * 1000 + 3)
-        batches = ctx.batches(split, self.batch_size, shuffle=True, augment=self.augment, seed_offset=4)
+        split = unlearning_set(data.forget, data.retain, self.retain_fraction, ctx.seed_for("retain_subset"))
+        batches = ctx.batches(split, self.batch_size, shuffle=True, augment=self.augment)
         loss = partial(bad_teacher_loss, good=good, bad=bad, temperature=self.temperature)
         return train_epochs(model, self.epochs, batches, loss, opt, ctx, "bad_teacher")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +17,18 @@ from unlearnbench.data.splits import Split, Splits
 from unlearnbench.runtime import Runtime
 
 GRANTABLE = ("forget", "retain", "val")
+
+Stream = str | tuple[str | int, ...]  # a random stream's name: "retain", ("influence", 2), ...
+
+
+def derive_seed(seed: int, *names: str | int) -> int:
+    """An independent 63-bit seed for the random stream `names` of run seed `seed`.
+
+    A hash, not `seed * 1000 + offset`: streams of different names or run seeds never overlap, and adding
+    a stream cannot shift another one.
+    """
+    digest = hashlib.sha256(json.dumps([int(seed), *names]).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 class SplitAccessError(PermissionError):
@@ -73,11 +87,20 @@ class UnlearnContext:
     def device(self) -> torch.device:
         return self.runtime.device
 
+    def seed_for(self, *names: str | int) -> int:
+        """The seed of the run's random stream `names` (e.g. "labels", or ("influence", round))."""
+        return derive_seed(self.seed, *names)
+
     def batches(self, split: Split, batch_size: int, shuffle: bool = True, augment: bool = False,
-                seed_offset: int = 0, drop_last: bool = False):
-        """Batches of `split` on the compute device, seeded from the run's seed."""
+                stream: Stream | None = None, drop_last: bool = False):
+        """Batches of `split` on the compute device, shuffled and augmented by the random stream `stream`.
+
+        The stream defaults to the split's name; a method that draws two batch streams from one split
+        names them apart.
+        """
+        names = (stream,) if isinstance(stream, str) else stream or (split.name,)
         return self.runtime.batches(split.x, split.y, batch_size=batch_size, shuffle=shuffle,
-                                    augment=self.augment if augment else None, seed=self.seed * 1000 + seed_offset,
+                                    augment=self.augment if augment else None, seed=self.seed_for(*names),
                                     drop_last=drop_last)
 
 

@@ -23,12 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.errors import ConfigError
+from unlearnbench.checks import check_number
+from unlearnbench.data.scenarios import check_classwise
 from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import sgd, train_epochs
 from unlearnbench.methods.importance import frozen_copy
-
-CLASSWISE = ("class", "subclass", "superclass")
 
 
 def fgsm_neighbour(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
@@ -69,15 +68,13 @@ class BoundaryShrink(Method):
     def __init__(self, epochs: int = 10, lr: float = 1e-5, momentum: float = 0.9, weight_decay: float = 0.0,
                  batch_size: int = 64, eps: float = 0.1, exclude_true_class: bool = False,
                  augment: bool = False):
-        if not isinstance(eps, (int, float)) or not 0.0 < eps <= 1.0:
-            raise ConfigError("method.eps", eps, "a number in (0, 1] (FGSM step in [0, 1] pixel units)")
+        check_number("method.eps", eps, 0, 1, low_open=True, hint="FGSM step in [0, 1] pixel units")
         self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
         self.batch_size, self.eps, self.augment = batch_size, eps, augment
         self.exclude_true_class = exclude_true_class
 
     def check_scenario(self, scenario: str) -> None:
-        if scenario not in CLASSWISE:
-            raise ConfigError("forget", scenario, "class (boundary_shrink is class-wise)")
+        check_classwise(scenario, "boundary_shrink")
 
     def unlearn(self, model, data, ctx):
         original = frozen_copy(model)

@@ -1,14 +1,17 @@
-"""Building blocks shared by methods: optimisers, an epoch loop with progress and divergence checks."""
+"""Building blocks shared by methods: optimisers, an epoch loop with progress and divergence checks,
+an endless batch stream, the L1 norm."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, repeat
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from unlearnbench.errors import UserError
 from unlearnbench.methods.base import UnlearnContext
 
 
@@ -29,6 +32,21 @@ def check_weights_finite(model: nn.Module, where: str) -> None:
     for name, p in model.named_parameters():
         if not torch.isfinite(p).all():
             raise DivergedError(f"non-finite weights in {name} after {where}")
+
+
+def endless(batches, what: str) -> Iterator:
+    """One stream over `batches` that restarts (and so reshuffles) whenever it is exhausted.
+
+    `what` names the batches in the error raised when there are none (a stream of nothing never ends).
+    """
+    if len(batches) == 0:
+        raise UserError(f"{what} is empty: there are no batches to draw from")
+    return chain.from_iterable(repeat(batches))
+
+
+def l1_norm(module: nn.Module) -> torch.Tensor:
+    """||theta||_1 over `module`'s trainable parameters (weights, biases, BN affine): an unnormalised sum."""
+    return sum(p.abs().sum() for p in module.parameters() if p.requires_grad)
 
 
 def train_epochs(

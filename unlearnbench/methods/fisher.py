@@ -14,7 +14,7 @@ distribution; one rule for every parameter tensor (the authors' code also averag
 each weight's rows, scales the head's and BN's variance by 10, clamps the head's 1/F at 1e2, and for
 class forgetting zeroes the forgotten classes' head rows: none of that here). Defaults as in the
 authors' code: alpha 1e-6, eps 1e-8, max_inverse_fisher 1e3. The noise is drawn on the CPU from a
-generator seeded with the run's seed, so it is the same on any device.
+generator seeded from the run's seed (its stream "noise"), so it is the same on any device.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearnbench.errors import ConfigError
+from unlearnbench.checks import check_number
 from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import check_weights_finite
 from unlearnbench.methods.importance import Importances, mean_squared_gradients
@@ -54,8 +54,7 @@ class FisherForgetting(Method):
     def __init__(self, alpha: float = 1e-6, max_inverse_fisher: float = 1e3, eps: float = 1e-8,
                  batch_size: int = 256, chunk_size: int = 64, augment: bool = False):
         for key, value in (("alpha", alpha), ("max_inverse_fisher", max_inverse_fisher), ("eps", eps)):
-            if not value > 0:
-                raise ConfigError(f"method.{key}", value, "a positive number")
+            check_number(f"method.{key}", value, 0, low_open=True)
         self.alpha, self.max_inverse_fisher, self.eps = alpha, max_inverse_fisher, eps
         self.batch_size, self.chunk_size, self.augment = batch_size, chunk_size, augment
 
@@ -69,6 +68,6 @@ class FisherForgetting(Method):
         clamped = sum(int((v >= self.max_inverse_fisher).sum()) for v in inverse.values())
         ctx.log({"fisher/clamped_fraction": clamped / sum(v.numel() for v in inverse.values())})
         variances = {name: self.alpha * v for name, v in inverse.items()}
-        add_gaussian_noise_(model, variances, seed=ctx.seed)
+        add_gaussian_noise_(model, variances, seed=ctx.seed_for("noise"))
         check_weights_finite(model, "fisher noise")
         return model

@@ -27,20 +27,20 @@ In the authors' code D_val is half of the official test set; here it is the vali
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from unlearnbench.errors import ConfigError, UserError
+from unlearnbench.checks import check_choice, check_int, check_number
+from unlearnbench.errors import UserError
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import check_finite, check_weights_finite
+from unlearnbench.methods.common import check_finite, check_weights_finite, endless
 
 BN_MODES = ("eval", "train")
-# Seed offsets for ctx.batches, so the forget and retain streams never share a generator state.
-FORGET_SEED_OFFSET, RETAIN_SEED_OFFSET = 1, 2
 
 
 def default_alpha0(forget_ratio: float) -> float:
@@ -74,17 +74,6 @@ def num_epochs(n_forget: int, n_retain: int, batch_size: int, cap: int | None = 
 def tau_refresh_epochs(epochs: int, every: int) -> list[int]:
     """Forget-epochs at whose start tau is recomputed: 0, every, 2 * every, ... below `epochs`."""
     return list(range(0, epochs, every))
-
-
-def endless(batches: Iterable) -> Iterator:
-    """Batches of `batches` forever: one stream, restarted (and so reshuffled) when exhausted."""
-    while True:
-        empty = True
-        for batch in batches:
-            empty = False
-            yield batch
-        if empty:
-            raise UserError("gradtau: the retain set is empty; ∇τ needs retain batches")
 
 
 @torch.no_grad()
@@ -125,18 +114,12 @@ class GradTau(Method):
     def __init__(self, alpha0: float | None = None, lr: float = 1e-3, weight_decay: float = 0.01,
                  batch_size: int = 256, tau_refresh_every: int = 5, max_epochs: int | None = None,
                  lr_end_factor: float = 0.1, bn_mode: str = "eval", augment: bool = False):
-        if alpha0 is not None and not 0.0 <= float(alpha0) <= 1.0:
-            raise ConfigError("method.alpha0", alpha0, "null ((5/3) * forget_ratio) or a number in [0, 1]")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError("method.batch_size", batch_size, "a positive integer")
-        if not isinstance(tau_refresh_every, int) or tau_refresh_every < 1:
-            raise ConfigError("method.tau_refresh_every", tau_refresh_every, "a positive integer (epochs)")
-        if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < 1):
-            raise ConfigError("method.max_epochs", max_epochs, "null (no cap) or a positive integer")
-        if not 0.0 < float(lr_end_factor) <= 1.0:
-            raise ConfigError("method.lr_end_factor", lr_end_factor, "a number in (0, 1]")
-        if bn_mode not in BN_MODES:
-            raise ConfigError("method.bn_mode", bn_mode, BN_MODES)
+        check_number("method.alpha0", alpha0, 0, 1, allow_none=True, hint="null: (5/3) * forget_ratio")
+        check_int("method.batch_size", batch_size, 1)
+        check_int("method.tau_refresh_every", tau_refresh_every, 1)
+        check_int("method.max_epochs", max_epochs, 1, allow_none=True, hint="null: no cap")
+        check_number("method.lr_end_factor", lr_end_factor, 0, 1, low_open=True)
+        check_choice("method.bn_mode", bn_mode, BN_MODES)
         self.alpha0 = None if alpha0 is None else float(alpha0)
         self.lr, self.weight_decay, self.lr_end_factor = lr, weight_decay, float(lr_end_factor)
         self.batch_size, self.tau_refresh_every, self.max_epochs = batch_size, tau_refresh_every, max_epochs
@@ -157,10 +140,9 @@ class GradTau(Method):
         alphas = alpha_schedule(self.resolve_alpha0(ctx.forget_ratio), epochs)
         refresh = set(tau_refresh_epochs(epochs, self.tau_refresh_every))
 
-        forget = ctx.batches(data.forget, self.batch_size, shuffle=True, augment=self.augment,
-                             seed_offset=FORGET_SEED_OFFSET)
-        retain = endless(ctx.batches(data.retain, self.batch_size, shuffle=True, augment=self.augment,
-                                     seed_offset=RETAIN_SEED_OFFSET))
+        batches = partial(ctx.batches, batch_size=self.batch_size, shuffle=True, augment=self.augment)
+        forget = batches(data.forget, stream="forget")
+        retain = endless(batches(data.retain, stream="retain"), "gradtau: the retain set")
         val = ctx.batches(data.val, ctx.runtime.eval_batch_size, shuffle=False)
 
         params = [p for p in model.parameters() if p.requires_grad]

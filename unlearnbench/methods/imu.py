@@ -34,15 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnbench.checks import check_choice, check_int, check_number
 from unlearnbench.data.splits import Split
-from unlearnbench.errors import ConfigError, UserError
+from unlearnbench.errors import UserError
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import sgd, train_epochs
+from unlearnbench.methods.common import l1_norm, sgd, train_epochs
 from unlearnbench.methods.influence import head_influence, penultimate_features
-
-# Seed offsets for ctx.batches: training batches of selection round r use r, the augmented views
-# of the influence pass of round r use INFLUENCE_SEED_OFFSET + r, so the two never share a stream.
-INFLUENCE_SEED_OFFSET = 500
 
 
 def select_by_influence(
@@ -74,30 +71,6 @@ def weighted_ascent_loss(logits: torch.Tensor, labels: torch.Tensor, weights: to
     return -(w * ce).sum() / w.sum()
 
 
-def l1_norm(module: nn.Module) -> torch.Tensor:
-    """Unnormalised L1 norm of all of `module`'s parameters."""
-    return sum(p.abs().sum() for p in module.parameters())
-
-
-def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"method.{key}", value, allowed)
-
-
-def _check_range(key: str, value: float, low: float, high: float, low_open: bool, high_open: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        bracket = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
-        raise ConfigError(f"method.{key}", value, f"a number in {bracket}")
-
-
-def _check_positive_int(key: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"method.{key}", value, "a positive integer")
-
-
 def _position_split(x: torch.Tensor) -> Split:
     """A split whose label slot carries each sample's position, so that per-sample labels and
     weights follow their samples through `ctx.batches`' shuffling and augmentation."""
@@ -125,18 +98,18 @@ class IMU(Method):
         augment: bool = True,
         fast_path: bool = True,
     ):
-        _check_positive_int("epochs", epochs)
-        _check_positive_int("batch_size", batch_size)
-        _check_range("lr", lr, 0.0, math.inf, True, True)
-        _check_range("momentum", momentum, 0.0, 1.0, False, True)
-        _check_range("weight_decay", weight_decay, 0.0, math.inf, False, True)
-        _check_range("alpha_l1", alpha_l1, 0.0, math.inf, False, True)
-        _check_range("damping", damping, 0.0, math.inf, True, True)
-        _check_range("top_data", top_data, 0.0, 1.0, True, False)
-        _check_range("weight_clip_quantile", weight_clip_quantile, 0.0, 1.0, True, False)
-        _check_choice("recompute_influence", recompute_influence, ("once", "epoch"))
-        _check_choice("update_scope", update_scope, ("fc", "all"))
-        _check_choice("bn_mode", bn_mode, ("train", "eval"))
+        check_int("method.epochs", epochs, 1)
+        check_int("method.batch_size", batch_size, 1)
+        check_number("method.lr", lr, 0, low_open=True)
+        check_number("method.momentum", momentum, 0, 1, high_open=True)
+        check_number("method.weight_decay", weight_decay, 0)
+        check_number("method.alpha_l1", alpha_l1, 0)
+        check_number("method.damping", damping, 0, low_open=True)
+        check_number("method.top_data", top_data, 0, 1, low_open=True)
+        check_number("method.weight_clip_quantile", weight_clip_quantile, 0, 1, low_open=True)
+        check_choice("method.recompute_influence", recompute_influence, ("once", "epoch"))
+        check_choice("method.update_scope", update_scope, ("fc", "all"))
+        check_choice("method.bn_mode", bn_mode, ("train", "eval"))
         self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
         self.batch_size, self.alpha_l1, self.damping = batch_size, alpha_l1, damping
         self.top_data, self.weight_clip_quantile = top_data, weight_clip_quantile
@@ -186,7 +159,7 @@ class IMU(Method):
             feats, labels = features, forget.y.to(ctx.device)
         else:
             batches = ctx.batches(forget, ctx.runtime.eval_batch_size, shuffle=False, augment=self.augment,
-                                  seed_offset=INFLUENCE_SEED_OFFSET + round_)
+                                  stream=("influence", round_))
             feats, labels = penultimate_features(model, batches, ctx.runtime.autocast, ctx.runtime.progress,
                                                  "imu influence")
         was_training = model.training
@@ -205,14 +178,15 @@ class IMU(Method):
             feats = features[positions.to(features.device)]
             # The batches only carry positions; a 1-byte stand-in image keeps ctx.batches' seeded order.
             stand_in = torch.zeros(len(positions), 1, 1, 1, dtype=torch.uint8, device=forget.x.device)
-            batches = ctx.batches(_position_split(stand_in), self.batch_size, shuffle=True, seed_offset=round_)
+            batches = ctx.batches(_position_split(stand_in), self.batch_size, shuffle=True,
+                                  stream=("train", round_))
 
             def logits_of(m: nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
                 return m.head(feats[pos])
         else:
             images = forget.x[positions.to(forget.x.device)]
             batches = ctx.batches(_position_split(images), self.batch_size, shuffle=True, augment=self.augment,
-                                  seed_offset=round_)
+                                  stream=("train", round_))
 
             def logits_of(m: nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
                 return m(x)

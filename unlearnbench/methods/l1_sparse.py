@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.errors import ConfigError
-from unlearnbench.methods.common import sgd, train_epochs
+from unlearnbench.checks import check_int, check_number
+from unlearnbench.methods.common import l1_norm, sgd, train_epochs
 from unlearnbench.methods.ft import FineTune
 
 
@@ -27,11 +27,6 @@ def gamma_schedule(gamma: float, epochs: int, no_l1_epochs: int = 0) -> list[flo
     """gamma_t for t = 0 .. epochs - 1: linear from gamma towards 0, then 0 for the last no_l1_epochs."""
     decay = epochs - no_l1_epochs
     return [gamma * (1.0 - t / decay) if t < decay else 0.0 for t in range(epochs)]
-
-
-def l1_norm(model: nn.Module) -> torch.Tensor:
-    """||theta||_1 over every trainable parameter (weights, biases, BN affine), as one scalar."""
-    return sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
 
 
 def l1_sparse_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -45,10 +40,8 @@ class L1Sparse(FineTune):
 
     def __init__(self, epochs: int = 10, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
                  batch_size: int = 256, augment: bool = True, gamma: float = 5e-4, no_l1_epochs: int = 0):
-        if not isinstance(no_l1_epochs, int) or not 0 <= no_l1_epochs <= epochs:
-            raise ConfigError("method.no_l1_epochs", no_l1_epochs, f"an integer in [0, epochs={epochs}]")
-        if not isinstance(gamma, (int, float)) or gamma < 0:
-            raise ConfigError("method.gamma", gamma, "a non-negative number, e.g. 5e-4")
+        check_int("method.no_l1_epochs", no_l1_epochs, 0, epochs, hint="at most method.epochs")
+        check_number("method.gamma", gamma, 0, hint="e.g. 5e-4")
         super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
         self.gamma, self.no_l1_epochs = float(gamma), no_l1_epochs
 

@@ -35,18 +35,20 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from unlearnbench.checks import check_number
+from unlearnbench.data.scenarios import check_classwise
 from unlearnbench.errors import ConfigError, UserError
-from unlearnbench.methods.base import Method, TrainingHook
+from unlearnbench.methods.base import Method, TrainingHook, derive_seed
 from unlearnbench.methods.common import check_weights_finite
 from unlearnbench.methods.importance import Importances
+from unlearnbench.metrics.accuracy import correct
 
 FISHER_FLOOR = 1e-16  # the accumulators' starting value (authors' code): keeps log F finite
-SUPPORTED_SCENARIOS = ("class", "superclass")  # both forget whole classes (superclass: its fine classes)
 
 
 def code_seed(seed: int) -> int:
-    """The codes' seed, derived from the run's seed but distinct from the batch generator's seed."""
-    return (int(seed) * 1_000_003 + 0x4D4E) % (2**62)
+    """The codes' seed: the run's random stream "mnemonic_codes" (the hook gets the seed, not a context)."""
+    return derive_seed(seed, "mnemonic_codes")
 
 
 def make_codes(num_classes: int, shape: Sequence[int], seed: int) -> torch.Tensor:
@@ -110,11 +112,10 @@ def perturbation(fisher_forget: torch.Tensor, fisher_remain: torch.Tensor, lambd
 def code_accuracies(model: nn.Module, codes: torch.Tensor,
                     forget_classes: Sequence[int]) -> tuple[float, float]:
     """(accuracy on the forgotten classes' codes, accuracy on the other codes); code c has label c."""
-    pred = model(codes).argmax(1).cpu()
-    correct = pred == torch.arange(len(codes))
+    hits = correct(model(codes), torch.arange(len(codes), device=codes.device)).cpu()
     forget = torch.zeros(len(codes), dtype=torch.bool)
     forget[list(forget_classes)] = True
-    return float(correct[forget].float().mean()), float(correct[~forget].float().mean())
+    return float(hits[forget].float().mean()), float(hits[~forget].float().mean())
 
 
 def code_score(forget_acc: float, remain_acc: float) -> float:
@@ -153,17 +154,14 @@ class MnemonicUnlearning(Method):
     needs = frozenset()  # neither D_f nor D_r: only the codes saved with the original model
 
     def __init__(self, t_mix: float = 0.3, lambda1: float = 1e-5, lambda2: float = 1e4):
-        if isinstance(t_mix, bool) or not isinstance(t_mix, (int, float)) or not 0.0 <= t_mix <= 1.0:
-            raise ConfigError("method.t_mix", t_mix, "a probability in [0, 1]")
+        check_number("method.t_mix", t_mix, 0, 1, hint="a probability")
         for key, value in (("lambda1", lambda1), ("lambda2", lambda2)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"method.{key}", value, "a positive number")
+            check_number(f"method.{key}", value, 0, low_open=True)
         self.t_mix, self.lambda1, self.lambda2 = float(t_mix), float(lambda1), float(lambda2)
 
     def check_scenario(self, scenario: str) -> None:
-        if scenario not in SUPPORTED_SCENARIOS:
-            raise ConfigError("forget", scenario,
-                              f"{' or '.join(SUPPORTED_SCENARIOS)} (mnemonic unlearning is class-wise)")
+        # Subclass forgetting works too: its one fine class is a whole label with its own code.
+        check_classwise(scenario, "mnemonic")
 
     def training_hook(self, seed: int, sample_shape: tuple[int, ...], num_classes: int) -> TrainingHook:
         cseed = code_seed(seed)

@@ -21,27 +21,18 @@ out here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import partial
-from itertools import chain, repeat
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.errors import ConfigError, UserError
+from unlearnbench.checks import check_choice, check_number
 from unlearnbench.methods.base import Method
-from unlearnbench.methods.common import sgd, train_epochs
+from unlearnbench.methods.common import endless, sgd, train_epochs
 
 PASS_OVER = ("forget", "retain")
-FORGET_OFFSET, RETAIN_OFFSET = 1, 2  # seed offsets: independent forget and retain streams
-
-
-def endless(batches) -> Iterator:
-    """One stream over `batches` that restarts (and so reshuffles) whenever it is exhausted."""
-    if len(batches) == 0:
-        raise UserError("neggrad_plus: a split it pairs batches from is empty")
-    return chain.from_iterable(repeat(batches))
 
 
 class PairedBatches:
@@ -52,8 +43,9 @@ class PairedBatches:
 
     def __init__(self, forget: Iterable, retain: Iterable, pass_over: str = "retain"):
         self.forget_drives = pass_over == "forget"
-        self.driver = forget if self.forget_drives else retain
-        self.partner = endless(retain if self.forget_drives else forget)
+        self.driver, partner, partner_name = (forget, retain, "retain") if self.forget_drives else \
+            (retain, forget, "forget")
+        self.partner = endless(partner, f"neggrad_plus: the {partner_name} set")
 
     def __len__(self) -> int:
         return len(self.driver)
@@ -80,10 +72,8 @@ class NegGradPlus(Method):
     def __init__(self, epochs: int = 5, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
                  beta: float = 0.9999, forget_batch_size: int = 64, retain_batch_size: int = 128,
                  pass_over: str = "retain", augment: bool = False):
-        if not isinstance(beta, (int, float)) or not 0.0 <= float(beta) <= 1.0:
-            raise ConfigError("method.beta", beta, "a number in [0, 1]")
-        if pass_over not in PASS_OVER:
-            raise ConfigError("method.pass_over", pass_over, PASS_OVER)
+        check_number("method.beta", beta, 0, 1)
+        check_choice("method.pass_over", pass_over, PASS_OVER)
         self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
         self.beta, self.pass_over, self.augment = float(beta), pass_over, augment
         self.forget_batch_size, self.retain_batch_size = forget_batch_size, retain_batch_size
@@ -92,8 +82,8 @@ class NegGradPlus(Method):
         model.train()
         opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
         batches = partial(ctx.batches, shuffle=True, augment=self.augment)
-        forget = batches(data.forget, self.forget_batch_size, seed_offset=FORGET_OFFSET)
-        retain = batches(data.retain, self.retain_batch_size, seed_offset=RETAIN_OFFSET)
+        forget = batches(data.forget, self.forget_batch_size, stream="forget")
+        retain = batches(data.retain, self.retain_batch_size, stream="retain")
         pairs = PairedBatches(forget, retain, self.pass_over)
         return train_epochs(model, self.epochs, pairs, partial(neggrad_plus_loss, beta=self.beta), opt, ctx,
                             "neggrad_plus")

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 from torch.optim import Optimizer
 
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
 from unlearnbench.methods.common import sgd
-from unlearnbench.methods.relabel import label_generator, random_label_epochs
+from unlearnbench.methods.relabel import random_label_epochs
 
-# Seed offsets for ctx.batches and the label generator: independent random streams.
-FORGET_OFFSET, RETAIN_OFFSET, LABEL_OFFSET = 1, 2, 3
 Hook = Callable[[nn.Module], None]
 
 
@@ -42,7 +41,7 @@ class RandomLabel(Method):
     def unlearn(self, model, data, ctx):
         opt, hook = self.optimiser(model, data, ctx)
         model.train()
-        forget = ctx.batches(data.forget, self.batch_size, augment=self.augment, seed_offset=FORGET_OFFSET)
-        retain = ctx.batches(data.retain, self.batch_size, augment=self.augment, seed_offset=RETAIN_OFFSET)
-        labels = label_generator(ctx.seed, LABEL_OFFSET)
+        forget = ctx.batches(data.forget, self.batch_size, augment=self.augment, stream="forget")
+        retain = ctx.batches(data.retain, self.batch_size, augment=self.augment, stream="retain")
+        labels = torch.Generator().manual_seed(ctx.seed_for("labels"))  # CPU: the same labels on any device
         return random_label_epochs(model, self.epochs, forget, retain, opt, ctx, labels, self.tag, hook)

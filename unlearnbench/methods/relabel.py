@@ -38,11 +38,6 @@ def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Gene
     return (y + offset.to(y.device)) % num_classes
 
 
-def label_generator(seed: int, offset: int) -> torch.Generator:
-    """A CPU generator for random labels, seeded like `ctx.batches` (seed * 1000 + offset)."""
-    return torch.Generator().manual_seed(seed * 1000 + offset)
-
-
 def random_label_epochs(
     model: nn.Module,
     epochs: int,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.errors import ConfigError
+from unlearnbench.checks import check_int, check_number
 from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import sgd, train_epochs
 from unlearnbench.methods.importance import distill_kl, frozen_copy
@@ -57,10 +57,8 @@ class SCRUB(Method):
                  weight_decay: float = 5e-4, gamma: float = 0.99, alpha: float = 0.001,
                  temperature: float = 4.0, forget_batch_size: int = 512, retain_batch_size: int = 256,
                  augment: bool = False):
-        if not isinstance(msteps, int) or msteps < 0:
-            raise ConfigError("method.msteps", msteps, "a non-negative integer (epochs with a max phase)")
-        if not temperature > 0:
-            raise ConfigError("method.temperature", temperature, "a positive number")
+        check_int("method.msteps", msteps, 0, hint="epochs with a max phase")
+        check_number("method.temperature", temperature, 0, low_open=True)
         self.epochs, self.msteps, self.lr = epochs, msteps, lr
         self.momentum, self.weight_decay = momentum, weight_decay
         self.gamma, self.alpha, self.temperature = gamma, alpha, temperature
@@ -72,9 +70,9 @@ class SCRUB(Method):
         model.train()
         opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
         forget = ctx.batches(data.forget, self.forget_batch_size, shuffle=True, augment=self.augment,
-                             seed_offset=1)
+                             stream="forget")
         retain = ctx.batches(data.retain, self.retain_batch_size, shuffle=True, augment=self.augment,
-                             seed_offset=2)
+                             stream="retain")
         maximise = partial(max_step_loss, teacher=teacher, temperature=self.temperature)
         minimise = partial(min_step_loss, teacher=teacher, temperature=self.temperature, gamma=self.gamma,
                            alpha=self.alpha)

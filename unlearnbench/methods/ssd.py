@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unlearnbench.checks import check_number
 from unlearnbench.data.splits import Split
-from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import Method
 from unlearnbench.methods.importance import Importances, mean_squared_gradients
 
@@ -61,25 +61,22 @@ class SelectiveSynapticDampening(Method):
 
     def __init__(self, dampening_constant: float = 1.0, selection_weighting: float = 10.0,
                  batch_size: int = 128, drop_last: bool = True, augment: bool = False):
-        if not selection_weighting > 0:
-            raise ConfigError("method.selection_weighting", selection_weighting, "a positive number (alpha)")
+        check_number("method.selection_weighting", selection_weighting, 0, low_open=True, hint="alpha")
         self.lam, self.alpha = dampening_constant, selection_weighting
         self.batch_size, self.drop_last, self.augment = batch_size, drop_last, augment
 
-    def importances(self, model: nn.Module, split: Split, batch_size: int, ctx, desc: str,
-                    seed_offset: int) -> Importances:
-        # Shuffled (seeded): the dropped tail is random, not always the last samples in dataset order.
-        batches = ctx.batches(split, batch_size, shuffle=True, augment=self.augment, seed_offset=seed_offset,
-                              drop_last=self.drop_last)
+    def importances(self, model: nn.Module, split: Split, batch_size: int, ctx, desc: str) -> Importances:
+        # Shuffled (seeded, one stream per split): the dropped tail is random, not always the last samples.
+        batches = ctx.batches(split, batch_size, shuffle=True, augment=self.augment, drop_last=self.drop_last)
         return mean_squared_gradients(model, batches, autocast=ctx.runtime.autocast,
                                       progress=ctx.runtime.progress, desc=desc)
 
     def unlearn(self, model, data, ctx):
         model.eval()
         batch_size = min(self.batch_size, len(data.forget))  # equal batch sizes for D_f and D (see above)
-        imp_forget = self.importances(model, data.forget, batch_size, ctx, "ssd importance D_f", 1)
+        imp_forget = self.importances(model, data.forget, batch_size, ctx, "ssd importance D_f")
         full = full_training_set(data.forget, data.retain)
-        imp_full = self.importances(model, full, batch_size, ctx, "ssd importance D", 2)
+        imp_full = self.importances(model, full, batch_size, ctx, "ssd importance D")
         fraction = dampen_(model, imp_forget, imp_full, self.alpha, self.lam)
         ctx.log({"ssd/selected_fraction": fraction, "ssd/batch_size": batch_size})
         return model

@@ -24,7 +24,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from unlearnbench.errors import ConfigError
+from unlearnbench.checks import check_choice
+from unlearnbench.metrics.accuracy import correct
 
 
 def _log_softmax_and_labels(logits, labels) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,7 +103,7 @@ def modified_entropy(logits, labels) -> np.ndarray:
 def correctness(logits, labels) -> np.ndarray:
     """1.0 where the arg-max prediction equals the label, else 0.0."""
     log_probs, labels = _log_softmax_and_labels(logits, labels)
-    return (log_probs.argmax(dim=1) == labels).to(torch.float64).numpy()
+    return correct(log_probs, labels).to(torch.float64).numpy()
 
 
 def probabilities(logits, labels) -> np.ndarray:
@@ -144,6 +145,4 @@ FEATURES: dict[str, FeatureFn] = {
 
 def get_feature(name: str, key: str = "feature") -> FeatureFn:
     """Look up a feature by name; unknown names raise ConfigError naming `key`."""
-    if name not in FEATURES:
-        raise ConfigError(key, name, sorted(FEATURES))
-    return FEATURES[name]
+    return FEATURES[check_choice(key, name, sorted(FEATURES))]

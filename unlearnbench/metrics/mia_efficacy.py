@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from unlearnbench.errors import ConfigError
 from unlearnbench.metrics.attacks import share_outside_range, svc_mia_efficacy
 from unlearnbench.metrics.base import Column, Metric
-from unlearnbench.metrics.features import FEATURES
+from unlearnbench.metrics.features import get_feature
 
 # mia_efficacy_extrapolated above this share marks mia_efficacy as unreliable (in metric_info).
 EXTRAPOLATION_THRESHOLD = 0.5
@@ -26,14 +25,13 @@ EXTRAPOLATION_THRESHOLD = 0.5
 
 class MIAEfficacy(Metric):
     def __init__(self, feature: str = "confidence"):
-        if feature not in FEATURES:
-            raise ConfigError("eval.metrics.mia_efficacy.feature", feature, sorted(FEATURES))
+        get_feature(feature, "eval.metrics.mia_efficacy.feature")  # an unknown name fails at config time
         self.feature = feature
 
     def per_model(self, outputs) -> dict[str, float]:
         test, retain, forget = outputs["test"], outputs["retain"], outputs["forget"]
         n = min(len(test), len(retain))
-        feat = FEATURES[self.feature]
+        feat = get_feature(self.feature)
         members = feat(retain.logits[:n], retain.labels[:n])
         nonmembers = feat(test.logits, test.labels)
         target = feat(forget.logits, forget.labels)

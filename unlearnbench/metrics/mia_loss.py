@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from unlearnbench.errors import ConfigError
+from unlearnbench.checks import check_int
 from unlearnbench.metrics.attacks import logistic_mia
 from unlearnbench.metrics.base import Column, Metric
 from unlearnbench.metrics.features import FeatureFn, ce_loss
@@ -31,9 +31,8 @@ class LogisticMIA(Metric):
     feature_doc: ClassVar[str]
 
     def __init__(self, n_splits: int = 10, seed: int = 0):
-        if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 1:
-            raise ConfigError(f"eval.metrics.{self.key}.n_splits", n_splits, "an integer >= 1")
-        self.n_splits, self.seed = n_splits, int(seed)
+        self.n_splits = check_int(f"eval.metrics.{self.key}.n_splits", n_splits, 1)
+        self.seed = int(seed)
 
     def per_model(self, outputs) -> dict[str, float]:
         forget, test = outputs["forget"], outputs["test"]

@@ -32,8 +32,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from unlearnbench.errors import ConfigError, UserError
+from unlearnbench.checks import check_int
+from unlearnbench.errors import UserError
 from unlearnbench.evaluation import SplitOutputs
+from unlearnbench.metrics.accuracy import accuracy
 from unlearnbench.metrics.features import logit_scaled_confidence
 
 HALF_SEED_BASE = 1000
@@ -48,11 +50,8 @@ Outputs = dict[str, SplitOutputs]
 
 def check_options(metric: str, num_shadows: int, seed_offset: int) -> tuple[int, int]:
     """Validated (num_shadows, seed_offset) of the metric configured at eval.metrics.<metric>."""
-    if isinstance(num_shadows, bool) or not isinstance(num_shadows, int) or num_shadows < 2:
-        raise ConfigError(f"eval.metrics.{metric}.num_shadows", num_shadows, "an integer >= 2")
-    if isinstance(seed_offset, bool) or not isinstance(seed_offset, int) or seed_offset < 0:
-        raise ConfigError(f"eval.metrics.{metric}.seed_offset", seed_offset, "an integer >= 0")
-    return num_shadows, seed_offset
+    return (check_int(f"eval.metrics.{metric}.num_shadows", num_shadows, 2),
+            check_int(f"eval.metrics.{metric}.seed_offset", seed_offset, 0))
 
 
 def half_masks(n_forget: int, num_shadows: int, run_seed: int, seed_offset: int = 0) -> torch.Tensor:
@@ -179,4 +178,4 @@ def _unlearned_from_own_original(ctx, keep: torch.Tensor, seed: int) -> torch.nn
 
 def mean_accuracy(outputs: Iterable[Outputs], split: str) -> float:
     """Mean over models of the top-1 accuracy on `split`."""
-    return float(np.mean([o[split].correct.double().mean().item() for o in outputs]))
+    return float(np.mean([float(accuracy(o[split].logits, o[split].labels)) for o in outputs]))

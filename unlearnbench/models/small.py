@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from unlearnbench.checks import check_choice
 from unlearnbench.models.common import Classifier, Normalize
 
 
@@ -55,10 +56,7 @@ class MLP(Classifier):
     ):
         super().__init__()
         activations = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
-        if activation not in activations:
-            from unlearnbench.errors import ConfigError
-
-            raise ConfigError("model.activation", activation, sorted(activations))
+        check_choice("model.activation", activation, sorted(activations))
         self.normalize = Normalize(mean, std)
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_channels * image_size * image_size

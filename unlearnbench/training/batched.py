@@ -113,7 +113,7 @@ def fit_many(
 
 
 def _save(path: Path, epoch: int, params, buffers, opt, sched, streams) -> None:
-    from unlearnbench.training.cache import atomic_write_bytes
+    from unlearnbench.files import atomic_write_bytes
 
     state = {"epoch": epoch, "params": {k: v.detach() for k, v in params.items()}, "buffers": dict(buffers),
              "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched is not None else None,

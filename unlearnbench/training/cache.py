@@ -1,9 +1,9 @@
 """A content-addressed cache of trained models, safe to share between parallel jobs.
 
 Each entry is `<kind>-<hash of its spec>.pt` plus a `.json` beside it with the spec and the SHA-256
-of the checkpoint bytes. Writes are atomic (temp file, fsync, rename); a file lock makes concurrent
-jobs that need the same entry build it once; loads use `weights_only=True` and check the hash, and a
-damaged entry is moved aside and rebuilt.
+of the checkpoint bytes. Writes are atomic and as readable as the umask allows (`unlearnbench.files`);
+a file lock makes concurrent jobs that need the same entry build it once; loads use `weights_only=True`
+and check the hash, and a damaged entry is moved aside and rebuilt.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from filelock import FileLock
+
+from unlearnbench.files import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +37,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through `write(fileobj)` into a temp file beside `path`, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
 @dataclass
