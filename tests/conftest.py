@@ -36,6 +36,12 @@ def compose_cfg(overrides: list[str] | None = None, tmp_path: Path | None = None
     return cfg
 
 
+@pytest.fixture(autouse=True)
+def own_model_cache(tmp_path, monkeypatch):
+    """Every test (and every `unlearn` it starts) gets its own user-level model cache: tmp_path/cache."""
+    monkeypatch.setenv("UNLEARN_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """`make_cfg(["method=ft", ...])` -> a tiny config writing under this test's tmp_path."""

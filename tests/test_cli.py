@@ -54,7 +54,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, names, allowed):
     assert len(lines) == 1, out.stderr
     assert names in lines[0] and allowed in lines[0]
     assert "Traceback" not in out.stderr
-    cache = tmp_path / "outputs" / "cache"
+    cache = tmp_path / "cache"
     assert not cache.exists() or not any(cache.rglob("*.pt"))
     assert not list(tmp_path.rglob("results.json"))
 
@@ -68,7 +68,7 @@ def test_multirun_trains_the_original_once(tmp_path):
     original_trained = [r for r in results if not r["cache"]["original"]["hit"]]
     assert len(original_trained) == 1
     assert len({r["cache"]["original"]["key"] for r in results}) == 1
-    assert len(list((tmp_path / "outputs" / "cache" / "models").glob("original-*.pt"))) == 1
+    assert len(list((tmp_path / "cache" / "models").glob("original-*.pt"))) == 1
     assert {(r["method"], r["forget"]["ratio"]) for r in results} == {
         (m, f) for m in ("ft", "ga", "retrain") for f in (0.05, 0.1)}
 
@@ -139,3 +139,26 @@ def test_offline_missing_dataset_is_one_line_and_leaves_nothing(tmp_path, monkey
     assert str((tmp_path / "data").resolve()) in lines[0] and "dataset=cifar10_jpeg" in lines[0]
     assert "download failed" in lines[0]
     assert list(tmp_path.iterdir()) == []  # no empty outputs/ or data/ folders
+
+
+def test_the_model_cache_is_shared_by_runs_started_from_any_folder(tmp_path):
+    """One user, two working folders, no UNLEARN_CACHE: the second folder gets cache hits (XDG cache)."""
+    env = {"UNLEARN_CACHE": "", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    runs = []
+    for folder in ("project_a", "project_b"):
+        (tmp_path / folder).mkdir()
+        out = unlearn(["method=none", "eval=fast", "recipe.epochs=1", "logger=none"], tmp_path / folder, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs.append(json.loads(next((tmp_path / folder / "outputs").rglob("results.json")).read_text()))
+    assert not runs[0]["cache"]["original"]["hit"] and runs[1]["cache"]["original"]["hit"]
+    assert runs[1]["cache"]["original"]["path"].startswith(str(tmp_path / "xdg" / "unlearnbench"))
+    assert not (tmp_path / "project_a" / "outputs" / "cache").exists()
+
+
+def test_typos_fail_in_one_line_with_a_suggestion(tmp_path):
+    for typo in ("forget_rato=0.1", "+forget_rato=0.1", "method=imuu"):
+        out = unlearn([typo, "logger=none"], tmp_path)
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert out.returncode == 2 and len(lines) == 1, out.stderr
+        assert ("did you mean forget_ratio?" if "rato" in typo else "did you mean imu?") in lines[0]
+    assert not list(tmp_path.rglob("results.json")) and not (tmp_path / "outputs").exists()

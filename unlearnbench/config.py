@@ -45,6 +45,16 @@ def _job_dir(override_dirname: str, num: int) -> str:
     return name
 
 
+def _user_cache() -> str:
+    """The model cache every run of this user shares, wherever it starts: $UNLEARN_CACHE, else the XDG cache."""
+    import os
+
+    if os.environ.get("UNLEARN_CACHE"):
+        return os.environ["UNLEARN_CACHE"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "unlearnbench")
+
+
 def _on_cuda(if_cuda: Any, otherwise: Any) -> Any:
     """`trainer=auto`: one value when a CUDA device is visible, the other when not."""
     import torch
@@ -60,7 +70,7 @@ def _gpus_for(accelerator: str, devices: Any = 1) -> int:
 
 
 for _name, _fn in (("join", _join), ("sweep_dir", _sweep_dir), ("job_dir", _job_dir), ("gpus_for", _gpus_for),
-                   ("on_cuda", _on_cuda)):
+                   ("on_cuda", _on_cuda), ("user_cache", _user_cache)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 

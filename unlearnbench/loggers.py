@@ -17,7 +17,10 @@ def wandb_logger(project: str = "unlearnbench", save_dir: str = ".", offline: bo
         has_key = bool(os.environ.get("WANDB_API_KEY")) or "api.wandb.ai" in _netrc()
         offline = not has_key or os.environ.get("WANDB_MODE") == "offline"
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(project=project, save_dir=save_dir, offline=offline, **kwargs)
+    logger = WandbLogger(project=project, save_dir=save_dir, offline=offline, **kwargs)
+    # Lightning passes `anonymous` to wandb.init, which then warns on every run that it has no effect.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
 
 
 def _netrc() -> str:

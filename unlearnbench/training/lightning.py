@@ -134,6 +134,10 @@ def fit(
     with warnings.catch_warnings():
         # Our batches are GPU-resident iterables, not DataLoaders: Lightning's worker hints do not apply.
         warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers|DataLoader|bottleneck|log_every_n_steps|Precision|checkpoint).*")
+        # Upstream noise on every run: Lightning's own use of a deprecated torch pytree API, and its hint to
+        # use `srun` wherever Slurm is installed (our Slurm jobs are started by submitit, not srun).
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
         trainer = make_trainer(trainer_cfg, max_epochs=int(recipe["epochs"]),
                                logger=logger if logger is not None else False,
                                enable_checkpointing=checkpoint_dir is not None, callbacks=callbacks,
