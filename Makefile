@@ -16,6 +16,10 @@ smoke: ## tiny end-to-end run on digits
 bench: ## speed benchmarks (prints side-by-side ratios)
 	$(PYTHON) scripts/benchmark.py all
 
+DATA ?= ../shared/data
+gpu-check: ## every GPU goal in one run (<= 8 min, one H100): outputs/gpu_check.json + docs/benchmarks.md section
+	$(PYTHON) scripts/gpu_check.py --data-dir $(DATA) --json outputs/gpu_check.json --doc docs/benchmarks.md
+
 report: ## aggregate results: make report RUNS=outputs/multirun/<sweep>
 	unlearn-report $(or $(RUNS),outputs/multirun)
 
@@ -25,4 +29,4 @@ format: ## format the code
 lint: ## lint the code
 	$(PYTHON) -m ruff check unlearnbench tests scripts
 
-.PHONY: help install test smoke bench report format lint
+.PHONY: help install test smoke bench gpu-check report format lint

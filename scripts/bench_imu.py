@@ -130,8 +130,8 @@ def differences(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return diff, diff / max(float(b.abs().max()), 1e-300)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+def measure(args: argparse.Namespace) -> dict:
+    """Time the closed form, the per-sample loop and the head-only variants; compare their scores."""
     device = pick_device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = args.allow_tf32
@@ -169,28 +169,40 @@ def main(argv: list[str] | None = None) -> dict:
 
     rates = {"closed_form": args.samples / t_closed, "loop": m / t_loop,
              "closed_form_head_only": args.samples / t_head, "vmap_head_only": args.samples / t_vmap}
+    return {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "samples": args.samples, "loop_samples": m, "rates": rates,
+            "times": {"closed_form": t_closed, "loop": t_loop, "closed_form_head_only": t_head,
+                      "vmap_head_only": t_vmap},
+            "speedup": rates["closed_form"] / rates["loop"], "max_abs_diff": abs_diff, "max_rel_diff": rel_diff,
+            "vmap_max_abs_diff": vmap_abs, "vmap_max_rel_diff": vmap_rel}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    result = measure(args)
+    rates, times, m = result["rates"], result["times"], result["loop_samples"]
     rows = [
-        ("closed form: batched forward + factorised Fisher", args.samples, t_closed, rates["closed_form"]),
-        ("per-sample autograd loop: forward + backward each", m, t_loop, rates["loop"]),
-        ("head only, cached features: closed form", args.samples, t_head, rates["closed_form_head_only"]),
-        ("head only, cached features: torch.func vmap", args.samples, t_vmap, rates["vmap_head_only"]),
+        ("closed form: batched forward + factorised Fisher", args.samples, times["closed_form"], rates["closed_form"]),
+        ("per-sample autograd loop: forward + backward each", m, times["loop"], rates["loop"]),
+        ("head only, cached features: closed form", args.samples, times["closed_form_head_only"],
+         rates["closed_form_head_only"]),
+        ("head only, cached features: torch.func vmap", args.samples, times["vmap_head_only"],
+         rates["vmap_head_only"]),
     ]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     data = "Fashion-MNIST" if args.data_dir else "random"
-    print(f"IMU influence scores: {args.model}, {data} 1x28x28, device {device} ({name}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats} (loop: 1 run)")
+    print(f"IMU influence scores: {args.model}, {data} 1x28x28, device {result['device']} ({result['device_name']}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} (loop: 1 run)")
     print()
     print("| method | samples | time (s) | samples/s | vs loop |")
     print("|---|---:|---:|---:|---:|")
     for label, n, t, rate in rows:
         print(f"| {label} | {n} | {t:.4f} | {rate:,.1f} | {rate / rates['loop']:,.1f}x |")
     print()
-    print(f"closed form vs loop on the same {m} samples: max |diff| {abs_diff:.3e}, "
-          f"max |diff| / max |I| {rel_diff:.3e}")
-    print(f"vmap vs closed form on all {args.samples} samples: max |diff| {vmap_abs:.3e}, relative {vmap_rel:.3e}")
-    return {"device": str(device), "samples": args.samples, "loop_samples": m, "rates": rates,
-            "speedup": rates["closed_form"] / rates["loop"], "max_abs_diff": abs_diff, "max_rel_diff": rel_diff,
-            "vmap_max_rel_diff": vmap_rel}
+    print(f"closed form vs loop on the same {m} samples: max |diff| {result['max_abs_diff']:.3e}, "
+          f"max |diff| / max |I| {result['max_rel_diff']:.3e}")
+    print(f"vmap vs closed form on all {args.samples} samples: max |diff| {result['vmap_max_abs_diff']:.3e}, "
+          f"relative {result['vmap_max_rel_diff']:.3e}")
+    return result
 
 
 if __name__ == "__main__":

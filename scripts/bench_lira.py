@@ -39,7 +39,7 @@ TRAININGS = (ORIGINAL, RETRAINED)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", choices=("digits", "fashion_mnist"), default="digits")
+    p.add_argument("--dataset", choices=("digits", "synthetic", "fashion_mnist"), default="digits")
     p.add_argument("--data-dir", default=None, help="folder holding FashionMNIST/raw (fashion_mnist only)")
     p.add_argument("--num-shadows", type=int, default=16)
     p.add_argument("--model", choices=("small_cnn", "resnet18", "mlp"), default="small_cnn")

@@ -11,6 +11,7 @@ Cases:
 
 Examples:
   python scripts/benchmark.py train --dataset fashion_mnist --data-dir ../shared/data --device cuda
+  python scripts/benchmark.py train --dataset cifar10_jpeg --data-dir ../shared/data --model resnet18 --device cuda
   python scripts/benchmark.py train --device cpu --model small_cnn --limit 4096
 """
 
@@ -18,123 +19,167 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
+from unlearnbench import compose  # noqa: E402
+from unlearnbench.config import build  # noqa: E402
 from unlearnbench.data.batches import Augment, TensorBatches  # noqa: E402
-from unlearnbench.data.sources import load_digits, load_fashion_mnist  # noqa: E402
-from unlearnbench.models.resnet import ResNet18  # noqa: E402
-from unlearnbench.models.small import SmallCNN  # noqa: E402
+from unlearnbench.runtime import Runtime  # noqa: E402
 from unlearnbench.training.lightning import fit  # noqa: E402
+from unlearnbench.training.recipe import build_optimizer  # noqa: E402
 
 
-def load(args):
-    if args.dataset == "fashion_mnist":
-        raw = load_fashion_mnist(root=args.data_dir)
-        mean, std = [0.286], [0.353]
-    else:
-        raw = load_digits()
-        mean, std = [0.305], [0.38]
-    x, y = raw.train_x, raw.train_y
-    if args.limit:
-        x, y = x[: args.limit], y[: args.limit]
-    return x, y, mean, std, len(raw.classes)
+def _container(node):
+    return OmegaConf.to_container(node, resolve=True)
 
 
-def make_model(args, mean, std, num_classes, in_channels):
-    cls = ResNet18 if args.model == "resnet18" else SmallCNN
-    torch.manual_seed(0)
-    return cls(num_classes=num_classes, in_channels=in_channels, mean=mean, std=std)
+def train_setup(overrides: list[str]) -> SimpleNamespace:
+    """What the runner trains an original model with, for Hydra `overrides` (dataset, model, recipe,
+    trainer): the whole training set on the device, augmentation, recipe, trainer config and runtime."""
+    cfg = compose(["logger=none", "trainer.enable_progress_bar=false", *overrides], output_dir=tempfile.gettempdir())
+    raw = build(cfg.dataset.source)
+    trainer = _container(cfg.trainer)
+    runtime = Runtime.from_cfg(trainer, _container(cfg.runtime))
+    return SimpleNamespace(cfg=cfg, raw=raw, runtime=runtime, trainer=trainer, recipe=_container(cfg.recipe),
+                           augment=Augment(**_container(cfg.dataset.augment)),
+                           x=raw.train_x.to(runtime.device), y=raw.train_y.to(runtime.device))
 
 
-def plain_loop(model, batches, epochs, lr, device, precision):
-    """The hand-written reference: same optimiser and schedule as LitClassifier, no framework."""
-    model.to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-    use_bf16 = device.type == "cuda" and precision.startswith("bf16")
-    for _ in range(epochs):
+def new_model(setup: SimpleNamespace, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return setup.runtime.prepare(build(setup.cfg.model))
+
+
+class ClockedBatches(TensorBatches):
+    """TensorBatches that note when the first epoch starts, so throughput can leave out the set-up each
+    path does once per training (Lightning: the Trainer and its hooks; both: building the optimiser)."""
+
+    started: float | None = None
+
+    def __iter__(self):
+        if self.started is None:
+            sync(self.x.device)
+            self.started = time.perf_counter()
+        return super().__iter__()
+
+
+def train_batches(setup: SimpleNamespace, seed: int = 1) -> ClockedBatches:
+    """The runner's training batches: device-resident uint8, augmented on the device."""
+    return ClockedBatches(setup.x, setup.y, setup.recipe["batch_size"], shuffle=True, augment=setup.augment,
+                          seed=seed, channels_last=setup.runtime.channels_last)
+
+
+def lightning_train(setup: SimpleNamespace, batches) -> torch.nn.Module:
+    """The runner's path: LitClassifier + Trainer (`fit`) over TensorBatches."""
+    with tempfile.TemporaryDirectory(prefix="unlearnbench-bench-") as tmp:
+        return fit(new_model(setup), batches, None, setup.recipe, setup.trainer, root_dir=tmp)
+
+
+def plain_train(setup: SimpleNamespace, batches) -> torch.nn.Module:
+    """The hand-written reference: same batches, optimiser, schedule and autocast, no framework, no
+    host synchronisation inside the epoch."""
+    model = new_model(setup).train()
+    torch.backends.cudnn.benchmark = bool(setup.trainer.get("benchmark", False))  # as Lightning sets it
+    opt, sched = build_optimizer(model.parameters(), setup.recipe)
+    for _ in range(setup.recipe["epochs"]):
         for x, y in batches:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            with setup.runtime.autocast():
                 loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        sched.step()
+        if sched is not None:
+            sched.step()
+    return model.eval()
 
 
-def sync(device):
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
+
+
+def measure_train(setup: SimpleNamespace, repeats: int = 2) -> dict:
+    """Images/s of the plain loop and the Lightning runner, best of `repeats` (alternated, after one warm-up
+    run of each for cuDNN autotuning and the allocator), and their ratio: from the first batch to the trained
+    model (`*_img_s`, `ratio`) and from the call, set-up included (`*_img_s_end_to_end`, `ratio_end_to_end`)."""
+    paths = {"plain": plain_train, "lightning": lightning_train}
+    for fn in paths.values():
+        fn(setup, train_batches(setup))
+    times = {name: ([], []) for name in paths}
+    for _ in range(repeats):
+        for name, fn in paths.items():
+            batches = train_batches(setup)
+            sync(setup.runtime.device)
+            start = time.perf_counter()
+            fn(setup, batches)
+            sync(setup.runtime.device)
+            end = time.perf_counter()
+            times[name][0].append(end - batches.started)
+            times[name][1].append(end - start)
+    images = len(setup.y) * setup.recipe["epochs"]
+    out = {"images": images}
+    for name, (training, total) in times.items():
+        out[f"{name}_img_s"], out[f"{name}_img_s_end_to_end"] = images / min(training), images / min(total)
+    out["ratio"] = out["lightning_img_s"] / out["plain_img_s"]
+    out["ratio_end_to_end"] = out["lightning_img_s_end_to_end"] / out["plain_img_s_end_to_end"]
+    return out
+
+
+def train_flops_per_image(setup: SimpleNamespace) -> float:
+    """Model FLOPs of one training step (forward + backward) per image, counted by torch on one batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = new_model(setup).train()
+    x, y = next(iter(train_batches(setup)))
+    with FlopCounterMode(display=False) as counter:
+        with setup.runtime.autocast():
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+    return counter.get_total_flops() / len(y)
 
 
 def bench_train(args) -> dict:
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    cuda = device.type == "cuda"
-    precision = "bf16-mixed" if cuda else "32-true"
-    x, y, mean, std, num_classes = load(args)
-    x, y = x.to(device), y.to(device)
-    augment = Augment(crop_padding=2, flip=True)
-    recipe = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}
-    trainer_cfg = {"accelerator": "gpu" if cuda else "cpu", "devices": 1, "precision": precision,
-                   "enable_progress_bar": False, "deterministic": False, "benchmark": cuda}
-
-    def batches(seed):
-        return TensorBatches(x, y, args.batch_size, shuffle=True, augment=augment, seed=seed, channels_last=cuda)
-
-    def run_lightning():
-        model = make_model(args, mean, std, num_classes, x.shape[1])
-        if cuda:
-            model = model.to(memory_format=torch.channels_last)
-        fit(model, batches(1), None, recipe, trainer_cfg, logger=None, root_dir="/tmp/unlearnbench-bench")
-
-    def run_plain():
-        model = make_model(args, mean, std, num_classes, x.shape[1])
-        if cuda:
-            model = model.to(memory_format=torch.channels_last)
-        plain_loop(model, batches(1), args.epochs, 0.1, device, precision)
-
-    results = {}
-    # Warm-up both paths once (cuDNN autotuning, allocator), then alternate timed repeats.
-    for fn in (run_plain, run_lightning):
-        fn()
-    times = {"plain": [], "lightning": []}
-    for _ in range(args.repeats):
-        for name, fn in (("plain", run_plain), ("lightning", run_lightning)):
-            sync(device)
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    images = len(y) * args.epochs
-    for name, ts in times.items():
-        results[name] = images / min(ts)
-    ratio = results["lightning"] / results["plain"]
-    name = torch.cuda.get_device_name() if cuda else "cpu"
-    print(f"\n## train: {args.model} on {args.dataset} ({len(y)} images x {args.epochs} epochs, batch "
-          f"{args.batch_size}, {precision}, device {name}, best of {args.repeats})\n")
-    print("| path | images/s |\n|---|---|")
-    print(f"| plain PyTorch loop | {results['plain']:.0f} |")
-    print(f"| unlearnbench Lightning runner | {results['lightning']:.0f} |")
-    print(f"\nratio lightning / plain = {ratio:.3f}")
-    return {"plain_img_s": results["plain"], "lightning_img_s": results["lightning"], "ratio": ratio}
+    overrides = [f"dataset={args.dataset}", f"model={args.model}", f"recipe.epochs={args.epochs}",
+                 f"recipe.batch_size={args.batch_size}", f"paths.data_dir={args.data_dir}"]
+    if args.device != "auto":
+        overrides.append(f"trainer={'gpu' if args.device == 'cuda' else 'cpu'}")
+    setup = train_setup(overrides)
+    if args.limit:
+        setup.x, setup.y = setup.x[: args.limit], setup.y[: args.limit]
+    result = measure_train(setup, args.repeats)
+    tflops = train_flops_per_image(setup) * result["lightning_img_s"] / 1e12
+    device = setup.runtime.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"\n## train: {args.model} on {args.dataset} ({len(setup.y)} images x {args.epochs} epochs, batch "
+          f"{args.batch_size}, {setup.runtime.precision}, device {name}, best of {args.repeats})\n")
+    print("| path | images/s from the first batch | images/s with set-up |\n|---|---:|---:|")
+    print(f"| plain PyTorch loop | {result['plain_img_s']:.0f} | {result['plain_img_s_end_to_end']:.0f} |")
+    print(f"| unlearnbench Lightning runner | {result['lightning_img_s']:.0f} | "
+          f"{result['lightning_img_s_end_to_end']:.0f} |")
+    print(f"\nratio lightning / plain = {result['ratio']:.3f} ({result['ratio_end_to_end']:.3f} with set-up); "
+          f"Lightning runner {tflops:.3g} TFLOP/s of model FLOPs")
+    return result
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="case", required=True)
     train = sub.add_parser("train", help="Lightning runner vs plain loop, images/s")
-    train.add_argument("--dataset", choices=["digits", "fashion_mnist"], default="digits")
+    train.add_argument("--dataset", choices=["digits", "synthetic", "fashion_mnist", "cifar10", "cifar10_jpeg"],
+                       default="digits")
     train.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     train.add_argument("--model", choices=["resnet18", "small_cnn"], default="small_cnn")
-    train.add_argument("--device", default="auto")
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     train.add_argument("--epochs", type=int, default=2)
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument("--limit", type=int, default=0, help="use only the first N training images")

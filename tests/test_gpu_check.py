@@ -1,0 +1,108 @@
+"""scripts/gpu_check.py: the tiny CPU run exercises every step, so the GPU check cannot rot unseen."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPT = SCRIPTS / "gpu_check.py"
+GOAL_STATUSES = {"met", "not met", "not measured"}
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    # Imported by name (not by path), as its dataclasses need a module in sys.modules.
+    sys.path.insert(0, str(SCRIPTS))
+    return importlib.import_module("gpu_check")
+
+
+def test_tiny_run_writes_every_step_with_its_goals(tmp_path, gpu_check):
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# Benchmarks\n\nabove\n\n{gpu_check.START}\nold figures\n{gpu_check.END}\n\nbelow\n")
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--json", str(out),
+                           "--doc", str(doc), "--work-dir", str(tmp_path / "work")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    report = json.loads(out.read_text())
+    assert report["tiny"] is True and report["device"] == "cpu"
+    assert [s["name"] for s in report["steps"]] == [s.name for s in gpu_check.STEPS]
+    for step, spec in zip(report["steps"], gpu_check.STEPS):
+        assert step["status"] == "ok", f"{step['name']}: {step['error']}\n" + "\n".join(step.get("traceback", []))
+        assert step["figures"]["setup"]
+        assert [g["key"] for g in step["goals"]] == [g.key for g in spec.goals]
+        for goal in step["goals"]:
+            assert goal["goal"] and goal["status"] in GOAL_STATUSES
+            assert (goal["value"] is None) == (goal["status"] == "not measured")
+    mfu = report["steps"][0]["goals"][1]
+    assert mfu["key"] == "mfu" and mfu["value"] is None and "no bf16 dense peak" in mfu["note"]
+
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nabove\n\n") and text.endswith("\n\nbelow\n")
+    assert "old figures" not in text
+    assert text.count(gpu_check.START) == 1 and text.count(gpu_check.END) == 1
+    section = text.split(gpu_check.START)[1].split(gpu_check.END)[0]
+    assert "tiny CPU run" in section
+    for spec in gpu_check.STEPS:
+        assert spec.title in section and f"**{spec.name}**" in section
+
+
+def test_a_failing_step_is_recorded_and_the_run_goes_on(gpu_check, tmp_path):
+    def broken(check):
+        raise RuntimeError("no such file")
+
+    step = gpu_check.Step("broken", "A broken step", 30, broken, (gpu_check.Goal("x", "a figure", ">=", 1.0),))
+    check = gpu_check.Check(gpu_check.parse_args(["--tiny", "--device", "cpu"]), torch.device("cpu"), tmp_path)
+    entry = gpu_check.run_step(step, check, seconds_left=100)
+    assert entry["status"] == "error" and "RuntimeError: no such file" in entry["error"]
+    assert entry["goals"][0]["status"] == "not measured" and entry["goals"][0]["goal"] == ">= 1"
+    assert gpu_check.run_step(step, check, seconds_left=1)["status"] == "skipped"
+
+    with pytest.raises(gpu_check.StepTimeout):
+        with gpu_check.time_limit(0.05):
+            time.sleep(5)
+
+
+def test_goals_and_device_peaks(gpu_check):
+    goal = gpu_check.Goal("ratio", "ratio", "<=", 1.5, "{:.2f}x")
+    assert goal.judge({"ratio": 1.2})["status"] == "met" and goal.judge({"ratio": 1.6})["status"] == "not met"
+    assert gpu_check.Goal("ok", "ok", "true").judge({"ok": False})["shown"] == "no"
+    assert gpu_check.bf16_peak("NVIDIA H100 PCIe")[0] == 756
+    assert gpu_check.bf16_peak("NVIDIA H100 80GB HBM3")[0] == 989
+    assert gpu_check.bf16_peak("NVIDIA H200")[0] == 989
+    assert gpu_check.bf16_peak("cpu")[0] is None
+
+
+def test_gpu_settings_compose(gpu_check, tmp_path):
+    """The overrides of the real (GPU) run are checked here, where no GPU run can check them."""
+    from unlearnbench import compose
+    from unlearnbench.config import validate
+
+    (tmp_path / "data").mkdir()
+    check = gpu_check.Check(gpu_check.parse_args(["--data-dir", str(tmp_path / "data"), "--device", "cpu"]),
+                            torch.device("cpu"), tmp_path)
+    gpu = gpu_check.SETTINGS["gpu"]
+    base = check.common(tmp_path / "cache")
+    cfg = compose([*base, *check.dataset("cifar"), *gpu["train"]])
+    assert cfg.dataset.name == "cifar10_jpeg" and cfg.dataset.source.cache_dir == str(tmp_path / "datasets")
+    cfg = compose([*base, *check.dataset("fmnist"), *gpu["accuracy"]])
+    assert cfg.recipe.optimizer.lr == 0.2 and cfg.recipe.scheduler.T_max == cfg.recipe.epochs == 10
+    cfg = compose([*base, *check.dataset("fmnist"), *gpu_check.IMU_FAST_PATH])
+    assert validate(cfg)[1].uses_feature_cache()
+    cfg = compose([*base, *gpu_check.mission_overrides(check)])
+    assert cfg.dataset.name == "cifar10_jpeg" and cfg.method.name == "imu" and cfg.recipe.epochs == 3
+    validate(cfg)
+
+    bench_lira = gpu_check.bench_lira
+    cfg = bench_lira.compose_cfg(bench_lira.parse_args(gpu_check.shadow_args(check)), tmp_path, batched=True)
+    assert cfg.dataset.name == "fashion_mnist" and cfg.dataset.download is False
+    assert "mia_efficacy" not in cfg.eval.metrics and cfg.eval.num_shadows == 4
