@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # Methods with hyperparameters (retrain and none have none), and the scenario each is tuned on.
-CLASSWISE = ("boundary_shrink", "mnemonic")
+CLASSWISE = ("mnemonic",)
 METHODS = ("ft", "ga", "neggrad_plus", "random_label", "l1_sparse", "salun", "scrub", "ssd", "bad_teacher",
            "fisher", "imu", "gradtau", *CLASSWISE)
 

@@ -43,6 +43,16 @@ def own_model_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def decoded_cifar10_jpeg(pytestconfig, tmp_path) -> Path:
+    """The decoded CIFAR-10 JPEG tensors (~30 s to decode) kept between sessions in pytest's cache, linked in as
+    this test's dataset cache (`<UNLEARN_CACHE>/datasets`)."""
+    kept = pytestconfig.cache.mkdir("cifar10_jpeg")
+    (tmp_path / "cache").mkdir(exist_ok=True)
+    (tmp_path / "cache" / "datasets").symlink_to(kept, target_is_directory=True)
+    return kept
+
+
+@pytest.fixture
 def make_cfg(tmp_path):
     """`make_cfg(["method=ft", ...])` -> a tiny config writing under this test's tmp_path."""
 
@@ -94,3 +104,19 @@ def write_fake_cifar10(root: Path, per_batch: int = 3, n_test: int = 4) -> dict:
     written["names"] = [f"name{i}" for i in range(10)]
     dump(base / "batches.meta", {b"label_names": [n.encode() for n in written["names"]]})
     return written
+
+
+def write_fake_mnist(root: Path, folder: str = "MNIST", n_train: int = 200, n_test: int = 60) -> None:
+    """MNIST's idx files (torchvision layout, `<root>/<folder>/raw/`) with random 28x28 images."""
+    import struct
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.tobytes())

@@ -10,7 +10,7 @@ import pytest
 from unlearnbench import run
 from unlearnbench.usage import group_options
 
-CLASSWISE_ONLY = {"mnemonic", "boundary_shrink"}
+CLASSWISE_ONLY = {"mnemonic"}
 GPU_PATHS = ["trainer.precision=bf16-mixed", "runtime.channels_last=true"]
 
 

@@ -188,7 +188,6 @@ BAD_INPUTS = [
     (["forget=subclass"], ["forget", "subclass", "cifar100"]),
     (["forget=superclass"], ["forget", "superclass", "cifar100"]),
     (["method=mnemonic"], ["forget", "random", "class"]),
-    (["method=boundary_shrink"], ["forget", "random", "class"]),
     (["dataset.val_fraction=1.5"], ["dataset.val_fraction", "1.5"]),
     (["recipe.epochs=0"], ["recipe.epochs", "positive integer"]),
     (["recipe.batch_size=-4"], ["recipe.batch_size", "positive integer"]),

@@ -569,3 +569,11 @@ def test_results_table_checks_the_mnemonic_claim_per_seed(tmp_path):
     lines = table.claim_lines(tmp_path)
     assert [line.endswith("-> met") for line in lines] == [True, False, False]
     assert "forget accuracy 2.0%" in lines[1] and "down 4.0 points" in lines[2]
+
+
+def test_tuned_runs_are_their_own_row_beside_the_default_one(tmp_path):
+    from unlearnbench.report.aggregate import method_label
+
+    assert method_label({"method": "imu", "method_preset": "tuned/memorise_cifar10"}) == "imu (tuned)"
+    assert method_label({"method": "imu", "method_preset": "imu/digits"}) == "imu"  # a dataset preset is a default
+    assert method_label({"method": "imu"}) == "imu"

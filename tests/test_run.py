@@ -179,12 +179,10 @@ CIFAR10_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
 
 @pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason=f"CIFAR-10 JPEG archive not found at {CIFAR10_JPEG} "
                     "(the shared data folder is absent)")
-def test_memorise_cifar10_preset_runs_end_to_end(make_cfg, pytestconfig):
+def test_memorise_cifar10_preset_runs_end_to_end(make_cfg, decoded_cifar10_jpeg):
     cfg = make_cfg(["experiment=memorise_cifar10", "debug=fast", "eval.retrain=true", "method=none",
                     "dataset.train_subset=500"])
     cfg.paths.data_dir = str(SHARED_DATA)
-    # The decoded archive (~15 s to build) is kept in pytest's cache between sessions, not in tmp_path.
-    cfg.dataset.source.cache_dir = str(pytestconfig.cache.mkdir("cifar10_jpeg"))
     res = run(cfg)
     assert (res["dataset"], res["model"]) == ("cifar10_jpeg", "mlp_relu")
     assert res["sizes"]["forget"] == 45 and res["sizes"]["test"] == 200  # debug=fast keeps 200 test images
@@ -217,3 +215,23 @@ def test_random_streams_are_named_independent_and_deterministic():
     assert order() == order() == order(stream="forget")  # the default stream is the split's name
     assert order(stream=("train", 0)) != order(stream="forget")
     assert sorted(order(stream="x")) == list(range(32))
+
+
+def test_reference_metrics_are_computed_once_per_model_and_reused(make_cfg, monkeypatch):
+    from unlearnbench import evaluation
+
+    first = run(make_cfg(["method=ga", *FAST]))
+    calls = []
+    original_predict = evaluation.predict
+
+    def counting(model, split, runtime):
+        calls.append(split.name)
+        return original_predict(model, split, runtime)
+
+    monkeypatch.setattr(evaluation, "predict", counting)
+    cfg = make_cfg(["method=ft", *FAST])
+    cfg.paths.output_dir += "2"
+    second = run(cfg)
+    assert second["original"]["metrics"] == first["original"]["metrics"]
+    assert second["retrain"]["metrics"] == first["retrain"]["metrics"]
+    assert len(calls) == len(second["sizes"])  # only the unlearned model was evaluated again

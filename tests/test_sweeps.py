@@ -38,15 +38,26 @@ def test_a_bad_job_fails_alone_and_the_sweep_goes_on(tmp_path):
     assert summary == [f"3 jobs: 2 ok, 1 failed: method=mnemonic: {failed[0]['reason']}"], out.stdout[-2000:]
 
 
-def test_glob_over_experiment_presets_runs_every_preset(tmp_path):
+@pytest.mark.slow
+def test_glob_over_experiment_presets_runs_every_preset(tmp_path, shared_data, decoded_cifar10_jpeg):
+    """Every experiment preset (the papers' protocols, the CPU setting, ...) runs end to end under debug=fast,
+    on fakes of the datasets that are not at hand offline (CIFAR-10, MNIST) and the shared ones."""
+    from conftest import write_fake_cifar10, write_fake_mnist
+
     from unlearnbench.usage import group_options
 
-    out = unlearn(["-m", "experiment=glob(*)", "debug=fast"], tmp_path)
+    data = tmp_path / "data"
+    write_fake_cifar10(data, per_batch=40, n_test=50)
+    write_fake_mnist(data)
+    for name in ("FashionMNIST", "cifar10-jpeg.tar.gz"):
+        (data / name).symlink_to(shared_data / name)
+    out = unlearn(["-m", "experiment=glob(*)", "debug=fast", f"paths.data_dir={data}", "++dataset.download=false"],
+                  tmp_path)
     results = results_under(tmp_path / "outputs" / "multirun")
-    ran = sorted(name.split("experiment=")[1].split(",")[0] for name in results)
-    assert ran == group_options("experiment"), out.stdout[-2000:]
-    assert results["debug=fast,experiment=digits_smoke"]["status"] == "ok"
-    assert f"{len(ran)} jobs:" in out.stdout
+    ran = {name.split("experiment=")[1].split(",")[0]: r for name, r in results.items()}
+    assert sorted(ran) == group_options("experiment"), out.stdout[-2000:]
+    assert {name: r["status"] for name, r in ran.items() if r["status"] != "ok"} == {}, out.stdout[-3000:]
+    assert f"{len(ran)} jobs: {len(ran)} ok" in out.stdout
 
 
 @pytest.mark.parametrize("sweep", ["seed=range(0,2)", "method=choice(ft,none)", "forget_ratio=0.05,0.1"])
@@ -59,7 +70,7 @@ def test_hydra_sweep_syntax(tmp_path, sweep):
 
 
 def test_optuna_search_space_on_the_command_line(tmp_path):
-    out = unlearn(["-m", "hparams_search=imu_optuna", "method.lr=tag(log, interval(0.001, 0.1))",
+    out = unlearn(["-m", "hparams_search=imu", "method.lr=tag(log, interval(0.001, 0.1))",
                    "method.top_data=choice(0.2, 0.4)", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=1",
                    "method.epochs=1", *QUICK[:1], *QUICK[2:]], tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -71,7 +82,7 @@ def test_optuna_search_space_on_the_command_line(tmp_path):
 
 
 def test_a_failed_optuna_trial_is_recorded_as_failed_and_the_study_goes_on(tmp_path):
-    out = unlearn(["-m", "hparams_search=imu_optuna", "method.top_data=choice(2.0, 0.3)", "method.epochs=1",
+    out = unlearn(["-m", "hparams_search=imu", "method.top_data=choice(2.0, 0.3)", "method.epochs=1",
                    "hydra.sweeper.n_trials=3", *QUICK[:1], *QUICK[2:]], tmp_path)
     assert out.returncode == 1, out.stderr[-2000:]  # a failed job makes the command fail, after the study
     statuses = [r["status"] for r in results_under(tmp_path / "outputs" / "multirun").values()]

@@ -70,7 +70,7 @@ def flag_notes(results: dict) -> list[str]:
     notes = []
     for name, desc in results["metric_info"].items():
         flagged, threshold = desc.get("flags"), desc.get("threshold")
-        if not flagged or threshold is None:
+        if not flagged or threshold is None or not results["metric_info"].get(flagged, {}).get("table", True):
             continue
         models = [who for who, values in (("original", results["original"]["metrics"]),
                                           (results["method"], results["metrics"]),

@@ -8,7 +8,7 @@ import logging
 import platform
 import shutil
 import time
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +199,23 @@ class Pipeline:
             log=self.log_method_values,
         )
 
+    def reference_values(self, who: str, compute) -> dict[str, float]:
+        """The per-model metric values of a cached reference model (original, Retrain): computed once per
+        model, splits, metric config and precision, then read back (every method run of a seed shares them)."""
+        info = self.cache_info.get(who)
+        if who not in ("original", "retrain") or info is None:
+            return compute()
+        spec = {"model": info["key"], "metrics": _container(self.cfg.eval.metrics),
+                "splits": {name: split.fingerprint() for name, split in self.splits.eval_splits().items()},
+                "device": self.runtime.device.type, "precision": self.runtime.precision}
+        path = self.cache.root / "metrics" / f"{who}-{spec_hash(spec)}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            values = compute()
+            atomic_write_text(path, json.dumps(values))
+            return values
+
     def log_method_values(self, values: dict[str, Any]) -> None:
         """A method's diagnostics (`ctx.log`) go to the run's logger (CSV, W&B), one step per call."""
         if self.logger is None:
@@ -291,7 +308,7 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
         metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
         models = {"unlearned": unlearned, "original": original, "retrain": retrain}
         shadows = shadow_context(pipe, method, str(cfg.method.name), splits, models, hook)
-        values = evaluate_models(models, metrics_objs, shadows, splits, runtime)
+        values = evaluate_models(models, metrics_objs, shadows, splits, runtime, pipe.reference_values)
         times["eval"] = time.perf_counter() - start
         times["total"] = time.perf_counter() - wall
 
@@ -309,11 +326,18 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
 
 
 def evaluate_models(models: dict, metrics_objs: dict, shadows: ShadowContext, splits: Splits,
-                    runtime: Runtime) -> dict[str, dict]:
-    """Metric values per model; a diverged (None) unlearned model gets every metric as None."""
+                    runtime: Runtime, cached=None) -> dict[str, dict]:
+    """Metric values per model; a diverged (None) unlearned model gets every metric as None.
+
+    `cached(who, compute)` may return the stored values of a reference model (original, Retrain) instead
+    of computing them again.
+    """
     eval_splits = splits.eval_splits()
-    values = {who: compute_metrics(predict_all(m, eval_splits, runtime), metrics_objs)
-              for who, m in models.items() if m is not None}
+    values = {}
+    for who, model in models.items():
+        if model is not None:
+            compute = partial(_predict_and_compute, model, eval_splits, runtime, metrics_objs)
+            values[who] = cached(who, compute) if cached is not None else compute()
     if models["unlearned"] is not None:
         for metric in metrics_objs.values():
             if metric.needs_shadows:
@@ -326,6 +350,10 @@ def evaluate_models(models: dict, metrics_objs: dict, shadows: ShadowContext, sp
     if models["unlearned"] is None:
         values["unlearned"] = {k: None for k in values["original"]}
     return values
+
+
+def _predict_and_compute(model, eval_splits, runtime, metrics_objs) -> dict[str, float]:
+    return compute_metrics(predict_all(model, eval_splits, runtime), metrics_objs)
 
 
 def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime, diverged: str | None = None) -> dict:

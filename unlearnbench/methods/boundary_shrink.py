@@ -1,7 +1,9 @@
 """`boundary_shrink`: Boundary Shrink, relabelling each forget image with its FGSM neighbour's class.
 
 Chen, Gao, Liu, Peng, Zhou, "Boundary Unlearning: Rapid Forgetting of Deep Networks via Shifting
-the Decision Space", CVPR 2023 (arXiv 2303.11570). Class-wise only.
+the Decision Space", CVPR 2023 (arXiv 2303.11570). Defined there for class-wise forgetting; SalUn's benchmark
+(Fan et al., ICLR 2024, Table 1) also runs it on random forgetting, which works the same way (each forget image
+only needs its own neighbour's class), so every scenario is allowed.
 
 For each forget batch, on a frozen copy of the ORIGINAL model in eval mode:
   x_adv = round(255 * clamp(x + eps * sign(grad_x CE(f0(x), y)), 0, 1)) / 255   (FGSM, [0, 1] pixels)
@@ -24,7 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.checks import check_number
-from unlearnbench.data.scenarios import check_classwise
 from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import sgd, train_epochs
 from unlearnbench.methods.importance import frozen_copy
@@ -72,9 +73,6 @@ class BoundaryShrink(Method):
         self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
         self.batch_size, self.eps, self.augment = batch_size, eps, augment
         self.exclude_true_class = exclude_true_class
-
-    def check_scenario(self, scenario: str) -> None:
-        check_classwise(scenario, "boundary_shrink")
 
     def unlearn(self, model, data, ctx):
         original = frozen_copy(model)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from unlearnbench.checks import check_choice
 from unlearnbench.metrics.attacks import share_outside_range, svc_mia_efficacy
 from unlearnbench.metrics.base import Column, Metric
 from unlearnbench.metrics.features import get_feature
@@ -23,28 +24,39 @@ from unlearnbench.metrics.features import get_feature
 EXTRAPOLATION_THRESHOLD = 0.5
 
 
+NONMEMBER_SPLITS = ("test", "val")
+
+
 class MIAEfficacy(Metric):
-    def __init__(self, feature: str = "confidence"):
+    """`nonmembers: test` is SalUn's protocol (`mia_efficacy`); `val` the same attack with D_val as the unseen
+    data (`mia_efficacy_val`), for tuning without reading the test split."""
+
+    def __init__(self, feature: str = "confidence", nonmembers: str = "test"):
         get_feature(feature, "eval.metrics.mia_efficacy.feature")  # an unknown name fails at config time
-        self.feature = feature
+        check_choice("eval.metrics.mia_efficacy.nonmembers", nonmembers, NONMEMBER_SPLITS)
+        self.feature, self.nonmembers = feature, nonmembers
+        self.key = "mia_efficacy" if nonmembers == "test" else f"mia_efficacy_{nonmembers}"
 
     def per_model(self, outputs) -> dict[str, float]:
-        test, retain, forget = outputs["test"], outputs["retain"], outputs["forget"]
-        n = min(len(test), len(retain))
+        unseen, retain, forget = outputs[self.nonmembers], outputs["retain"], outputs["forget"]
+        n = min(len(unseen), len(retain))
         feat = get_feature(self.feature)
         members = feat(retain.logits[:n], retain.labels[:n])
-        nonmembers = feat(test.logits, test.labels)
+        nonmembers = feat(unseen.logits, unseen.labels)
         target = feat(forget.logits, forget.labels)
         return {
-            "mia_efficacy": svc_mia_efficacy(members, nonmembers, target),
-            "mia_efficacy_extrapolated": share_outside_range(np.concatenate([members, nonmembers]), target),
+            self.key: svc_mia_efficacy(members, nonmembers, target),
+            f"{self.key}_extrapolated": share_outside_range(np.concatenate([members, nonmembers]), target),
         }
 
     def columns(self) -> list[Column]:
+        shown = self.nonmembers == "test"
         return [
-            Column("mia_efficacy", order=60, label="MIA-eff", extra={"feature": self.feature}),
-            Column("mia_efficacy_extrapolated", order=61, ideal=None, direction="diagnostic", table=False, extra={
-                "flags": "mia_efficacy", "threshold": EXTRAPOLATION_THRESHOLD,
+            Column(self.key, order=60 if shown else 62, label="MIA-eff" if shown else "MIA-val", table=shown,
+                   extra={"feature": self.feature, "nonmembers": f"D_{self.nonmembers}"}),
+            Column(f"{self.key}_extrapolated", order=61 if shown else 63, ideal=None, direction="diagnostic",
+                   table=False, extra={
+                "flags": self.key, "threshold": EXTRAPOLATION_THRESHOLD,
                 "definition": "share of D_f whose feature lies outside the 1st-99th percentile range of the "
                               "features the SVC was fitted on",
                 "meaning": "most of the forget set lies outside the range the attack's SVC was fitted on, so "

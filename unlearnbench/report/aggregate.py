@@ -211,6 +211,13 @@ def _cache_hits(cache: object) -> dict[str, bool]:
     return {str(k): v["hit"] for k, v in cache.items() if isinstance(v, Mapping) and isinstance(v.get("hit"), bool)}
 
 
+def method_label(data: Mapping[str, Any]) -> str:
+    """The row a run belongs to: its method, marked `(tuned)` when it ran with a tuned preset (conf/tuned/),
+    so default and tuned rows of one method stand side by side."""
+    preset = str(data.get("method_preset") or "")
+    return f"{data['method']} (tuned)" if preset.startswith("tuned/") else str(data["method"])
+
+
 def parse_run(data: object, path: Path) -> Run:
     """Turn one decoded ``results.json`` into a :class:`Run`; ``ValueError`` if it is not one."""
     if not isinstance(data, Mapping):
@@ -229,7 +236,7 @@ def parse_run(data: object, path: Path) -> Run:
     return Run(
         path=path,
         status=str(data.get("status") or "ok"),
-        method=str(data["method"]),
+        method=method_label(data),
         seed=data.get("seed"),
         setting=setting,
         metrics=clean_metrics(data.get("metrics")),

@@ -1,0 +1,79 @@
+"""Fair tuning: a search space for every method with hyperparameters, and an objective blind to the test set."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_sweeps import results_under, unlearn
+
+from unlearnbench.evaluation import SplitOutputs
+from unlearnbench.metrics.avg_gap import AvgGap
+from unlearnbench.metrics.mia_efficacy import MIAEfficacy
+from unlearnbench.usage import group_options
+
+WITHOUT_HYPERPARAMETERS = {"none", "retrain"}
+TUNED = sorted(set(group_options("method")) - WITHOUT_HYPERPARAMETERS)
+
+
+def test_every_method_with_hyperparameters_has_a_search_space():
+    assert set(group_options("hparams_search")) == set(TUNED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", TUNED)
+def test_one_trial_of_each_search_space_runs_on_digits(method, tmp_path):
+    out = unlearn(["-m", f"hparams_search={method}", "hydra.sweeper.n_trials=1", "debug=fast", "eval=standard"],
+                  tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (result,) = results_under(tmp_path / "outputs" / "multirun").values()
+    assert result["method"] == method and result["status"] == "ok"
+    assert result["config"]["optimize_metric"] == "tune_gap" and result["metrics"]["tune_gap"] is not None
+    from omegaconf import OmegaConf
+
+    best = OmegaConf.load(next((tmp_path / "outputs" / "multirun").iterdir()) / "optimization_results.yaml")
+    assert best.best_value == pytest.approx(result["metrics"]["tune_gap"])  # the study minimised tune_gap
+
+
+def _outputs(gen: torch.Generator) -> dict[str, SplitOutputs]:
+    def split(n: int, shift: float) -> SplitOutputs:
+        labels = torch.randint(0, 4, (n,), generator=gen)
+        logits = torch.randn(n, 4, generator=gen) + shift * torch.nn.functional.one_hot(labels, 4)
+        return SplitOutputs(logits, labels)
+
+    return {"forget": split(60, 3.0), "retain": split(200, 3.0), "val": split(80, 1.0), "test": split(120, 1.0)}
+
+
+def test_the_tuning_objective_never_reads_the_test_split():
+    metrics = [MIAEfficacy(), MIAEfficacy(nonmembers="val")]
+    tune_gap = AvgGap(components=["forget_acc", "retain_acc", "val_acc", "mia_efficacy_val"], key="tune_gap")
+
+    def objective(unlearned: dict, retrain: dict) -> float:
+        from unlearnbench.metrics.accuracy import Accuracy
+
+        values = {}
+        for who, outputs in (("unlearned", unlearned), ("retrain", retrain)):
+            values[who] = Accuracy().per_model(outputs)
+            for metric in metrics:
+                values[who] |= metric.per_model(outputs)
+        return tune_gap.compare(values["unlearned"], values["retrain"])["tune_gap"]
+
+    unlearned, retrain = _outputs(torch.Generator().manual_seed(0)), _outputs(torch.Generator().manual_seed(1))
+    before = objective(unlearned, retrain)
+    for outputs in (unlearned, retrain):  # perturb every test label and logit
+        test = outputs["test"]
+        outputs["test"] = SplitOutputs(-test.logits, (test.labels + 1) % 4)
+    assert objective(unlearned, retrain) == before
+    assert 0.0 < before < 1.0
+
+
+def test_the_reported_avg_gap_still_uses_the_test_split(make_cfg):
+    from unlearnbench import run
+
+    res = run(make_cfg(["method=ga", "recipe.epochs=2"]))
+    info = res["metric_info"]
+    assert info["avg_gap"]["components"] == ["forget_acc", "retain_acc", "test_acc", "mia_efficacy"]
+    assert info["tune_gap"]["components"] == ["forget_acc", "retain_acc", "val_acc", "mia_efficacy_val"]
+    assert res["metrics"]["tune_gap"] != res["metrics"]["avg_gap"]
+    assert json.loads(json.dumps(res))["metrics"]["mia_efficacy_val"] is not None
