@@ -20,6 +20,18 @@ DATA ?= ../shared/data
 gpu-check: ## every GPU goal in one run (<= 8 min, one H100): outputs/gpu_check.json + docs/benchmarks.md section
 	$(PYTHON) scripts/gpu_check.py --data-dir $(DATA) --json outputs/gpu_check.json --doc docs/benchmarks.md
 
+SETTING ?= memorise_cifar10
+TRIALS ?= 8
+tune: ## tune every method, same budget: make tune SETTING=memorise_cifar10 TRIALS=8 (writes conf/tuned/)
+	OMP_NUM_THREADS=1 $(PYTHON) scripts/tune.py --setting $(SETTING) --trials $(TRIALS) --data-dir $(DATA)
+
+results: ## regenerate docs/results.md (the CPU-scale benchmark, 3 seeds, defaults and tuned rows)
+	OMP_NUM_THREADS=1 $(PYTHON) scripts/results_table.py --data-dir $(DATA)
+
+PROTOCOL ?= salun_cifar10
+paper: ## a paper's protocol, sweep + report (GPU): make paper PROTOCOL=salun_cifar10|imu_cifar10|gradtau_cifar10|mnemonic_cifar10|mnemonic_mnist
+	$(PYTHON) scripts/paper.py $(PROTOCOL) paths.data_dir=$(DATA)
+
 report: ## aggregate results: make report RUNS=outputs/multirun/<sweep>
 	unlearn-report $(or $(RUNS),outputs/multirun)
 
@@ -29,4 +41,4 @@ format: ## format the code
 lint: ## lint the code
 	$(PYTHON) -m ruff check unlearnbench tests scripts
 
-.PHONY: help install test smoke bench gpu-check report format lint
+.PHONY: help install test smoke bench gpu-check tune results paper report format lint
