@@ -8,7 +8,6 @@ import logging
 from unittest import mock
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -20,6 +19,7 @@ from unlearnbench.training import batched
 from unlearnbench.training.batched import fit_many, why_not_batched
 from unlearnbench.training.cache import ModelCache
 from unlearnbench.training.lightning import fit
+from unlearnbench.training.recipe import seed_everything
 
 SEEDS = (5, 6, 7)
 TRAINER = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1, "precision": "32-true",
@@ -52,7 +52,7 @@ def streams(data, augment, batches_cls=TensorBatches):
 def seeded_models(make):
     models = []
     for seed in SEEDS:
-        pl.seed_everything(seed, verbose=False)  # init exactly as Pipeline.trained does
+        seed_everything(seed)  # init exactly as Pipeline.trained does
         models.append(make())
     return models
 

@@ -8,8 +8,8 @@ from omegaconf import OmegaConf
 
 from unlearnbench.config import build
 
-GROUPS = ["dataset", "model", "method", "forget", "eval", "trainer", "logger", "paths", "experiment", "debug",
-          "hparams_search", "launcher"]
+GROUPS = ["dataset", "model", "recipe", "method", "forget", "eval", "trainer", "runtime", "logger", "paths",
+          "experiment", "debug", "hparams_search", "launcher", "tuning"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -91,3 +91,35 @@ def test_every_preset_names_a_real_method_and_dataset_and_builds(path):
     preset = OmegaConf.load(path)
     assert all(cfg.method[k] == v for k, v in preset.items())
     build(cfg.method)  # every key the preset sets is one the method accepts
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "trainer").glob("*.yaml")))
+def test_trainer_configs_are_lightning_trainer_arguments(option, tmp_path):
+    """conf/trainer/*.yaml hold only `pytorch_lightning.Trainer` arguments and instantiate one directly."""
+    import inspect
+
+    import pytorch_lightning as pl
+    import torch
+    from hydra.utils import instantiate
+
+    from unlearnbench import compose
+
+    node = compose([f"trainer={option}"]).trainer
+    assert node._target_ == "pytorch_lightning.Trainer"
+    accepted = set(inspect.signature(pl.Trainer.__init__).parameters)
+    assert set(node) - {"_target_"} <= accepted
+    if node.accelerator == "gpu" and not torch.cuda.is_available():
+        pytest.skip("conf/trainer/gpu.yaml builds a Trainer only where a CUDA device is visible")
+    trainer = instantiate(node, default_root_dir=str(tmp_path), logger=False)
+    assert isinstance(trainer, pl.Trainer)
+
+
+def test_the_recipe_optimiser_and_schedule_are_configs():
+    from unlearnbench import compose
+    from unlearnbench.training.recipe import build_optimizer
+
+    recipe = compose(["recipe=cifar", "recipe.optimizer._target_=torch.optim.AdamW", "recipe.optimizer.lr=0.001",
+                      "~recipe.optimizer.momentum", "recipe.scheduler=null"]).recipe
+    model = __import__("torch").nn.Linear(3, 2)
+    optimizer, scheduler = build_optimizer(model.parameters(), OmegaConf.to_container(recipe, resolve=True))
+    assert type(optimizer).__name__ == "AdamW" and optimizer.defaults["lr"] == 0.001 and scheduler is None

@@ -10,6 +10,8 @@ import pytest
 from unlearnbench import run
 from unlearnbench.usage import group_options
 
+pytestmark = pytest.mark.slow  # CLI sweeps and many runs: in CI's slow step (README, Development)
+
 CLASSWISE_ONLY = {"mnemonic"}
 GPU_PATHS = ["trainer.precision=bf16-mixed", "runtime.channels_last=true"]
 

@@ -104,6 +104,7 @@ def _unlearn(args, cwd):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_same_original_once(tmp_path):
     args = [*TINY, "logger=none", "trainer.enable_progress_bar=false", f"paths.cache_dir={tmp_path / 'cache'}"]
     procs = [_unlearn([*args, f"paths.log_dir={tmp_path / f'job{i}'}"], tmp_path) for i in range(2)]
@@ -116,6 +117,7 @@ def test_two_processes_train_the_same_original_once(tmp_path):
     original_entry(tmp_path / "cache")
 
 
+@pytest.mark.slow
 def test_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
     args = ["method=none", "eval=fast", "eval.retrain=false", "recipe.epochs=40", "logger=none",
             "trainer.enable_progress_bar=false"]
@@ -145,6 +147,7 @@ def test_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
     assert not list(partial.glob("*/last.ckpt"))  # the checkpoint is removed once the model is cached
 
 
+@pytest.mark.slow
 def test_diverged_job_does_not_stop_its_sweep(tmp_path):
     proc = _unlearn(["-m", "method.lr=1e30,0.001", "method=ga", "recipe.epochs=2", "logger=none",
                      "eval=fast", "eval.retrain=false", "trainer.enable_progress_bar=false"], tmp_path)

@@ -80,6 +80,7 @@ def sweep(args: list[str], tmp_path: Path, env: dict) -> tuple[subprocess.Comple
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_sweep_on_slurm_shares_one_model_cache(tmp_path, slurm_env):
     # seed outermost: the two jobs of a seed start together, so one trains its original while the other waits
     out, sweep_dir = sweep(["seed=0,1", "method=ft,ga", "method.epochs=1"], tmp_path, slurm_env)
@@ -113,6 +114,7 @@ def test_sweep_on_slurm_shares_one_model_cache(tmp_path, slurm_env):
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_failed_job_on_slurm_is_reported(tmp_path, slurm_env):
     """Needs the CLI's failed-job handling: a failing job writes results.json with status "failed" and a reason,
     the sweep goes on, and the command prints 'N jobs: K ok, F failed: ...' and exits non-zero."""

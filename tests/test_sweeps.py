@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # CLI sweeps and many runs: in CI's slow step (README, Development)
+
 UNLEARN = str(Path(sys.executable).parent / "unlearn")
 QUICK = ["logger=none", "eval=fast", "recipe.epochs=1", "trainer.enable_progress_bar=false"]
 

@@ -12,7 +12,6 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -28,7 +27,7 @@ from unlearnbench.methods.common import DivergedError, check_weights_finite
 from unlearnbench.runtime import Runtime, apply_determinism
 from unlearnbench.training.batched import fit_many, why_not_batched
 from unlearnbench.training.cache import ModelCache, spec_hash
-from unlearnbench.training.lightning import RESULT_AFFECTING_TRAINER_KEYS, fit
+from unlearnbench.training.recipe import RESULT_AFFECTING_TRAINER_KEYS, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ class Pipeline:
         partial = self.cache.root / "partial" / f"{stage}-{spec_hash(spec)}"
 
         def train() -> dict:
-            pl.seed_everything(seed, verbose=False)
+            seed_everything(seed)
             model = self.new_model()
             if self.runtime.channels_last:
                 model = model.to(memory_format=torch.channels_last)
@@ -102,6 +101,10 @@ class Pipeline:
             val_batches = self.batches(self.splits.val, self.runtime.eval_batch_size, False, None, 0)
             log.info("training %s model (%s, %d samples, %d epochs, seed %d) on %s", stage, cfg.model.name,
                      len(split), recipe["epochs"], seed, self.runtime.device)
+            from unlearnbench.training.lightning import (
+                fit,  # Lightning is imported only when something trains
+            )
+
             _sync(self.runtime.device)
             start = time.perf_counter()
             fit(model, train_batches, val_batches if len(self.splits.val) else None, recipe,
@@ -169,7 +172,7 @@ class Pipeline:
             splits, seeds, hooks = zip(*(jobs[i] for i in todo))
             models, streams = [], []
             for split, seed, hook in zip(splits, seeds, hooks):
-                pl.seed_everything(seed, verbose=False)  # each model's init, exactly as in `trained`
+                seed_everything(seed)  # each model's init, exactly as in `trained`
                 models.append(self.new_model().to(self.runtime.device))
                 streams.append(self.batches(split, recipe["batch_size"], True, self.augment, seed,
                                             hook.apply if hook is not None else None))
@@ -245,13 +248,12 @@ def _sync(device: torch.device) -> None:
 
 
 def _env(runtime: Runtime) -> dict:
-    import hydra
-    import torchmetrics
+    from importlib.metadata import version
 
     return {
         "unlearnbench": unlearnbench.__version__, "python": platform.python_version(),
-        "torch": torch.__version__, "pytorch_lightning": pl.__version__, "hydra": hydra.__version__,
-        "torchmetrics": torchmetrics.__version__, "platform": platform.platform(),
+        "torch": torch.__version__, "pytorch_lightning": version("pytorch-lightning"),
+        "hydra": version("hydra-core"), "torchmetrics": version("torchmetrics"), "platform": platform.platform(),
         "device": str(runtime.device),
         "device_name": torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else platform.processor() or "cpu",
         "precision": runtime.precision,
@@ -272,7 +274,7 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
     out_dir = Path(cfg.paths.output_dir)
     times: dict[str, float | None] = {}
 
-    pl.seed_everything(int(cfg.seed), verbose=False)
+    seed_everything(int(cfg.seed))
     raw = build(cfg.dataset.source)
     splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed),
                           cfg.dataset.get("train_subset"), cfg.dataset.get("test_subset"))

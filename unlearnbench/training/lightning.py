@@ -19,8 +19,6 @@ from unlearnbench.training.recipe import build_optimizer
 
 log = logging.getLogger(__name__)
 
-# Trainer fields that change the trained weights, hence belong in cache keys.
-RESULT_AFFECTING_TRAINER_KEYS = ("precision", "limit_train_batches", "accumulate_grad_batches", "gradient_clip_val")
 
 
 class LitClassifier(pl.LightningModule):
@@ -97,6 +95,17 @@ class DurationEstimate(pl.Callback):
                         trainer.max_epochs, hint)
 
 
+class ForwardMetrics(pl.Callback):
+    """Sends each epoch's logged values (`<stage>/train_loss`, ...) to the run's logger (unlearnbench.loggers)."""
+
+    def __init__(self, run_logger, stage: str):
+        self.run_logger, self.stage = run_logger, stage
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(f"{self.stage}/")}
+        self.run_logger.log_metrics({**values, f"{self.stage}/epoch": trainer.current_epoch}, step=trainer.current_epoch)
+
+
 def make_trainer(trainer_cfg: dict, **run_args: Any) -> pl.Trainer:
     """The `trainer` config is a `pl.Trainer` node (`_target_`); `run_args` are what this training adds."""
     from hydra.utils import instantiate
@@ -110,7 +119,7 @@ def fit(
     val_batches,
     recipe: dict,
     trainer_cfg: dict,  # a `pl.Trainer` node (conf/trainer/)
-    logger=None,
+    logger=None,  # an unlearnbench.loggers.RunLogger, given each epoch's training values
     stage: str = "original",
     root_dir: str | None = None,
     checkpoint_dir: Path | None = None,
@@ -125,6 +134,8 @@ def fit(
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     callbacks, resume = [DurationEstimate(stage)], None
+    if logger is not None:
+        callbacks.append(ForwardMetrics(logger, stage))
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
         callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename="last", every_n_epochs=1,
@@ -139,7 +150,7 @@ def fit(
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
         warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
         trainer = make_trainer(trainer_cfg, max_epochs=int(recipe["epochs"]),
-                               logger=logger if logger is not None else False,
+                               logger=False,
                                enable_checkpointing=checkpoint_dir is not None, callbacks=callbacks,
                                default_root_dir=root_dir)
         if resume is not None:

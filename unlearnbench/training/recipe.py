@@ -10,6 +10,23 @@ ELEMENTWISE_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.Ad
                           "torch.optim.Adagrad")
 
 
+# Trainer fields that change the trained weights, hence belong in cache keys.
+RESULT_AFFECTING_TRAINER_KEYS = ("precision", "limit_train_batches", "accumulate_grad_batches", "gradient_clip_val")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (what Lightning's seed_everything does), without
+    importing Lightning: model initialisation draws from them."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # all devices
+
+
 def build_optimizer(params, recipe: dict) -> tuple[Any, Any]:
     """(optimiser over `params`, its per-epoch scheduler or None) from the recipe."""
     from hydra.utils import instantiate

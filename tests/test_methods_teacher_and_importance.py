@@ -24,7 +24,6 @@ from unlearnbench.methods.importance import (
     reinitialised_copy,
 )
 from unlearnbench.models.small import MLP, SmallCNN
-from unlearnbench.runner import run
 from unlearnbench.runtime import Runtime
 
 N_CLASSES = 3
@@ -335,26 +334,3 @@ def test_fisher_unlearn_is_seeded_and_uses_retain_fisher(trained, data):
                    for (n, pa), p0 in zip(a.named_parameters(), trained.parameters())])
     assert len(z) > 300 and float(z.mean()) == pytest.approx(0.0, abs=0.2)
     assert float(z.var()) == pytest.approx(1.0, abs=0.25)
-
-
-# --- end to end -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")  # the original / Retrain models train once for all four runs
-
-
-@pytest.mark.parametrize("method, extra", [
-    ("scrub", ["method.epochs=1"]), ("ssd", []), ("bad_teacher", []), ("fisher", []),
-])
-def test_digits_end_to_end(make_cfg, shared_cache, method, extra):
-    cfg = make_cfg([f"method={method}", "recipe.epochs=3", *extra])
-    cfg.paths.cache_dir = str(shared_cache)
-    res = run(cfg)
-    assert res["status"] == "ok" and res["method"] == method
-    for who in (res["metrics"], res["original"]["metrics"], res["retrain"]["metrics"]):
-        assert all(math.isfinite(v) for v in who.values())
-        assert 0.0 <= who["forget_acc"] <= 1.0 and 0.0 <= who["test_acc"] <= 1.0
-    assert res["metrics"]["test_acc"] > 0.5  # the baselines keep a usable model at their defaults
-    assert math.isfinite(res["time_s"]["unlearn"])
