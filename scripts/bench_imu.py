@@ -45,9 +45,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=2, help="timed repeats (the median is reported)")
     p.add_argument("--batch-size", type=int, default=512, help="forward batch size of the closed form")
     p.add_argument("--damping", type=float, default=0.01)
-    p.add_argument("--data-dir", default=None, help="folder holding FashionMNIST/raw; random images if absent")
+    p.add_argument(
+        "--data-dir", default=None, help="folder holding FashionMNIST/raw; random images if absent"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+    )
     p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (faster, less exact)")
     args = p.parse_args(argv)
     for key in ("samples", "loop_samples", "repeats", "batch_size", "threads"):
@@ -81,7 +85,9 @@ def load_samples(n: int, data_dir: str | None, seed: int) -> tuple[torch.Tensor,
             raise SystemExit(f"--samples {n} exceeds the {len(raw.train_y)} Fashion-MNIST training images")
         return raw.train_x[:n].clone(), raw.train_y[:n].clone()
     gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, 1, 28, 28), generator=gen, dtype=torch.uint8), torch.randint(0, 10, (n,), generator=gen)
+    return torch.randint(0, 256, (n, 1, 28, 28), generator=gen, dtype=torch.uint8), torch.randint(
+        0, 10, (n,), generator=gen
+    )
 
 
 def image_batches(x_u8: torch.Tensor, y: torch.Tensor, batch_size: int):
@@ -108,8 +114,9 @@ def loop_influence(model: nn.Module, x_u8, y, damping: float) -> torch.Tensor:
     return fisher_influence(torch.stack(grads), damping)
 
 
-def timed(fn: Callable[[], torch.Tensor], warmup: Callable[[], object], device: torch.device,
-          repeats: int) -> tuple[float, torch.Tensor]:
+def timed(
+    fn: Callable[[], torch.Tensor], warmup: Callable[[], object], device: torch.device, repeats: int
+) -> tuple[float, torch.Tensor]:
     """Median wall-clock seconds of `fn` over `repeats` runs after a `warmup` call, and its last output."""
     warmup()  # kernel selection, allocator, lazy init
     times, out = [], None
@@ -149,32 +156,58 @@ def measure(args: argparse.Namespace) -> dict:
     def closed(xx: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
         return closed_form_influence(model, xx, yy, args.batch_size, args.damping)
 
-    t_loop, loop_scores = timed(lambda: loop_influence(model, xs, ys, args.damping),
-                                lambda: loop_influence(model, xs[:warm], ys[:warm], args.damping), device, 1)
+    t_loop, loop_scores = timed(
+        lambda: loop_influence(model, xs, ys, args.damping),
+        lambda: loop_influence(model, xs[:warm], ys[:warm], args.damping),
+        device,
+        1,
+    )
     t_closed, _ = timed(lambda: closed(x_u8, y), lambda: closed(xs[:warm], ys[:warm]), device, args.repeats)
 
     # The head's share alone, on cached features: closed form vs the torch.func fallback.
     feats, labels = penultimate_features(model, image_batches(x_u8, y, args.batch_size))
     head = model.head
-    t_head, _ = timed(lambda: linear_head_influence(feats, labels, head.weight, head.bias, args.damping),
-                      lambda: linear_head_influence(feats, labels, head.weight, head.bias, args.damping),
-                      device, args.repeats)
-    t_vmap, vmap_scores = timed(lambda: vmap_head_influence(head, feats, labels, args.damping),
-                                lambda: vmap_head_influence(head, feats[:warm], labels[:warm], args.damping),
-                                device, args.repeats)
+    t_head, _ = timed(
+        lambda: linear_head_influence(feats, labels, head.weight, head.bias, args.damping),
+        lambda: linear_head_influence(feats, labels, head.weight, head.bias, args.damping),
+        device,
+        args.repeats,
+    )
+    t_vmap, vmap_scores = timed(
+        lambda: vmap_head_influence(head, feats, labels, args.damping),
+        lambda: vmap_head_influence(head, feats[:warm], labels[:warm], args.damping),
+        device,
+        args.repeats,
+    )
     closed_subset = closed(xs, ys)
     abs_diff, rel_diff = differences(closed_subset, loop_scores)
     full_closed = linear_head_influence(feats, labels, head.weight, head.bias, args.damping)
     vmap_abs, vmap_rel = differences(vmap_scores, full_closed)
 
-    rates = {"closed_form": args.samples / t_closed, "loop": m / t_loop,
-             "closed_form_head_only": args.samples / t_head, "vmap_head_only": args.samples / t_vmap}
-    return {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "samples": args.samples, "loop_samples": m, "rates": rates,
-            "times": {"closed_form": t_closed, "loop": t_loop, "closed_form_head_only": t_head,
-                      "vmap_head_only": t_vmap},
-            "speedup": rates["closed_form"] / rates["loop"], "max_abs_diff": abs_diff, "max_rel_diff": rel_diff,
-            "vmap_max_abs_diff": vmap_abs, "vmap_max_rel_diff": vmap_rel}
+    rates = {
+        "closed_form": args.samples / t_closed,
+        "loop": m / t_loop,
+        "closed_form_head_only": args.samples / t_head,
+        "vmap_head_only": args.samples / t_vmap,
+    }
+    return {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "samples": args.samples,
+        "loop_samples": m,
+        "rates": rates,
+        "times": {
+            "closed_form": t_closed,
+            "loop": t_loop,
+            "closed_form_head_only": t_head,
+            "vmap_head_only": t_vmap,
+        },
+        "speedup": rates["closed_form"] / rates["loop"],
+        "max_abs_diff": abs_diff,
+        "max_rel_diff": rel_diff,
+        "vmap_max_abs_diff": vmap_abs,
+        "vmap_max_rel_diff": vmap_rel,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -182,26 +215,45 @@ def main(argv: list[str] | None = None) -> dict:
     result = measure(args)
     rates, times, m = result["rates"], result["times"], result["loop_samples"]
     rows = [
-        ("closed form: batched forward + factorised Fisher", args.samples, times["closed_form"], rates["closed_form"]),
+        (
+            "closed form: batched forward + factorised Fisher",
+            args.samples,
+            times["closed_form"],
+            rates["closed_form"],
+        ),
         ("per-sample autograd loop: forward + backward each", m, times["loop"], rates["loop"]),
-        ("head only, cached features: closed form", args.samples, times["closed_form_head_only"],
-         rates["closed_form_head_only"]),
-        ("head only, cached features: torch.func vmap", args.samples, times["vmap_head_only"],
-         rates["vmap_head_only"]),
+        (
+            "head only, cached features: closed form",
+            args.samples,
+            times["closed_form_head_only"],
+            rates["closed_form_head_only"],
+        ),
+        (
+            "head only, cached features: torch.func vmap",
+            args.samples,
+            times["vmap_head_only"],
+            rates["vmap_head_only"],
+        ),
     ]
     data = "Fashion-MNIST" if args.data_dir else "random"
-    print(f"IMU influence scores: {args.model}, {data} 1x28x28, device {result['device']} ({result['device_name']}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} (loop: 1 run)")
+    print(
+        f"IMU influence scores: {args.model}, {data} 1x28x28, device {result['device']} ({result['device_name']}), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats} (loop: 1 run)"
+    )
     print()
     print("| method | samples | time (s) | samples/s | vs loop |")
     print("|---|---:|---:|---:|---:|")
     for label, n, t, rate in rows:
         print(f"| {label} | {n} | {t:.4f} | {rate:,.1f} | {rate / rates['loop']:,.1f}x |")
     print()
-    print(f"closed form vs loop on the same {m} samples: max |diff| {result['max_abs_diff']:.3e}, "
-          f"max |diff| / max |I| {result['max_rel_diff']:.3e}")
-    print(f"vmap vs closed form on all {args.samples} samples: max |diff| {result['vmap_max_abs_diff']:.3e}, "
-          f"relative {result['vmap_max_rel_diff']:.3e}")
+    print(
+        f"closed form vs loop on the same {m} samples: max |diff| {result['max_abs_diff']:.3e}, "
+        f"max |diff| / max |I| {result['max_rel_diff']:.3e}"
+    )
+    print(
+        f"vmap vs closed form on all {args.samples} samples: max |diff| {result['vmap_max_abs_diff']:.3e}, "
+        f"relative {result['vmap_max_rel_diff']:.3e}"
+    )
     return result
 
 

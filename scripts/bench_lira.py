@@ -50,8 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--progress", action="store_true", help="show progress bars")
-    p.add_argument("--mode", choices=MODES, default="compare",
-                   help="compare: sequential and batched shadows side by side (default); or one of them")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="compare",
+        help="compare: sequential and batched shadows side by side (default); or one of them",
+    )
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.hidden=[512]")
     args = p.parse_args(argv)
     for key in ("num_shadows", "epochs", "method_epochs", "threads"):
@@ -70,10 +74,17 @@ def pick_trainer(name: str) -> str:
 
 
 def compose_cfg(args: argparse.Namespace, workdir: Path, batched: bool):
-    overrides = [f"dataset={args.dataset}", f"model={args.model}", f"method={args.method}", "eval=full",
-                 f"eval.num_shadows={args.num_shadows}", f"trainer={pick_trainer(args.device)}",
-                 "logger=none",
-                 f"seed={args.seed}", f"trainer.enable_progress_bar={str(args.progress).lower()}"]
+    overrides = [
+        f"dataset={args.dataset}",
+        f"model={args.model}",
+        f"method={args.method}",
+        "eval=full",
+        f"eval.num_shadows={args.num_shadows}",
+        f"trainer={pick_trainer(args.device)}",
+        "logger=none",
+        f"seed={args.seed}",
+        f"trainer.enable_progress_bar={str(args.progress).lower()}",
+    ]
     if args.epochs is not None:
         overrides.append(f"recipe.epochs={args.epochs}")
     if args.method_epochs is not None:
@@ -163,9 +174,14 @@ def measure(args: argparse.Namespace, batched: bool) -> dict:
     groups = dict(sorted(timings.items()))
     groups["all shadow trainings"] = [t for k in TRAININGS for t in timings[k]]
     groups["all shadow models"] = [t for ts in timings.values() for t in ts]
-    return {"groups": groups, "results": results, "total_s": total, "epochs": cfg.recipe.epochs,
-            "models_per_minute": per_minute(groups["all shadow models"]),
-            "trainings_per_minute": per_minute(groups["all shadow trainings"])}
+    return {
+        "groups": groups,
+        "results": results,
+        "total_s": total,
+        "epochs": cfg.recipe.epochs,
+        "models_per_minute": per_minute(groups["all shadow models"]),
+        "trainings_per_minute": per_minute(groups["all shadow trainings"]),
+    }
 
 
 def per_minute(times: list[tuple[float, float]], which: int = 0) -> float:
@@ -184,18 +200,27 @@ def main(argv: list[str] | None = None) -> dict:
     env = first["results"]["env"]
     extra = f" {' '.join(args.overrides)}" if args.overrides else ""
     print()
-    print(f"eval=full on {args.dataset} / {args.model}{extra} / method {args.method}, "
-          f"N = {args.num_shadows} shadows, recipe {first['epochs']} epochs, forget "
-          f"{first['results']['forget']['size']} samples, device {env['device']} ({env['device_name']}), "
-          f"torch {env['torch']}, {torch.get_num_threads()} threads")
+    print(
+        f"eval=full on {args.dataset} / {args.model}{extra} / method {args.method}, "
+        f"N = {args.num_shadows} shadows, recipe {first['epochs']} epochs, forget "
+        f"{first['results']['forget']['size']} samples, device {env['device']} ({env['device_name']}), "
+        f"torch {env['torch']}, {torch.get_num_threads()} threads"
+    )
     print()
     rows = []
     for kind, times in first["groups"].items():
         picked = {mode: run["groups"][kind] for mode, run in runs.items()}
-        row = [kind, len(times), *(f"{sum(t[0] for t in picked[m]):.1f}" for m in modes),
-               *(f"{per_minute(picked[m]):.1f}" for m in modes)]
+        row = [
+            kind,
+            len(times),
+            *(f"{sum(t[0] for t in picked[m]):.1f}" for m in modes),
+            *(f"{per_minute(picked[m]):.1f}" for m in modes),
+        ]
         if len(modes) == 2:
-            row += [f"{per_minute(picked['batched'], i) / per_minute(picked['sequential'], i):.2f}x" for i in (0, 1)]
+            row += [
+                f"{per_minute(picked['batched'], i) / per_minute(picked['sequential'], i):.2f}x"
+                for i in (0, 1)
+            ]
         rows.append(tuple(row))
     header = ("shadow requests", "models", *(f"{m} (s)" for m in modes), *(f"{m} models/min" for m in modes))
     if len(modes) == 2:
@@ -203,20 +228,27 @@ def main(argv: list[str] | None = None) -> dict:
     print(markdown(rows, header, ("---",) + ("---:",) * (len(header) - 1)))
     print()
     for mode, measured in runs.items():
-        print(f"{mode}: shadow trainings per minute {measured['trainings_per_minute']:.1f} (wall), "
-              f"{per_minute(measured['groups']['all shadow trainings'], 1):.1f} (CPU time); eval stage "
-              f"{measured['results']['time_s']['eval']:.1f} s (includes predictions and attacks); whole run "
-              f"{measured['total_s']:.1f} s")
+        print(
+            f"{mode}: shadow trainings per minute {measured['trainings_per_minute']:.1f} (wall), "
+            f"{per_minute(measured['groups']['all shadow trainings'], 1):.1f} (CPU time); eval stage "
+            f"{measured['results']['time_s']['eval']:.1f} s (includes predictions and attacks); whole run "
+            f"{measured['total_s']:.1f} s"
+        )
     print()
     retrain = (first["results"]["retrain"] or {}).get("metrics", {})
     unlearned = {mode: measured["results"]["metrics"] for mode, measured in runs.items()}
     shown = [k for k in unlearned[modes[0]] if k.startswith(SHADOW_PREFIXES) or k in EXTRA_METRICS]
-    metric_rows = [(k, *(f"{unlearned[m][k]:.4f}" for m in modes), f"{retrain[k]:.4f}" if k in retrain else "")
-                   for k in shown]
+    metric_rows = [
+        (k, *(f"{unlearned[m][k]:.4f}" for m in modes), f"{retrain[k]:.4f}" if k in retrain else "")
+        for k in shown
+    ]
     header = ("metric", *(f"unlearned ({args.method}), {m} shadows" for m in modes), "Retrain model")
     print(markdown(metric_rows, header, ("---",) + ("---:",) * (len(header) - 1)))
-    return {mode: {key: run[key] for key in ("models_per_minute", "trainings_per_minute", "total_s")}
-            | {"metrics": run["results"]["metrics"]} for mode, run in runs.items()}
+    return {
+        mode: {key: run[key] for key in ("models_per_minute", "trainings_per_minute", "total_s")}
+        | {"metrics": run["results"]["metrics"]}
+        for mode, run in runs.items()
+    }
 
 
 if __name__ == "__main__":

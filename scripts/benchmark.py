@@ -46,13 +46,22 @@ def _container(node):
 def train_setup(overrides: list[str]) -> SimpleNamespace:
     """What the runner trains an original model with, for Hydra `overrides` (dataset, model, recipe,
     trainer): the whole training set on the device, augmentation, recipe, trainer config and runtime."""
-    cfg = compose(["logger=none", "trainer.enable_progress_bar=false", *overrides], output_dir=tempfile.gettempdir())
+    cfg = compose(
+        ["logger=none", "trainer.enable_progress_bar=false", *overrides], output_dir=tempfile.gettempdir()
+    )
     raw = build(cfg.dataset.source)
     trainer = _container(cfg.trainer)
     runtime = Runtime.from_cfg(trainer, _container(cfg.runtime))
-    return SimpleNamespace(cfg=cfg, raw=raw, runtime=runtime, trainer=trainer, recipe=_container(cfg.recipe),
-                           augment=Augment(**_container(cfg.dataset.augment)),
-                           x=raw.train_x.to(runtime.device), y=raw.train_y.to(runtime.device))
+    return SimpleNamespace(
+        cfg=cfg,
+        raw=raw,
+        runtime=runtime,
+        trainer=trainer,
+        recipe=_container(cfg.recipe),
+        augment=Augment(**_container(cfg.dataset.augment)),
+        x=raw.train_x.to(runtime.device),
+        y=raw.train_y.to(runtime.device),
+    )
 
 
 def new_model(setup: SimpleNamespace, seed: int = 0) -> torch.nn.Module:
@@ -75,8 +84,15 @@ class ClockedBatches(TensorBatches):
 
 def train_batches(setup: SimpleNamespace, seed: int = 1) -> ClockedBatches:
     """The runner's training batches: device-resident uint8, augmented on the device."""
-    return ClockedBatches(setup.x, setup.y, setup.recipe["batch_size"], shuffle=True, augment=setup.augment,
-                          seed=seed, channels_last=setup.runtime.channels_last)
+    return ClockedBatches(
+        setup.x,
+        setup.y,
+        setup.recipe["batch_size"],
+        shuffle=True,
+        augment=setup.augment,
+        seed=seed,
+        channels_last=setup.runtime.channels_last,
+    )
 
 
 def lightning_train(setup: SimpleNamespace, batches) -> torch.nn.Module:
@@ -149,8 +165,13 @@ def train_flops_per_image(setup: SimpleNamespace) -> float:
 
 
 def bench_train(args) -> dict:
-    overrides = [f"dataset={args.dataset}", f"model={args.model}", f"recipe.epochs={args.epochs}",
-                 f"recipe.batch_size={args.batch_size}", f"paths.data_dir={args.data_dir}"]
+    overrides = [
+        f"dataset={args.dataset}",
+        f"model={args.model}",
+        f"recipe.epochs={args.epochs}",
+        f"recipe.batch_size={args.batch_size}",
+        f"paths.data_dir={args.data_dir}",
+    ]
     if args.device != "auto":
         overrides.append(f"trainer={'gpu' if args.device == 'cuda' else 'cpu'}")
     setup = train_setup(overrides)
@@ -160,23 +181,34 @@ def bench_train(args) -> dict:
     tflops = train_flops_per_image(setup) * result["lightning_img_s"] / 1e12
     device = setup.runtime.device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"\n## train: {args.model} on {args.dataset} ({len(setup.y)} images x {args.epochs} epochs, batch "
-          f"{args.batch_size}, {setup.runtime.precision}, device {name}, best of {args.repeats})\n")
+    print(
+        f"\n## train: {args.model} on {args.dataset} ({len(setup.y)} images x {args.epochs} epochs, batch "
+        f"{args.batch_size}, {setup.runtime.precision}, device {name}, best of {args.repeats})\n"
+    )
     print("| path | images/s from the first batch | images/s with set-up |\n|---|---:|---:|")
     print(f"| plain PyTorch loop | {result['plain_img_s']:.0f} | {result['plain_img_s_end_to_end']:.0f} |")
-    print(f"| unlearnbench Lightning runner | {result['lightning_img_s']:.0f} | "
-          f"{result['lightning_img_s_end_to_end']:.0f} |")
-    print(f"\nratio lightning / plain = {result['ratio']:.3f} ({result['ratio_end_to_end']:.3f} with set-up); "
-          f"Lightning runner {tflops:.3g} TFLOP/s of model FLOPs")
+    print(
+        f"| unlearnbench Lightning runner | {result['lightning_img_s']:.0f} | "
+        f"{result['lightning_img_s_end_to_end']:.0f} |"
+    )
+    print(
+        f"\nratio lightning / plain = {result['ratio']:.3f} ({result['ratio_end_to_end']:.3f} with set-up); "
+        f"Lightning runner {tflops:.3g} TFLOP/s of model FLOPs"
+    )
     return result
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="case", required=True)
     train = sub.add_parser("train", help="Lightning runner vs plain loop, images/s")
-    train.add_argument("--dataset", choices=["digits", "synthetic", "fashion_mnist", "cifar10", "cifar10_jpeg"],
-                       default="digits")
+    train.add_argument(
+        "--dataset",
+        choices=["digits", "synthetic", "fashion_mnist", "cifar10", "cifar10_jpeg"],
+        default="digits",
+    )
     train.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     train.add_argument("--model", choices=["resnet18", "small_cnn"], default="small_cnn")
     train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")

@@ -61,8 +61,14 @@ START, END = "<!-- gpu-check:start -->", "<!-- gpu-check:end -->"
 
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, from NVIDIA's H100 / H200 / A100 datasheets (their
 # "with sparsity" figures halved). First match in the device name wins, so the specific names come first.
-BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H200 NVL", 835.0), ("H100", 989.0),
-                    ("H200", 989.0), ("A100", 312.0))
+BF16_PEAK_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H200 NVL", 835.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("A100", 312.0),
+)
 
 # What each step runs. "gpu" is the check; "tiny" runs the same code on tiny data in seconds on a CPU.
 SETTINGS = {
@@ -119,10 +125,25 @@ class Goal:
         elif self.op == "true":
             status = "met" if value is True else "not met"
         else:
-            status = "met" if (value >= self.target if self.op == ">=" else value <= self.target) else "not met"
-        shown = None if value is None else ("yes" if value else "no") if self.op == "true" else self.fmt.format(value)
-        return {"key": self.key, "what": self.what, "value": value, "shown": shown, "goal": self.text(),
-                "status": status, "note": figures.get(f"{self.key}_note")}
+            status = (
+                "met" if (value >= self.target if self.op == ">=" else value <= self.target) else "not met"
+            )
+        shown = (
+            None
+            if value is None
+            else ("yes" if value else "no")
+            if self.op == "true"
+            else self.fmt.format(value)
+        )
+        return {
+            "key": self.key,
+            "what": self.what,
+            "value": value,
+            "shown": shown,
+            "goal": self.text(),
+            "status": status,
+            "note": figures.get(f"{self.key}_note"),
+        }
 
 
 @dataclass(frozen=True)
@@ -141,6 +162,7 @@ class StepTimeout(Exception):
 @contextmanager
 def time_limit(seconds: float):
     """Raise StepTimeout in this (main) thread once `seconds` have passed."""
+
     def expire(signum, frame):
         raise StepTimeout(f"ran past its budget of {seconds:.0f} s")
 
@@ -181,8 +203,13 @@ class Check:
         return overrides
 
     def common(self, cache_dir: Path) -> list[str]:
-        return [f"trainer={'gpu' if self.device.type == 'cuda' else 'cpu'}", "trainer.enable_progress_bar=false",
-                "logger=none", f"paths.data_dir={Path(self.args.data_dir).resolve()}", f"paths.cache_dir={cache_dir}"]
+        return [
+            f"trainer={'gpu' if self.device.type == 'cuda' else 'cpu'}",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            f"paths.data_dir={Path(self.args.data_dir).resolve()}",
+            f"paths.cache_dir={cache_dir}",
+        ]
 
     def fresh_dir(self) -> Path:
         self.scratch.append(Path(tempfile.mkdtemp(prefix="step-", dir=self.work)))
@@ -218,10 +245,18 @@ def run_setup(check: Check, overrides: list[str]) -> tuple[Pipeline, object]:
     cfg = compose([*check.common(cache), *overrides], output_dir=cache / "run")
     scenario, method = validate(cfg)
     raw = build(cfg.dataset.source)
-    splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed),
-                          cfg.dataset.get("train_subset"))
-    runtime = Runtime.from_cfg(OmegaConf.to_container(cfg.trainer, resolve=True),
-                               OmegaConf.to_container(cfg.runtime, resolve=True), raw.train_x.numel())
+    splits = build_splits(
+        raw,
+        scenario,
+        float(cfg.dataset.val_fraction),
+        int(cfg.dataset.split_seed),
+        cfg.dataset.get("train_subset"),
+    )
+    runtime = Runtime.from_cfg(
+        OmegaConf.to_container(cfg.trainer, resolve=True),
+        OmegaConf.to_container(cfg.runtime, resolve=True),
+        raw.train_x.numel(),
+    )
     apply_determinism(cfg.trainer.get("deterministic", False))
     for name in ("train", "forget", "retain", "val", "test"):
         setattr(splits, name, getattr(splits, name).to(runtime.device))
@@ -243,16 +278,32 @@ def training_speed(check: Check, role: str) -> dict:
     peak, source = bf16_peak(check.args.device_name)
     tflops = flops * r["lightning_img_s"] / 1e12
     mfu = tflops / peak if peak and rt.precision.startswith("bf16") else None
-    return {**r, "load_s": load_s, "gflop_per_image": flops / 1e9, "tflops": tflops, "peak_tflops": peak, "mfu": mfu,
-            "ratio_note": (f"Lightning {r['lightning_img_s']:,.0f} vs plain {r['plain_img_s']:,.0f} img/s; "
-                           f"with set-up {r['ratio_end_to_end']:.3f}x"),
-            "mfu_note": (f"{tflops:.3g} TFLOP/s at {flops / 1e9:.3g} GFLOP per image" if mfu is not None
-                         else source if peak is None else f"precision {rt.precision}, not bf16"),
-            "setup": (f"{setup.cfg.dataset.name} / {setup.cfg.model.name}, {len(setup.y):,} images x "
-                      f"{setup.recipe['epochs']} epochs, batch {setup.recipe['batch_size']}, {rt.precision}, "
-                      f"channels_last {rt.channels_last}; best of {repeats} after a warm-up, timed from the first "
-                      f"batch to the trained model (with set-up: from the call); model FLOPs of one forward + "
-                      f"backward batch by torch.utils.flop_counter; peak {source}")}
+    return {
+        **r,
+        "load_s": load_s,
+        "gflop_per_image": flops / 1e9,
+        "tflops": tflops,
+        "peak_tflops": peak,
+        "mfu": mfu,
+        "ratio_note": (
+            f"Lightning {r['lightning_img_s']:,.0f} vs plain {r['plain_img_s']:,.0f} img/s; "
+            f"with set-up {r['ratio_end_to_end']:.3f}x"
+        ),
+        "mfu_note": (
+            f"{tflops:.3g} TFLOP/s at {flops / 1e9:.3g} GFLOP per image"
+            if mfu is not None
+            else source
+            if peak is None
+            else f"precision {rt.precision}, not bf16"
+        ),
+        "setup": (
+            f"{setup.cfg.dataset.name} / {setup.cfg.model.name}, {len(setup.y):,} images x "
+            f"{setup.recipe['epochs']} epochs, batch {setup.recipe['batch_size']}, {rt.precision}, "
+            f"channels_last {rt.channels_last}; best of {repeats} after a warm-up, timed from the first "
+            f"batch to the trained model (with set-up: from the call); model FLOPs of one forward + "
+            f"backward batch by torch.utils.flop_counter; peak {source}"
+        ),
+    }
 
 
 class EpochLog(Logger):
@@ -284,8 +335,15 @@ def time_to_accuracy(check: Check) -> dict:
     with tempfile.TemporaryDirectory(dir=check.work) as tmp:
         sync(rt.device)
         start = log.start = time.perf_counter()
-        model = fit(benchmark.new_model(setup), benchmark.train_batches(setup), test_batches, setup.recipe,
-                    setup.trainer, logger=log, root_dir=tmp)
+        model = fit(
+            benchmark.new_model(setup),
+            benchmark.train_batches(setup),
+            test_batches,
+            setup.recipe,
+            setup.trainer,
+            logger=log,
+            root_dir=tmp,
+        )
         sync(rt.device)
         seconds = time.perf_counter() - start
     out = predict(model, test, rt)
@@ -293,11 +351,18 @@ def time_to_accuracy(check: Check) -> dict:
     reached = next((t for t, a in log.rows if a >= 0.935), None)
     recipe = setup.recipe
     opt = {k: v for k, v in recipe["optimizer"].items() if not k.startswith("_")}
-    return {"seconds": seconds, "test_acc": acc, "per_epoch": log.rows, "first_reached_s": reached,
-            "setup": (f"{setup.cfg.dataset.name} / {setup.cfg.model.name}, all {len(setup.y):,} training images, "
-                      f"recipe: {recipe['epochs']} epochs, batch {recipe['batch_size']}, SGD {opt}, cosine per "
-                      f"epoch, augmentation {OmegaConf.to_container(setup.cfg.dataset.augment)}, {rt.precision}, "
-                      f"channels_last {rt.channels_last}; test accuracy per epoch (s, acc): {log.rows}")}
+    return {
+        "seconds": seconds,
+        "test_acc": acc,
+        "per_epoch": log.rows,
+        "first_reached_s": reached,
+        "setup": (
+            f"{setup.cfg.dataset.name} / {setup.cfg.model.name}, all {len(setup.y):,} training images, "
+            f"recipe: {recipe['epochs']} epochs, batch {recipe['batch_size']}, SGD {opt}, cosine per "
+            f"epoch, augmentation {OmegaConf.to_container(setup.cfg.dataset.augment)}, {rt.precision}, "
+            f"channels_last {rt.channels_last}; test accuracy per epoch (s, acc): {log.rows}"
+        ),
+    }
 
 
 def imu_influence(check: Check) -> dict:
@@ -311,12 +376,18 @@ def imu_influence(check: Check) -> dict:
         r = bench_imu.measure(args)
     finally:  # bench_imu turns TF32 off (exact float32); the later steps run as the runner does
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
-    return {"speedup": r["speedup"], "closed_form_per_s": r["rates"]["closed_form"],
-            "loop_per_s": r["rates"]["loop"], "max_rel_diff": r["max_rel_diff"],
-            "speedup_note": f"{r['rates']['closed_form']:,.0f} vs {r['rates']['loop']:,.1f} samples/s",
-            "setup": (f"{args.model}, {args.samples} samples by the closed form, {r['loop_samples']} by the loop "
-                      f"(rates per sample), float32, median of {args.repeats}; closed form vs loop max |diff| / "
-                      f"max |I| = {r['max_rel_diff']:.2e}")}
+    return {
+        "speedup": r["speedup"],
+        "closed_form_per_s": r["rates"]["closed_form"],
+        "loop_per_s": r["rates"]["loop"],
+        "max_rel_diff": r["max_rel_diff"],
+        "speedup_note": f"{r['rates']['closed_form']:,.0f} vs {r['rates']['loop']:,.1f} samples/s",
+        "setup": (
+            f"{args.model}, {args.samples} samples by the closed form, {r['loop_samples']} by the loop "
+            f"(rates per sample), float32, median of {args.repeats}; closed form vs loop max |diff| / "
+            f"max |I| = {r['max_rel_diff']:.2e}"
+        ),
+    }
 
 
 # IMU's fast path: the backbone is a fixed function, so its features of D_f are computed once.
@@ -329,15 +400,22 @@ def imu_stage(check: Check) -> dict:
     rt, splits = pipe.runtime, pipe.splits
     model = rt.prepare(pipe.new_model()).eval()  # untrained weights: the stage's cost does not depend on them
     # Pipeline.unlearn times the method alone (not its copy of the model), as the runner reports it.
-    t_imu = statistics.median([pipe.unlearn(method, model, splits, 0, {}, "imu")[1]
-                               for _ in range(check.repeats + 1)][1:])
+    t_imu = statistics.median(
+        [pipe.unlearn(method, model, splits, 0, {}, "imu")[1] for _ in range(check.repeats + 1)][1:]
+    )
     t_fwd = median_seconds(lambda: predict(model, splits.forget, rt), rt.device, check.repeats)
-    return {"ratio": t_imu / t_fwd, "imu_s": t_imu, "forward_s": t_fwd, "ratio_note": f"{t_imu * 1e3:.1f} ms vs "
-            f"{t_fwd * 1e3:.1f} ms",
-            "setup": (f"{pipe.cfg.dataset.name} / {pipe.cfg.model.name}, D_f = {len(splits.forget):,} images, "
-                      f"{' '.join(IMU_FAST_PATH)} (feature cache: {method.uses_feature_cache()}), "
-                      f"{rt.precision}, median of {check.repeats} after a warm-up; forward pass = the project's "
-                      f"`predict` (batches of {rt.eval_batch_size})")}
+    return {
+        "ratio": t_imu / t_fwd,
+        "imu_s": t_imu,
+        "forward_s": t_fwd,
+        "ratio_note": f"{t_imu * 1e3:.1f} ms vs {t_fwd * 1e3:.1f} ms",
+        "setup": (
+            f"{pipe.cfg.dataset.name} / {pipe.cfg.model.name}, D_f = {len(splits.forget):,} images, "
+            f"{' '.join(IMU_FAST_PATH)} (feature cache: {method.uses_feature_cache()}), "
+            f"{rt.precision}, median of {check.repeats} after a warm-up; forward pass = the project's "
+            f"`predict` (batches of {rt.eval_batch_size})"
+        ),
+    }
 
 
 def inference(check: Check) -> dict:
@@ -347,22 +425,39 @@ def inference(check: Check) -> dict:
     split = Split("train", setup.x, setup.y, torch.arange(len(setup.y)))
     model = benchmark.new_model(setup).eval()
     seconds = median_seconds(lambda: predict(model, split, rt), rt.device, check.repeats)
-    return {"img_s": len(split) / seconds, "img_s_note": f"{len(split):,} images in {seconds * 1e3:.1f} ms",
-            "setup": (f"{setup.cfg.dataset.name} / {setup.cfg.model.name}, {len(split):,} images on the device, "
-                      f"batches of {rt.eval_batch_size}, {rt.precision}, channels_last {rt.channels_last}, logits "
-                      f"copied to the host per batch (as `predict` does), median of {check.repeats}")}
+    return {
+        "img_s": len(split) / seconds,
+        "img_s_note": f"{len(split):,} images in {seconds * 1e3:.1f} ms",
+        "setup": (
+            f"{setup.cfg.dataset.name} / {setup.cfg.model.name}, {len(split):,} images on the device, "
+            f"batches of {rt.eval_batch_size}, {rt.precision}, channels_last {rt.channels_last}, logits "
+            f"copied to the host per batch (as `predict` does), median of {check.repeats}"
+        ),
+    }
 
 
 def shadow_args(check: Check) -> list[str]:
     """scripts/bench_lira.py's arguments: the mission's method, batched shadows."""
-    dataset = ["--dataset", "synthetic"] if check.args.tiny else [
-        "--dataset", "fashion_mnist", "--data-dir", str(check.args.data_dir)]
+    dataset = (
+        ["--dataset", "synthetic"]
+        if check.args.tiny
+        else ["--dataset", "fashion_mnist", "--data-dir", str(check.args.data_dir)]
+    )
     # The SVC attack (mia_efficacy) costs CPU time and no shadow model: left out here.
     overrides = ["~eval.metrics.mia_efficacy", "~eval.metrics.avg_gap"]
     if not check.args.tiny:
         overrides.append("dataset.download=false")
-    return [*dataset, "--method", "imu", "--device", check.device.type, "--mode", "batched",
-            *check.setting["shadows"], *overrides]
+    return [
+        *dataset,
+        "--method",
+        "imu",
+        "--device",
+        check.device.type,
+        "--mode",
+        "batched",
+        *check.setting["shadows"],
+        *overrides,
+    ]
 
 
 def shadows(check: Check) -> dict:
@@ -370,13 +465,19 @@ def shadows(check: Check) -> dict:
     args = bench_lira.parse_args(shadow_args(check))
     r = bench_lira.measure(args, batched=True)
     groups = {k: len(v) for k, v in r["groups"].items()}
-    return {"models_per_minute": r["models_per_minute"], "trainings_per_minute": r["trainings_per_minute"],
-            "models_per_minute_note": f"{groups['all shadow models']} models ({groups['all shadow trainings']} "
-                                      f"trainings, {r['trainings_per_minute']:.1f} trainings/min)",
-            "run_s": r["total_s"], "models": groups,
-            "setup": (f"{args.dataset} / {args.model}, method {args.method}, N = {args.num_shadows} shadows, recipe "
-                      f"{r['epochs']} epoch(s), eval.batched_shadows=true, shadow models by kind {groups}; "
-                      f"{r['trainings_per_minute']:.1f} trainings/min; whole eval=full run {r['total_s']:.0f} s")}
+    return {
+        "models_per_minute": r["models_per_minute"],
+        "trainings_per_minute": r["trainings_per_minute"],
+        "models_per_minute_note": f"{groups['all shadow models']} models ({groups['all shadow trainings']} "
+        f"trainings, {r['trainings_per_minute']:.1f} trainings/min)",
+        "run_s": r["total_s"],
+        "models": groups,
+        "setup": (
+            f"{args.dataset} / {args.model}, method {args.method}, N = {args.num_shadows} shadows, recipe "
+            f"{r['epochs']} epoch(s), eval.batched_shadows=true, shadow models by kind {groups}; "
+            f"{r['trainings_per_minute']:.1f} trainings/min; whole eval=full run {r['total_s']:.0f} s"
+        ),
+    }
 
 
 def expected_metrics(results: dict) -> list[str]:
@@ -402,20 +503,40 @@ def mission(check: Check) -> dict:
     def complete(values: dict, keys: list[str]) -> bool:
         return all(values.get(k) is not None for k in keys)
 
-    metrics_ok = (complete(results["metrics"], expected) and complete(results["original"]["metrics"], expected)
-                  and complete(retrain, gaps))
-    table = {k: {"unlearned": results["metrics"].get(k), "original": results["original"]["metrics"].get(k),
-                 "retrain": retrain.get(k), "gap": results["gap"].get(k)} for k in expected}
+    metrics_ok = (
+        complete(results["metrics"], expected)
+        and complete(results["original"]["metrics"], expected)
+        and complete(retrain, gaps)
+    )
+    table = {
+        k: {
+            "unlearned": results["metrics"].get(k),
+            "original": results["original"]["metrics"].get(k),
+            "retrain": retrain.get(k),
+            "gap": results["gap"].get(k),
+        }
+        for k in expected
+    }
     times = results["time_s"]
     stages_ok = all(times.get(k) is not None for k in ("original", "retrain", "unlearn", "eval", "total"))
-    return {"metrics_complete": metrics_ok, "gaps_complete": complete(results["gap"], gaps),
-            "stage_times_complete": stages_ok, "time_s": times, "metrics": table, "sizes": results["sizes"],
-            "run_status": results["status"],
-            "setup": (f"unlearn {' '.join(overrides)} (fresh model cache, {results['env']['device_name']}); "
-                      f"stage seconds {({k: round(v, 1) for k, v in times.items() if v is not None})}; "
-                      f"metrics (unlearned / Retrain / gap): "
-                      + ", ".join(f"{k} {_num(v['unlearned'])} / {_num(v['retrain'])} / {_num(v['gap'])}"
-                                  for k, v in table.items()))}
+    return {
+        "metrics_complete": metrics_ok,
+        "gaps_complete": complete(results["gap"], gaps),
+        "stage_times_complete": stages_ok,
+        "time_s": times,
+        "metrics": table,
+        "sizes": results["sizes"],
+        "run_status": results["status"],
+        "setup": (
+            f"unlearn {' '.join(overrides)} (fresh model cache, {results['env']['device_name']}); "
+            f"stage seconds { ({k: round(v, 1) for k, v in times.items() if v is not None}) }; "
+            f"metrics (unlearned / Retrain / gap): "
+            + ", ".join(
+                f"{k} {_num(v['unlearned'])} / {_num(v['retrain'])} / {_num(v['gap'])}"
+                for k, v in table.items()
+            )
+        ),
+    }
 
 
 def _num(value) -> str:
@@ -423,27 +544,75 @@ def _num(value) -> str:
 
 
 STEPS = (
-    Step("train_fashion_mnist", "Training, Fashion-MNIST ResNet-18", 50, lambda c: training_speed(c, "fmnist"), (
-        Goal("ratio", "Lightning runner / plain loop, images/s", ">=", 0.95, "{:.3f}x"),
-        Goal("mfu", "MFU of the Lightning runner (bf16 dense peak)", ">=", 0.30, "{:.1%}"))),
-    Step("train_cifar10", "Training, CIFAR-10 ResNet-18", 70, lambda c: training_speed(c, "cifar"), (
-        Goal("ratio", "Lightning runner / plain loop, images/s", ">=", 0.95, "{:.3f}x"),
-        Goal("mfu", "MFU of the Lightning runner (bf16 dense peak)", ">=", 0.30, "{:.1%}"))),
-    Step("fashion_mnist_accuracy", "Fashion-MNIST ResNet-18 to 93.5 %", 40, time_to_accuracy, (
-        Goal("test_acc", "test accuracy", ">=", 0.935, "{:.2%}"),
-        Goal("seconds", "wall seconds of the training", "<=", 20, "{:.1f} s"))),
-    Step("imu_influence", "IMU influence", 25, imu_influence, (
-        Goal("speedup", "closed form / per-sample loop, samples/s", ">=", 1000, "{:,.0f}x"),)),
-    Step("imu_stage", "IMU stage, fast path", 25, imu_stage, (
-        Goal("ratio", "IMU stage / one forward pass over D_f", "<=", 1.5, "{:.2f}x"),)),
-    Step("inference", "Evaluation inference, Fashion-MNIST ResNet-18", 15, inference, (
-        Goal("img_s", "`predict`, images/s", ">=", 200_000, "{:,.0f}"),)),
-    Step("shadows", "Shadow models for eval=full, Fashion-MNIST", 110, shadows, (
-        Goal("models_per_minute", "shadow models per minute", ">=", 20, "{:.1f}"),)),
-    Step("mission", "Mission command, method=imu on CIFAR-10", 130, mission, (
-        Goal("metrics_complete", "every metric (unlearned, original, Retrain)", "true"),
-        Goal("gaps_complete", "every gap to Retrain", "true"),
-        Goal("stage_times_complete", "stage times (original, retrain, unlearn, eval, total)", "true"))),
+    Step(
+        "train_fashion_mnist",
+        "Training, Fashion-MNIST ResNet-18",
+        50,
+        lambda c: training_speed(c, "fmnist"),
+        (
+            Goal("ratio", "Lightning runner / plain loop, images/s", ">=", 0.95, "{:.3f}x"),
+            Goal("mfu", "MFU of the Lightning runner (bf16 dense peak)", ">=", 0.30, "{:.1%}"),
+        ),
+    ),
+    Step(
+        "train_cifar10",
+        "Training, CIFAR-10 ResNet-18",
+        70,
+        lambda c: training_speed(c, "cifar"),
+        (
+            Goal("ratio", "Lightning runner / plain loop, images/s", ">=", 0.95, "{:.3f}x"),
+            Goal("mfu", "MFU of the Lightning runner (bf16 dense peak)", ">=", 0.30, "{:.1%}"),
+        ),
+    ),
+    Step(
+        "fashion_mnist_accuracy",
+        "Fashion-MNIST ResNet-18 to 93.5 %",
+        40,
+        time_to_accuracy,
+        (
+            Goal("test_acc", "test accuracy", ">=", 0.935, "{:.2%}"),
+            Goal("seconds", "wall seconds of the training", "<=", 20, "{:.1f} s"),
+        ),
+    ),
+    Step(
+        "imu_influence",
+        "IMU influence",
+        25,
+        imu_influence,
+        (Goal("speedup", "closed form / per-sample loop, samples/s", ">=", 1000, "{:,.0f}x"),),
+    ),
+    Step(
+        "imu_stage",
+        "IMU stage, fast path",
+        25,
+        imu_stage,
+        (Goal("ratio", "IMU stage / one forward pass over D_f", "<=", 1.5, "{:.2f}x"),),
+    ),
+    Step(
+        "inference",
+        "Evaluation inference, Fashion-MNIST ResNet-18",
+        15,
+        inference,
+        (Goal("img_s", "`predict`, images/s", ">=", 200_000, "{:,.0f}"),),
+    ),
+    Step(
+        "shadows",
+        "Shadow models for eval=full, Fashion-MNIST",
+        110,
+        shadows,
+        (Goal("models_per_minute", "shadow models per minute", ">=", 20, "{:.1f}"),),
+    ),
+    Step(
+        "mission",
+        "Mission command, method=imu on CIFAR-10",
+        130,
+        mission,
+        (
+            Goal("metrics_complete", "every metric (unlearned, original, Retrain)", "true"),
+            Goal("gaps_complete", "every gap to Retrain", "true"),
+            Goal("stage_times_complete", "stage times (original, retrain, unlearn, eval, total)", "true"),
+        ),
+    ),
 )
 
 
@@ -454,8 +623,16 @@ STEPS = (
 
 def not_run(step: Step, why: str) -> dict:
     """A step's entry before (or instead of) running it: every goal listed, nothing measured."""
-    return {"name": step.name, "title": step.title, "status": "not run", "budget_s": step.budget_s, "seconds": 0.0,
-            "error": why, "goals": [goal.judge({}) for goal in step.goals], "figures": {}}
+    return {
+        "name": step.name,
+        "title": step.title,
+        "status": "not run",
+        "budget_s": step.budget_s,
+        "seconds": 0.0,
+        "error": why,
+        "goals": [goal.judge({}) for goal in step.goals],
+        "figures": {},
+    }
 
 
 def run_step(step: Step, check: Check, seconds_left: float) -> dict:
@@ -493,23 +670,33 @@ def run_step(step: Step, check: Check, seconds_left: float) -> dict:
 def markdown(report: dict, json_path: str) -> str:
     """The doc section: one table of every goal, then what each step ran."""
     when = report["started"][:16].replace("T", " ")
-    lines = [START, "## GPU check (`make gpu-check`)", "",
-             f"Written by `scripts/gpu_check.py` ({when} UTC{', **tiny CPU run**' if report['tiny'] else ''}) on "
-             f"{report['device_name']}, torch {report['torch']}, Lightning {report['lightning']}: "
-             f"{report['total_s']:.0f} s of a {report['budget_s']:.0f} s budget. The run's JSON "
-             f"(`{Path(json_path).name}`) holds every figure. Goals are for one H100 / H200-class GPU.", "",
-             "| step | figure | value | goal | status |", "|---|---|---:|---|---|"]
+    lines = [
+        START,
+        "## GPU check (`make gpu-check`)",
+        "",
+        f"Written by `scripts/gpu_check.py` ({when} UTC{', **tiny CPU run**' if report['tiny'] else ''}) on "
+        f"{report['device_name']}, torch {report['torch']}, Lightning {report['lightning']}: "
+        f"{report['total_s']:.0f} s of a {report['budget_s']:.0f} s budget. The run's JSON "
+        f"(`{Path(json_path).name}`) holds every figure. Goals are for one H100 / H200-class GPU.",
+        "",
+        "| step | figure | value | goal | status |",
+        "|---|---|---:|---|---|",
+    ]
     for step in report["steps"]:
         for goal in step["goals"]:
             status = goal["status"] if step["status"] == "ok" else f"{goal['status']} (step {step['status']})"
             note = f" ({goal['note']})" if goal["note"] else ""
-            lines.append(f"| {step['title']} | {goal['what']} | {goal['shown'] or '-'} | {goal['goal']} | "
-                         f"{status}{note} |")
+            lines.append(
+                f"| {step['title']} | {goal['what']} | {goal['shown'] or '-'} | {goal['goal']} | "
+                f"{status}{note} |"
+            )
     lines += ["", "What each step ran:", ""]
     for step in report["steps"]:
         what = step["figures"].get("setup") or step["error"] or ""
-        lines.append(f"- **{step['name']}** ({step['status']}, {step['seconds']:.0f} s of {step['budget_s']:.0f}): "
-                     f"{what}")
+        lines.append(
+            f"- **{step['name']}** ({step['status']}, {step['seconds']:.0f} s of {step['budget_s']:.0f}): "
+            f"{what}"
+        )
     return "\n".join([*lines, END])
 
 
@@ -535,16 +722,27 @@ def write_outputs(report: dict, args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"),
-                   help="folder with FashionMNIST/raw and cifar10-jpeg.tar.gz (not read with --tiny)")
+    p.add_argument(
+        "--data-dir",
+        default=str(REPO.parent / "shared" / "data"),
+        help="folder with FashionMNIST/raw and cifar10-jpeg.tar.gz (not read with --tiny)",
+    )
     p.add_argument("--json", default=str(REPO / "outputs" / "gpu_check.json"))
-    p.add_argument("--doc", default=None, help="markdown file whose gpu-check section is rewritten "
-                   "(default: docs/benchmarks.md; none with --tiny)")
+    p.add_argument(
+        "--doc",
+        default=None,
+        help="markdown file whose gpu-check section is rewritten "
+        "(default: docs/benchmarks.md; none with --tiny)",
+    )
     p.add_argument("--work-dir", default=str(REPO / "outputs" / "gpu_check"), help="caches and scratch files")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     p.add_argument("--tiny", action="store_true", help="tiny data and models: every step's code in seconds")
-    p.add_argument("--budget", type=float, default=465.0,
-                   help="seconds for all steps together (465: under 8 min with the start-up)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=465.0,
+        help="seconds for all steps together (465: under 8 min with the start-up)",
+    )
     p.add_argument("--steps", nargs="+", choices=[s.name for s in STEPS], help="run only these steps")
     args = p.parse_args(argv)
     if args.doc is None and not args.tiny:
@@ -557,17 +755,36 @@ def main(argv: list[str] | None = None) -> dict:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is visible")
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
-    args.device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    args.device_name = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    )
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     check = Check(args, device, work)
     peak, source = bf16_peak(args.device_name)
-    report = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tiny": args.tiny,
-              "device": str(device), "device_name": args.device_name, "peak_bf16_tflops": peak, "peak_source": source,
-              "torch": torch.__version__, "lightning": pl.__version__, "python": platform.python_version(),
-              "command": " ".join(sys.argv), "budget_s": args.budget, "total_s": 0.0,
-              "steps": [not_run(step, "not reached (the run was stopped)" if not args.steps or step.name in args.steps
-                                else "left out by --steps") for step in STEPS]}
+    report = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tiny": args.tiny,
+        "device": str(device),
+        "device_name": args.device_name,
+        "peak_bf16_tflops": peak,
+        "peak_source": source,
+        "torch": torch.__version__,
+        "lightning": pl.__version__,
+        "python": platform.python_version(),
+        "command": " ".join(sys.argv),
+        "budget_s": args.budget,
+        "total_s": 0.0,
+        "steps": [
+            not_run(
+                step,
+                "not reached (the run was stopped)"
+                if not args.steps or step.name in args.steps
+                else "left out by --steps",
+            )
+            for step in STEPS
+        ],
+    }
     write_outputs(report, args)  # every step listed from the start, in case the run is killed
     start = time.perf_counter()
     for i, step in enumerate(STEPS):

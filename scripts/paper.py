@@ -33,8 +33,16 @@ PROTOCOLS = {
 def commands(protocol: str, seeds: list[int], smoke: bool, extra: list[str]) -> tuple[list[str], Path]:
     """The `unlearn` sweep and where its results go."""
     name = f"paper_{protocol}" + ("_smoke" if smoke else "")
-    sweep = [str(Path(sys.executable).parent / "unlearn"), "-m", f"experiment={protocol}", *PROTOCOLS[protocol],
-             f"seed={','.join(map(str, seeds))}", f"sweep={name}", *(["debug=fast"] if smoke else []), *extra]
+    sweep = [
+        str(Path(sys.executable).parent / "unlearn"),
+        "-m",
+        f"experiment={protocol}",
+        *PROTOCOLS[protocol],
+        f"seed={','.join(map(str, seeds))}",
+        f"sweep={name}",
+        *(["debug=fast"] if smoke else []),
+        *extra,
+    ]
     return sweep, ROOT / "outputs" / "sweeps" / name
 
 

@@ -29,8 +29,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SETTING = "memorise_cifar10"
-METHODS = ["none", "retrain", "ft", "ga", "imu", "gradtau", "mnemonic", "neggrad_plus", "random_label", "l1_sparse",
-           "salun", "scrub", "ssd", "bad_teacher", "fisher", "boundary_shrink"]
+METHODS = [
+    "none",
+    "retrain",
+    "ft",
+    "ga",
+    "imu",
+    "gradtau",
+    "mnemonic",
+    "neggrad_plus",
+    "random_label",
+    "l1_sparse",
+    "salun",
+    "scrub",
+    "ssd",
+    "bad_teacher",
+    "fisher",
+    "boundary_shrink",
+]
 CLASSWISE_ONLY = ("mnemonic",)
 SCENARIOS = {"random": ["forget=random", "forget_ratio=0.1"], "class": ["forget=class", "forget.classes=[0]"]}
 GA_CURVE_LR = ["1e-4", "3e-4", "1e-3", "3e-3", "1e-2"]  # 1e-4 is GA's default
@@ -45,34 +61,59 @@ def sweeps(args) -> dict[str, list[str]]:
     out = {
         "results_random": [*SCENARIOS["random"], f"method={','.join(random_methods)}", f"seed={seeds}"],
         "results_class": [*SCENARIOS["class"], f"method={','.join(METHODS)}", f"seed={seeds}"],
-        "results_ga_curve": [*SCENARIOS["random"], "method=ga", f"method.lr={','.join(GA_CURVE_LR)}", f"seed={seeds}"],
+        "results_ga_curve": [
+            *SCENARIOS["random"],
+            "method=ga",
+            f"method.lr={','.join(GA_CURVE_LR)}",
+            f"seed={seeds}",
+        ],
     }
     tuned_random = [m for m in tuned if m not in CLASSWISE_ONLY]
     held_out = ",".join(str(s) for s in HELD_OUT if s in args.seeds)
     if tuned_random and held_out:
-        out["results_tuned_random"] = [*SCENARIOS["random"], f"tuning={SETTING}", f"method={','.join(tuned_random)}",
-                                       f"seed={held_out}"]
+        out["results_tuned_random"] = [
+            *SCENARIOS["random"],
+            f"tuning={SETTING}",
+            f"method={','.join(tuned_random)}",
+            f"seed={held_out}",
+        ]
     if set(tuned) & set(CLASSWISE_ONLY) and held_out:
-        out["results_tuned_class"] = [*SCENARIOS["class"], f"tuning={SETTING}",
-                                      f"method={','.join(sorted(set(tuned) & set(CLASSWISE_ONLY)))}",
-                                      f"seed={held_out}"]
+        out["results_tuned_class"] = [
+            *SCENARIOS["class"],
+            f"tuning={SETTING}",
+            f"method={','.join(sorted(set(tuned) & set(CLASSWISE_ONLY)))}",
+            f"seed={held_out}",
+        ]
     return out
 
 
 def run_sweep(name: str, overrides: list[str], args) -> None:
-    command = [str(Path(sys.executable).parent / "unlearn"), "-m", f"experiment={SETTING}", *overrides,
-               f"sweep={name}", "logger=none", "trainer.enable_progress_bar=false", f"paths.data_dir={args.data_dir}",
-               *(["launcher=joblib", f"hydra.launcher.n_jobs={args.parallel}"] if args.parallel > 1 else [])]
+    command = [
+        str(Path(sys.executable).parent / "unlearn"),
+        "-m",
+        f"experiment={SETTING}",
+        *overrides,
+        f"sweep={name}",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"paths.data_dir={args.data_dir}",
+        *(["launcher=joblib", f"hydra.launcher.n_jobs={args.parallel}"] if args.parallel > 1 else []),
+    ]
     print(f"[results] {' '.join(command[2:])}", flush=True)
     started = time.time()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     summary = [line for line in done.stdout.splitlines() if " jobs: " in line]
-    print(f"[results] {name}: {summary[-1] if summary else done.stderr.strip()[-500:]} "
-          f"({time.time() - started:.0f} s)", flush=True)
+    print(
+        f"[results] {name}: {summary[-1] if summary else done.stderr.strip()[-500:]} "
+        f"({time.time() - started:.0f} s)",
+        flush=True,
+    )
 
 
 def load(name: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((ROOT / "outputs" / "sweeps" / name).glob("*/results.json"))]
+    return [
+        json.loads(p.read_text()) for p in sorted((ROOT / "outputs" / "sweeps" / name).glob("*/results.json"))
+    ]
 
 
 def by(runs: list[dict], **match) -> list[dict]:
@@ -88,16 +129,22 @@ def pct(x: float) -> str:
 
 def setting_lines(random_runs: list[dict]) -> list[str]:
     """The two numbers that give the setting teeth, and the CPU time of original + Retrain, per seed."""
-    lines = ["| seed | original train acc | original forget acc | Retrain forget acc | gap | original test acc | "
-             "original + Retrain training (s) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| seed | original train acc | original forget acc | Retrain forget acc | gap | original test acc | "
+        "original + Retrain training (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for seed in sorted({r["seed"] for r in random_runs}):
         r = by(random_runs, seed=seed)[0]
         o, t, sizes = r["original"]["metrics"], r["retrain"]["metrics"], r["sizes"]
         train_acc = (o["forget_acc"] * sizes["forget"] + o["retain_acc"] * sizes["retain"]) / (
-            sizes["forget"] + sizes["retain"])
+            sizes["forget"] + sizes["retain"]
+        )
         seconds = (r["time_s"].get("original") or 0) + (r["time_s"].get("retrain") or 0)
-        lines.append(f"| {seed} | {pct(train_acc)} | {pct(o['forget_acc'])} | {pct(t['forget_acc'])} | "
-                     f"{pct(o['forget_acc'] - t['forget_acc'])} | {pct(o['test_acc'])} | {seconds:.0f} |")
+        lines.append(
+            f"| {seed} | {pct(train_acc)} | {pct(o['forget_acc'])} | {pct(t['forget_acc'])} | "
+            f"{pct(o['forget_acc'] - t['forget_acc'])} | {pct(o['test_acc'])} | {seconds:.0f} |"
+        )
     return lines
 
 
@@ -125,14 +172,18 @@ def imu_claim(imu_runs: list[dict], ga_runs: list[dict], label: str) -> list[str
         ga_test = interpolate(curve, forget)
         if ga_test is None:
             span = f"{pct(min(c[0] for c in curve))}-{pct(max(c[0] for c in curve))}" if curve else "none"
-            lines.append(f"- {label}, seed {r['seed']}: IMU's forget accuracy {pct(forget)} % lies outside GA's "
-                         f"curve (forget accuracy {span} % over lr {', '.join(GA_CURVE_LR)}) -> cannot be matched")
+            lines.append(
+                f"- {label}, seed {r['seed']}: IMU's forget accuracy {pct(forget)} % lies outside GA's "
+                f"curve (forget accuracy {span} % over lr {', '.join(GA_CURVE_LR)}) -> cannot be matched"
+            )
             continue
         imu_loss, ga_loss = original - test, original - ga_test
         holds = imu_loss <= 0.7 * ga_loss
-        lines.append(f"- {label}, seed {r['seed']}: forget accuracy {pct(forget)} %; test accuracy IMU {pct(test)} vs "
-                     f"GA {pct(ga_test)} (original {pct(original)}): utility loss {pct(imu_loss)} vs {pct(ga_loss)} "
-                     f"points -> {'holds' if holds else 'does NOT hold'}")
+        lines.append(
+            f"- {label}, seed {r['seed']}: forget accuracy {pct(forget)} %; test accuracy IMU {pct(test)} vs "
+            f"GA {pct(ga_test)} (original {pct(original)}): utility loss {pct(imu_loss)} vs {pct(ga_loss)} "
+            f"points -> {'holds' if holds else 'does NOT hold'}"
+        )
     return lines
 
 
@@ -145,9 +196,11 @@ def gradtau_claim(runs: list[dict], label: str, tuned: str = "") -> list[str]:
             continue
         dist = {m: abs(rs[0]["metrics"]["mia_loss"] - 0.5) for m, rs in mia.items()}
         holds = dist["gradtau"] < dist["ga"] and dist["gradtau"] < dist["ft"]
-        lines.append(f"- {label}, seed {seed}: loss-MIA {tuned}∇τ {pct(mia['gradtau'][0]['metrics']['mia_loss'])}, "
-                     f"GA {pct(mia['ga'][0]['metrics']['mia_loss'])}, FT {pct(mia['ft'][0]['metrics']['mia_loss'])} "
-                     f"(ideal 50) -> {'holds' if holds else 'does NOT hold'}")
+        lines.append(
+            f"- {label}, seed {seed}: loss-MIA {tuned}∇τ {pct(mia['gradtau'][0]['metrics']['mia_loss'])}, "
+            f"GA {pct(mia['ga'][0]['metrics']['mia_loss'])}, FT {pct(mia['ft'][0]['metrics']['mia_loss'])} "
+            f"(ideal 50) -> {'holds' if holds else 'does NOT hold'}"
+        )
     return lines
 
 
@@ -159,8 +212,10 @@ def mnemonic_claim(runs: list[dict], label: str) -> list[str]:
         forget = r["metrics"]["forget_acc"]
         drop = r["original"]["metrics"]["test_acc"] - r["metrics"]["test_acc"]
         holds = forget <= 0.01 and drop <= 0.03
-        lines.append(f"- {label}, seed {r['seed']}: forget accuracy {pct(forget)} %, remaining-class test accuracy "
-                     f"{'down' if drop >= 0 else 'up'} {pct(abs(drop))} points -> {'holds' if holds else 'does NOT hold'}")
+        lines.append(
+            f"- {label}, seed {r['seed']}: forget accuracy {pct(forget)} %, remaining-class test accuracy "
+            f"{'down' if drop >= 0 else 'up'} {pct(abs(drop))} points -> {'holds' if holds else 'does NOT hold'}"
+        )
     return lines
 
 
@@ -189,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     started = time.time()
     plan = sweeps(args)
-    for name, overrides in ([] if args.report_only else plan.items()):
+    for name, overrides in [] if args.report_only else plan.items():
         run_sweep(name, overrides, args)
     runs = {name: load(name) for name in plan}
     sweep_dir = ROOT / "outputs" / "sweeps"
@@ -248,11 +303,21 @@ def main(argv: list[str] | None = None) -> int:
             *gradtau_claim(tuned_random, "tuned ∇τ, GA, FT, random 10 %", "tuned "),
             *mnemonic_claim(by(tuned_class, method="mnemonic"), "tuned, class 0"),
             "",
-            report_markdown([sweep_dir / "results_random", sweep_dir / "results_tuned_random",
-                             sweep_dir / "results_class", sweep_dir / "results_tuned_class"], HELD_OUT),
+            report_markdown(
+                [
+                    sweep_dir / "results_random",
+                    sweep_dir / "results_tuned_random",
+                    sweep_dir / "results_class",
+                    sweep_dir / "results_tuned_class",
+                ],
+                HELD_OUT,
+            ),
         ]
-    doc += ["## Every method at its defaults, 3 seeds", "",
-            report_markdown([sweep_dir / "results_random", sweep_dir / "results_class"])]
+    doc += [
+        "## Every method at its defaults, 3 seeds",
+        "",
+        report_markdown([sweep_dir / "results_random", sweep_dir / "results_class"]),
+    ]
     Path(args.doc).write_text("\n".join(doc))
     print(f"wrote {args.doc}")
     return 0

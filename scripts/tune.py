@@ -25,8 +25,21 @@ sys.path.insert(0, str(ROOT))
 
 # Methods with hyperparameters (retrain and none have none), and the scenario each is tuned on.
 CLASSWISE = ("mnemonic",)
-METHODS = ("ft", "ga", "neggrad_plus", "random_label", "l1_sparse", "salun", "scrub", "ssd", "bad_teacher",
-           "fisher", "imu", "gradtau", *CLASSWISE)
+METHODS = (
+    "ft",
+    "ga",
+    "neggrad_plus",
+    "random_label",
+    "l1_sparse",
+    "salun",
+    "scrub",
+    "ssd",
+    "bad_teacher",
+    "fisher",
+    "imu",
+    "gradtau",
+    *CLASSWISE,
+)
 
 
 def scenario(method: str) -> list[str]:
@@ -38,24 +51,39 @@ def tune(method: str, args: argparse.Namespace) -> dict:
     from omegaconf import OmegaConf
 
     name = f"tune_{args.setting}_{method}"
-    command = [str(Path(sys.executable).parent / "unlearn"), "-m", f"experiment={args.setting}",
-               f"hparams_search={method}", *scenario(method), "seed=0", f"sweep={name}",
-               f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweeper.n_jobs={args.parallel}",
-               "logger=none", "trainer.enable_progress_bar=false", f"paths.data_dir={args.data_dir}",
-               *(["launcher=joblib", f"hydra.launcher.n_jobs={args.parallel}"] if args.parallel > 1 else []),
-               *args.overrides]
+    command = [
+        str(Path(sys.executable).parent / "unlearn"),
+        "-m",
+        f"experiment={args.setting}",
+        f"hparams_search={method}",
+        *scenario(method),
+        "seed=0",
+        f"sweep={name}",
+        f"hydra.sweeper.n_trials={args.trials}",
+        f"hydra.sweeper.n_jobs={args.parallel}",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"paths.data_dir={args.data_dir}",
+        *(["launcher=joblib", f"hydra.launcher.n_jobs={args.parallel}"] if args.parallel > 1 else []),
+        *args.overrides,
+    ]
     print(f"[tune] {method}: {' '.join(command[1:])}", flush=True)
     started = time.time()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     sweep = ROOT / "outputs" / "sweeps" / name
     best = sweep / "optimization_results.yaml"
     if not best.is_file():
-        raise RuntimeError(f"{method}: no optimization_results.yaml (exit {done.returncode}): "
-                           f"{done.stderr.strip().splitlines()[-1:] or done.stdout.strip().splitlines()[-1:]}")
+        raise RuntimeError(
+            f"{method}: no optimization_results.yaml (exit {done.returncode}): "
+            f"{done.stderr.strip().splitlines()[-1:] or done.stdout.strip().splitlines()[-1:]}"
+        )
     summary = [line for line in done.stdout.splitlines() if " jobs: " in line]
     result = OmegaConf.to_container(OmegaConf.load(best))
-    print(f"[tune] {method}: best tune_gap {result['best_value']:.4f} with {result['best_params']} "
-          f"({summary[-1] if summary else 'no summary'}; {time.time() - started:.0f} s)", flush=True)
+    print(
+        f"[tune] {method}: best tune_gap {result['best_value']:.4f} with {result['best_params']} "
+        f"({summary[-1] if summary else 'no summary'}; {time.time() - started:.0f} s)",
+        flush=True,
+    )
     return {"params": result["best_params"], "value": result["best_value"], "summary": summary[-1:]}
 
 
@@ -63,7 +91,9 @@ def write_preset(method: str, best: dict, args: argparse.Namespace) -> Path:
     """conf/tuned/<setting>/<method>.yaml: the best values, and how they were obtained."""
     path = ROOT / "conf" / "tuned" / args.setting / f"{method}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    values = "\n".join(f"{key.removeprefix('method.')}: {value!r}" for key, value in sorted(best["params"].items()))
+    values = "\n".join(
+        f"{key.removeprefix('method.')}: {value!r}" for key, value in sorted(best["params"].items())
+    )
     path.write_text(
         f"# {method} tuned on experiment={args.setting} ({' '.join(scenario(method))}), seed 0 only, by\n"
         f"# `python scripts/tune.py --setting {args.setting} --trials {args.trials}` on {datetime.date.today()}:\n"
@@ -71,7 +101,8 @@ def write_preset(method: str, best: dict, args: argparse.Namespace) -> Path:
         f"{best['value']:.4f} (mean |gap| to Retrain over forget / retain / val accuracy and MIA-efficacy on\n"
         f"# D_val; no test-split value). Applied with `tuning={args.setting}`; evaluate on other seeds.\n"
         f"# {(best['summary'] or [''])[0]}\n"
-        f"preset: tuned/{args.setting}\n{values.replace('True', 'true').replace('False', 'false')}\n")
+        f"preset: tuned/{args.setting}\n{values.replace('True', 'true').replace('False', 'false')}\n"
+    )
     return path
 
 
@@ -79,7 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--setting", default="memorise_cifar10", help="an experiment preset (conf/experiment/)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    p.add_argument("--trials", type=int, default=8, help="trials per method (the same budget for every method)")
+    p.add_argument(
+        "--trials", type=int, default=8, help="trials per method (the same budget for every method)"
+    )
     p.add_argument("--parallel", type=int, default=1, help="trials run at once (joblib processes)")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("overrides", nargs="*", help="extra overrides for every trial (e.g. recipe.epochs=5)")

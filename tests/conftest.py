@@ -76,7 +76,9 @@ def load_script(name: str):
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "FashionMNIST" / "raw").is_dir():
-        pytest.skip(f"../shared/data/FashionMNIST not found at {SHARED_DATA} (the shared data folder is absent)")
+        pytest.skip(
+            f"../shared/data/FashionMNIST not found at {SHARED_DATA} (the shared data folder is absent)"
+        )
     return SHARED_DATA
 
 
@@ -94,7 +96,10 @@ def write_fake_cifar10(root: Path, per_batch: int = 3, n_test: int = 4) -> dict:
     base = root / "cifar-10-batches-py"
     written = {"train_rows": [], "train_labels": []}
     for i in range(1, 6):
-        rows, labels = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8), (np.arange(per_batch) % 10).tolist()
+        rows, labels = (
+            rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            (np.arange(per_batch) % 10).tolist(),
+        )
         dump(base / f"data_batch_{i}", {b"data": rows, b"labels": labels})
         written["train_rows"].append(rows)
         written["train_labels"] += labels
@@ -118,5 +123,7 @@ def write_fake_mnist(root: Path, folder: str = "MNIST", n_train: int = 200, n_te
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = (np.arange(n) % 10).astype(np.uint8)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes()
+        )
         (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + labels.tobytes())

@@ -22,17 +22,35 @@ from unlearnbench.training.lightning import fit
 from unlearnbench.training.recipe import seed_everything
 
 SEEDS = (5, 6, 7)
-TRAINER = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1, "precision": "32-true",
-           "deterministic": True, "enable_progress_bar": False, "enable_model_summary": False,
-           "num_sanity_val_steps": 0}
+TRAINER = {
+    "_target_": "pytorch_lightning.Trainer",
+    "accelerator": "cpu",
+    "devices": 1,
+    "precision": "32-true",
+    "deterministic": True,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "num_sanity_val_steps": 0,
+}
 
 
 def make_recipe(epochs: int, cosine: bool = True, **sgd) -> dict:
     """A conf/recipe/-shaped recipe: SGD (lr 0.05, momentum 0.9, wd 5e-4 unless given), cosine or constant."""
-    optimizer = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.05, "momentum": 0.9,
-                 "weight_decay": 5e-4, **sgd}
+    optimizer = {
+        "_target_": "torch.optim.SGD",
+        "_partial_": True,
+        "lr": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        **sgd,
+    }
     scheduler = {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "_partial_": True, "T_max": epochs}
-    return {"epochs": epochs, "batch_size": 64, "optimizer": optimizer, "scheduler": scheduler if cosine else None}
+    return {
+        "epochs": epochs,
+        "batch_size": 64,
+        "optimizer": optimizer,
+        "scheduler": scheduler if cosine else None,
+    }
 
 
 RECIPE = make_recipe(1)
@@ -41,7 +59,9 @@ RECIPE = make_recipe(1)
 def digits_subsets(n: int = 700):
     """Three different, equal-size training sets from the digits data (one per model)."""
     raw = load_digits()
-    subsets = [torch.randperm(len(raw.train_y), generator=torch.Generator().manual_seed(s))[:n] for s in SEEDS]
+    subsets = [
+        torch.randperm(len(raw.train_y), generator=torch.Generator().manual_seed(s))[:n] for s in SEEDS
+    ]
     return [(raw.train_x[i], raw.train_y[i]) for i in subsets]
 
 
@@ -65,13 +85,16 @@ def max_diff(a: dict, b: dict) -> float:
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
-@pytest.mark.parametrize("make, recipe, limit, tol", [
-    (mlp, make_recipe(2), None, 1e-6),
-    (mlp, make_recipe(2, cosine=False, nesterov=True), 3, 1e-6),
-    # BatchNorm: per-model batch and running statistics. Two steps only: a few BN channels are badly
-    # conditioned on digits, and float rounding (in either path) grows quickly over more steps.
-    (lambda: SmallCNN(10, 1, [0.3], [0.4], width=8), make_recipe(1), 2, 1e-4),
-])
+@pytest.mark.parametrize(
+    "make, recipe, limit, tol",
+    [
+        (mlp, make_recipe(2), None, 1e-6),
+        (mlp, make_recipe(2, cosine=False, nesterov=True), 3, 1e-6),
+        # BatchNorm: per-model batch and running statistics. Two steps only: a few BN channels are badly
+        # conditioned on digits, and float rounding (in either path) grows quickly over more steps.
+        (lambda: SmallCNN(10, 1, [0.3], [0.4], width=8), make_recipe(1), 2, 1e-4),
+    ],
+)
 def test_batched_training_gives_the_models_of_sequential_training(tmp_path, make, recipe, limit, tol):
     trainer = {**TRAINER, "limit_train_batches": limit}
     data, augment = digits_subsets(), Augment(crop_padding=1, flip=True)
@@ -86,7 +109,9 @@ def test_batched_training_gives_the_models_of_sequential_training(tmp_path, make
         assert max_diff(seq, bat) < tol
     assert max_diff(together[0], together[1]) > 1e-2  # the models really differ (seed, data, order)
     if limit is not None:
-        assert all(int(v) == limit * recipe["epochs"] for k, v in together[0].items() if "num_batches_tracked" in k)
+        assert all(
+            int(v) == limit * recipe["epochs"] for k, v in together[0].items() if "num_batches_tracked" in k
+        )
 
 
 class InterruptedBatches(TensorBatches):
@@ -108,11 +133,18 @@ def test_interrupted_batched_training_resumes_to_the_same_models(tmp_path):
     whole = fit_many(seeded_models(mlp), streams(data, augment), recipe, trainer)
 
     with pytest.raises(KeyboardInterrupt):
-        fit_many(seeded_models(mlp), streams(data, augment, InterruptedBatches), recipe, trainer,
-                 checkpoint_dir=tmp_path)
+        fit_many(
+            seeded_models(mlp),
+            streams(data, augment, InterruptedBatches),
+            recipe,
+            trainer,
+            checkpoint_dir=tmp_path,
+        )
     assert (tmp_path / "last.pt").is_file()
     with mock.patch.object(batched, "_save", wraps=batched._save) as saved:
-        resumed = fit_many(seeded_models(mlp), streams(data, augment), recipe, trainer, checkpoint_dir=tmp_path)
+        resumed = fit_many(
+            seeded_models(mlp), streams(data, augment), recipe, trainer, checkpoint_dir=tmp_path
+        )
     assert [c.args[1] for c in saved.call_args_list] == [2, 3]  # epoch 1 was not trained again
     for a, b in zip(whole, resumed):
         assert max_diff(a, b) == 0.0
@@ -121,16 +153,24 @@ def test_interrupted_batched_training_resumes_to_the_same_models(tmp_path):
 def test_models_and_trainer_options_that_cannot_be_batched_are_named():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     assert why_not_batched(mlp(), TRAINER, cpu, RECIPE) is None
-    assert why_not_batched(SmallCNN(10, 1, [0.3], [0.4]), TRAINER, cpu, RECIPE) is None  # BatchNorm buffers are stacked
+    assert (
+        why_not_batched(SmallCNN(10, 1, [0.3], [0.4]), TRAINER, cpu, RECIPE) is None
+    )  # BatchNorm buffers are stacked
     assert "Dropout" in why_not_batched(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)), TRAINER, cpu, RECIPE)
     lars_like = {**RECIPE, "optimizer": {"_target_": "some.lib.LARS", "_partial_": True}}
-    assert "couple" in why_not_batched(mlp(), TRAINER, cpu, lars_like)  # per-tensor norms would mix the models
+    assert "couple" in why_not_batched(
+        mlp(), TRAINER, cpu, lars_like
+    )  # per-tensor norms would mix the models
     assert "gradient_clip_val" in why_not_batched(mlp(), {**TRAINER, "gradient_clip_val": 1.0}, cpu, RECIPE)
     assert why_not_batched(mlp(), {**TRAINER, "accumulate_grad_batches": 1}, cpu, RECIPE) is None
     bf16 = {**TRAINER, "precision": "bf16-mixed"}
     assert why_not_batched(mlp(), bf16, gpu, RECIPE) is None  # Runtime.autocast does what Lightning does
-    assert "bf16-mixed on cpu" in why_not_batched(mlp(), bf16, cpu, RECIPE)  # Lightning would autocast on the CPU
-    assert "16-mixed" in why_not_batched(mlp(), {**TRAINER, "precision": "16-mixed"}, gpu, RECIPE)  # gradient scaler
+    assert "bf16-mixed on cpu" in why_not_batched(
+        mlp(), bf16, cpu, RECIPE
+    )  # Lightning would autocast on the CPU
+    assert "16-mixed" in why_not_batched(
+        mlp(), {**TRAINER, "precision": "16-mixed"}, gpu, RECIPE
+    )  # gradient scaler
 
 
 def test_create_many_builds_only_the_absent_entries_once(tmp_path):
@@ -166,15 +206,20 @@ def test_eval_full_batched_and_sequential_shadows_share_the_cache(make_cfg, tmp_
     second = run(cfg(3, subdir="two"), groups=groups)
     assert groups == [1, 1, 1]  # half-forget retrained, challenge originals, challenge retrained
     # 3. Data streamed from host memory cannot be batched (logged); every model is a cache hit.
-    with caplog.at_level(logging.INFO, logger="unlearnbench.runner"), \
-            mock.patch.object(runner, "fit", side_effect=AssertionError("trained again")):
-        third = run(cfg(3, "runtime.data_on_device=false", "runtime.num_workers=0", subdir="three"), groups=[])
+    with (
+        caplog.at_level(logging.INFO, logger="unlearnbench.runner"),
+        mock.patch.object(runner, "fit", side_effect=AssertionError("trained again")),
+    ):
+        third = run(
+            cfg(3, "runtime.data_on_device=false", "runtime.num_workers=0", subdir="three"), groups=[]
+        )
     assert "trained one at a time, not batched: the data is streamed" in caplog.text
     assert third["metrics"] == second["metrics"]
 
 
 def run(cfg, groups: list):
     """runner.run, recording the size of every batched group trained."""
+
     def spy(models, *args, **kwargs):
         groups.append(len(models))
         return fit_many(models, *args, **kwargs)

@@ -13,10 +13,24 @@ import pytest
 TINY = ["recipe.epochs=2", "method.epochs=1", "trainer.enable_progress_bar=false"]
 
 
-def unlearn(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "unlearnbench.cli", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+def unlearn(
+    args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    full_env = {
+        **os.environ,
+        "HYDRA_FULL_ERROR": "0",
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "unlearnbench.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_help_lists_groups(tmp_path):
@@ -24,14 +38,30 @@ def test_help_lists_groups(tmp_path):
     assert out.returncode == 0
     from unlearnbench.usage import group_options
 
-    for group in ("dataset", "method", "model", "recipe", "forget", "eval", "trainer", "logger", "experiment"):
+    for group in (
+        "dataset",
+        "method",
+        "model",
+        "recipe",
+        "forget",
+        "eval",
+        "trainer",
+        "logger",
+        "experiment",
+    ):
         assert f"\n{group}: {', '.join(group_options(group))}\n" in out.stdout, group
 
 
 def test_cfg_job_prints_composed_config(tmp_path):
-    out = unlearn(["--cfg", "job", "method=ft", "dataset=fashion_mnist", "forget=class", "forget.classes=[0]"], tmp_path)
+    out = unlearn(
+        ["--cfg", "job", "method=ft", "dataset=fashion_mnist", "forget=class", "forget.classes=[0]"], tmp_path
+    )
     assert out.returncode == 0, out.stderr
-    assert "name: fashion_mnist" in out.stdout and "name: resnet18" in out.stdout and "classes:\n  - 0" in out.stdout
+    assert (
+        "name: fashion_mnist" in out.stdout
+        and "name: resnet18" in out.stdout
+        and "classes:\n  - 0" in out.stdout
+    )
     assert not (tmp_path / "outputs").exists()
 
 
@@ -42,12 +72,18 @@ BAD_INPUTS = [
     (["forget_ratio=0"], "forget_ratio", "(0.0, 1.0)"),
     (["forget=class", "forget.classes=[12]"], "forget.classes", "0..9"),
     (["forget=subclass"], "forget", "cifar100"),
-    (["dataset=cifar10", "dataset.download=false", "paths.data_dir=nowhere"], "dataset=cifar10", "cifar10_jpeg"),
+    (
+        ["dataset=cifar10", "dataset.download=false", "paths.data_dir=nowhere"],
+        "dataset=cifar10",
+        "cifar10_jpeg",
+    ),
     (["+method.learning_rate=0.1"], "method.learning_rate", "lr"),
 ]
 
 
-@pytest.mark.parametrize(("args", "names", "allowed"), BAD_INPUTS, ids=[" ".join(a) for a, _, _ in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("args", "names", "allowed"), BAD_INPUTS, ids=[" ".join(a) for a, _, _ in BAD_INPUTS]
+)
 def test_bad_input_is_one_clear_line(tmp_path, args, names, allowed):
     out = unlearn(args + ["logger=none"], tmp_path)
     assert out.returncode == 2, out.stderr
@@ -62,7 +98,9 @@ def test_bad_input_is_one_clear_line(tmp_path, args, names, allowed):
 
 def test_multirun_trains_the_original_once(tmp_path):
     tiny = [TINY[0], TINY[2]]  # retrain has no method.epochs
-    out = unlearn(["-m", "method=ft,ga,retrain", "forget_ratio=0.05,0.1", "logger=none", *tiny], tmp_path, timeout=600)
+    out = unlearn(
+        ["-m", "method=ft,ga,retrain", "forget_ratio=0.05,0.1", "logger=none", *tiny], tmp_path, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     results = [json.loads(p.read_text()) for p in (tmp_path / "outputs" / "multirun").rglob("results.json")]
     assert len(results) == 6
@@ -71,7 +109,8 @@ def test_multirun_trains_the_original_once(tmp_path):
     assert len({r["cache"]["original"]["key"] for r in results}) == 1
     assert len(list((tmp_path / "cache" / "models").glob("original-*.pt"))) == 1
     assert {(r["method"], r["forget"]["ratio"]) for r in results} == {
-        (m, f) for m in ("ft", "ga", "retrain") for f in (0.05, 0.1)}
+        (m, f) for m in ("ft", "ga", "retrain") for f in (0.05, 0.1)
+    }
 
 
 def test_wandb_logger_runs_offline(tmp_path):
@@ -117,8 +156,18 @@ def test_dataset_download_true_fetches_into_the_data_dir(tmp_path, monkeypatch, 
         write_fake_cifar10(Path(root), per_batch=40, n_test=50)
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
-    code, out = _cli(["dataset=cifar10", "dataset.download=true", "model=small_cnn", "debug=fast",
-                      "paths.data_dir=downloads"], tmp_path, monkeypatch, capsys)
+    code, out = _cli(
+        [
+            "dataset=cifar10",
+            "dataset.download=true",
+            "model=small_cnn",
+            "debug=fast",
+            "paths.data_dir=downloads",
+        ],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
     assert code == 0, out.err
     assert [p.resolve() for p in fetched] == [(tmp_path / "downloads").resolve()]
     assert (tmp_path / "downloads" / "cifar-10-batches-py" / "data_batch_5").is_file()
@@ -148,7 +197,9 @@ def test_the_model_cache_is_shared_by_runs_started_from_any_folder(tmp_path):
     runs = []
     for folder in ("project_a", "project_b"):
         (tmp_path / folder).mkdir()
-        out = unlearn(["method=none", "eval=fast", "recipe.epochs=1", "logger=none"], tmp_path / folder, env=env)
+        out = unlearn(
+            ["method=none", "eval=fast", "recipe.epochs=1", "logger=none"], tmp_path / folder, env=env
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         runs.append(json.loads(next((tmp_path / folder / "outputs").rglob("results.json")).read_text()))
     assert not runs[0]["cache"]["original"]["hit"] and runs[1]["cache"]["original"]["hit"]

@@ -8,8 +8,23 @@ from omegaconf import OmegaConf
 
 from unlearnbench.config import build
 
-GROUPS = ["dataset", "model", "recipe", "method", "forget", "eval", "trainer", "runtime", "logger", "paths",
-          "experiment", "debug", "hparams_search", "launcher", "tuning"]
+GROUPS = [
+    "dataset",
+    "model",
+    "recipe",
+    "method",
+    "forget",
+    "eval",
+    "trainer",
+    "runtime",
+    "logger",
+    "paths",
+    "experiment",
+    "debug",
+    "hparams_search",
+    "launcher",
+    "tuning",
+]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -19,21 +34,41 @@ def test_every_option_composes(group, option, tmp_path):
     if group == "forget" and option in ("subclass", "superclass"):
         overrides.append("dataset=cifar100")
     if group == "hparams_search":
-        pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="optuna sweeper plugin not installed")
+        pytest.importorskip(
+            "hydra_plugins.hydra_optuna_sweeper", reason="optuna sweeper plugin not installed"
+        )
     cfg = compose_cfg(overrides, tmp_path, tiny=False)  # tmp_path stands in for Hydra's run directory
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     assert cfg.method.name and cfg.dataset.name and cfg.model.name
 
 
 def test_groups_have_options():
-    for group in ("dataset", "model", "method", "forget", "eval", "trainer", "logger", "paths", "experiment", "debug"):
+    for group in (
+        "dataset",
+        "model",
+        "method",
+        "forget",
+        "eval",
+        "trainer",
+        "logger",
+        "paths",
+        "experiment",
+        "debug",
+    ):
         assert list((CONF / group).glob("*.yaml")), group
 
 
 @pytest.mark.parametrize(
     ("dataset", "model"),
-    [("digits", "small_cnn"), ("synthetic", "small_cnn"), ("fashion_mnist", "resnet18"), ("cifar10", "resnet18"),
-     ("cifar100", "resnet18"), ("svhn", "resnet18"), ("mnist", "resnet18")],
+    [
+        ("digits", "small_cnn"),
+        ("synthetic", "small_cnn"),
+        ("fashion_mnist", "resnet18"),
+        ("cifar10", "resnet18"),
+        ("cifar100", "resnet18"),
+        ("svhn", "resnet18"),
+        ("mnist", "resnet18"),
+    ],
 )
 def test_dataset_names_its_default_model(dataset, model):
     assert compose_cfg([f"dataset={dataset}"]).model.name == model
@@ -118,8 +153,15 @@ def test_the_recipe_optimiser_and_schedule_are_configs():
     from unlearnbench import compose
     from unlearnbench.training.recipe import build_optimizer
 
-    recipe = compose(["recipe=cifar", "recipe.optimizer._target_=torch.optim.AdamW", "recipe.optimizer.lr=0.001",
-                      "~recipe.optimizer.momentum", "recipe.scheduler=null"]).recipe
+    recipe = compose(
+        [
+            "recipe=cifar",
+            "recipe.optimizer._target_=torch.optim.AdamW",
+            "recipe.optimizer.lr=0.001",
+            "~recipe.optimizer.momentum",
+            "recipe.scheduler=null",
+        ]
+    ).recipe
     model = __import__("torch").nn.Linear(3, 2)
     optimizer, scheduler = build_optimizer(model.parameters(), OmegaConf.to_container(recipe, resolve=True))
     assert type(optimizer).__name__ == "AdamW" and optimizer.defaults["lr"] == 0.001 and scheduler is None

@@ -48,10 +48,12 @@ def test_logistic_mias_are_near_half_for_identical_distributions():
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(800, 10, generator=gen) * 2
     labels = torch.randint(0, 10, (800,), generator=gen)
-    outputs = {"forget": outputs_from_logits(logits[:400], labels[:400]),
-               "test": outputs_from_logits(logits[400:], labels[400:])}
+    outputs = {
+        "forget": outputs_from_logits(logits[:400], labels[:400]),
+        "test": outputs_from_logits(logits[400:], labels[400:]),
+    }
     for metric in (MIALoss(), MIAEntropy()):
-        (key, value), = metric.per_model(outputs).items()
+        ((key, value),) = metric.per_model(outputs).items()
         assert abs(value - 0.5) < 0.1, key
 
 
@@ -82,8 +84,13 @@ def test_logistic_mia_info_and_bad_options():
 
 
 def test_avg_gap_is_the_mean_absolute_gap():
-    unlearned = {"forget_acc": 0.90, "retain_acc": 0.95, "test_acc": 0.85, "mia_efficacy": 0.20,
-                 "val_acc": 0.0}
+    unlearned = {
+        "forget_acc": 0.90,
+        "retain_acc": 0.95,
+        "test_acc": 0.85,
+        "mia_efficacy": 0.20,
+        "val_acc": 0.0,
+    }
     retrain = {"forget_acc": 0.80, "retain_acc": 0.97, "test_acc": 0.86, "mia_efficacy": 0.30, "val_acc": 1.0}
     out = AvgGap().compare(unlearned, retrain)
     assert out == {"avg_gap": pytest.approx((0.10 + 0.02 + 0.01 + 0.10) / 4)}
@@ -93,8 +100,10 @@ def test_avg_gap_is_the_mean_absolute_gap():
 
 def test_avg_gap_names_missing_components():
     with pytest.raises(UserError, match="mia_efficacy"):
-        AvgGap().compare({"forget_acc": 0.5, "retain_acc": 1, "test_acc": 1},
-                         {"forget_acc": 0.5, "retain_acc": 1, "test_acc": 1})
+        AvgGap().compare(
+            {"forget_acc": 0.5, "retain_acc": 1, "test_acc": 1},
+            {"forget_acc": 0.5, "retain_acc": 1, "test_acc": 1},
+        )
 
 
 def test_avg_gap_is_computed_for_doing_nothing_too_and_absent_without_retrain(make_cfg):
@@ -166,14 +175,20 @@ class World:
     def splits(self) -> Splits:
         f, t = self.n_forget, self.n_forget + self.n_test
         retain = id_split("retain", range(t, self.n))
-        return Splits(train=retain, forget=id_split("forget", range(f)), retain=retain,
-                      val=id_split("val", range(0)), test=id_split("test", range(f, t)), num_classes=2)
+        return Splits(
+            train=retain,
+            forget=id_split("forget", range(f)),
+            retain=retain,
+            val=id_split("val", range(0)),
+            test=id_split("test", range(f, t)),
+            num_classes=2,
+        )
 
     def table(self, forgot: torch.Tensor, seed: int, kind: str, shift_forgot: float = 0.0) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed * 10 + ("retrained", "unlearned", "target").index(kind))
         trained = torch.zeros(self.n, dtype=torch.bool)
         trained[: self.n_forget] = ~forgot
-        trained[self.n_forget + self.n_test:] = True
+        trained[self.n_forget + self.n_test :] = True
         table = self.mu + self.train_shift * trained + torch.randn(self.n, generator=gen) * self.noise
         table[: self.n_forget] += shift_forgot * forgot
         return table
@@ -223,8 +238,11 @@ def lira_context(remembers: bool, with_retrain: bool = True) -> FakeShadowContex
     world = World()
     gone = all_forgotten(world)
     target = world.table(~gone if remembers else gone, 7, "target")
-    models = {"unlearned": PlantedModel(target), "original": None,
-              "retrain": world.retrained(gone, 99) if with_retrain else None}
+    models = {
+        "unlearned": PlantedModel(target),
+        "original": None,
+        "retrain": world.retrained(gone, 99) if with_retrain else None,
+    }
     return FakeShadowContext(world, models)
 
 
@@ -243,7 +261,9 @@ def test_lira_without_retrain_reports_no_reference():
     assert "lira_acc_retrain" not in out and all(math.isfinite(v) for v in out.values())
 
 
-def ulira_context(unlearn_shift: float, num_shadows_seed: int = 0, cls=FakeShadowContext) -> FakeShadowContext:
+def ulira_context(
+    unlearn_shift: float, num_shadows_seed: int = 0, cls=FakeShadowContext
+) -> FakeShadowContext:
     """Shadows and target unlearned model shifted by `unlearn_shift` on what they forgot."""
     world = World(unlearn_shift=unlearn_shift)
     gone = all_forgotten(world)
@@ -351,7 +371,9 @@ class ChallengeWorld(World):
         table = self.table(keep, next_seed, "retrained").clone()
         table[: self.n_forget] += self.forget_shift
         n_wrong = int(self.retain_wrong * self.n_retain)
-        table[self.n - self.n_retain: self.n - self.n_retain + n_wrong] = -5.0  # misclassified retain samples
+        table[
+            self.n - self.n_retain : self.n - self.n_retain + n_wrong
+        ] = -5.0  # misclassified retain samples
         return PlantedModel(table)
 
 
@@ -401,16 +423,31 @@ def test_eval_presets(make_cfg):
 
 
 FULL_KEYS = (
-    "forget_acc", "retain_acc", "test_acc", "mia_efficacy", "mia_loss", "mia_entropy", "avg_gap",
-    *(f"lira_{k}" for k in ATTACK_KEYS), "lira_acc_retrain", *(f"ulira_{k}" for k in ATTACK_KEYS),
-    "neurips_score", "neurips_forget_score",
+    "forget_acc",
+    "retain_acc",
+    "test_acc",
+    "mia_efficacy",
+    "mia_loss",
+    "mia_entropy",
+    "avg_gap",
+    *(f"lira_{k}" for k in ATTACK_KEYS),
+    "lira_acc_retrain",
+    *(f"ulira_{k}" for k in ATTACK_KEYS),
+    "neurips_score",
+    "neurips_forget_score",
 )
 
 
 def test_full_evaluation_end_to_end_and_shadows_come_from_the_cache(make_cfg, tmp_path):
-    overrides = ["eval=full", "eval.metrics.lira.num_shadows=4", "eval.metrics.ulira.num_shadows=4",
-                 "eval.metrics.neurips_score.num_shadows=4", "recipe.epochs=2", "method=ft",
-                 "method.epochs=1"]
+    overrides = [
+        "eval=full",
+        "eval.metrics.lira.num_shadows=4",
+        "eval.metrics.ulira.num_shadows=4",
+        "eval.metrics.neurips_score.num_shadows=4",
+        "recipe.epochs=2",
+        "method=ft",
+        "method.epochs=1",
+    ]
     first = run(make_cfg(overrides))
     for key in FULL_KEYS:
         assert key in first["metrics"] and math.isfinite(first["metrics"][key]), key

@@ -28,16 +28,32 @@ def test_tiny_run_writes_every_step_with_its_goals(tmp_path, gpu_check):
     doc = tmp_path / "benchmarks.md"
     doc.write_text(f"# Benchmarks\n\nabove\n\n{gpu_check.START}\nold figures\n{gpu_check.END}\n\nbelow\n")
     out = tmp_path / "gpu_check.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--json", str(out),
-                           "--doc", str(doc), "--work-dir", str(tmp_path / "work")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--device",
+            "cpu",
+            "--tiny",
+            "--json",
+            str(out),
+            "--doc",
+            str(doc),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     report = json.loads(out.read_text())
     assert report["tiny"] is True and report["device"] == "cpu"
     assert [s["name"] for s in report["steps"]] == [s.name for s in gpu_check.STEPS]
     for step, spec in zip(report["steps"], gpu_check.STEPS):
-        assert step["status"] == "ok", f"{step['name']}: {step['error']}\n" + "\n".join(step.get("traceback", []))
+        assert step["status"] == "ok", f"{step['name']}: {step['error']}\n" + "\n".join(
+            step.get("traceback", [])
+        )
         assert step["figures"]["setup"]
         assert [g["key"] for g in step["goals"]] == [g.key for g in spec.goals]
         for goal in step["goals"]:
@@ -60,8 +76,12 @@ def test_a_failing_step_is_recorded_and_the_run_goes_on(gpu_check, tmp_path):
     def broken(check):
         raise RuntimeError("no such file")
 
-    step = gpu_check.Step("broken", "A broken step", 30, broken, (gpu_check.Goal("x", "a figure", ">=", 1.0),))
-    check = gpu_check.Check(gpu_check.parse_args(["--tiny", "--device", "cpu"]), torch.device("cpu"), tmp_path)
+    step = gpu_check.Step(
+        "broken", "A broken step", 30, broken, (gpu_check.Goal("x", "a figure", ">=", 1.0),)
+    )
+    check = gpu_check.Check(
+        gpu_check.parse_args(["--tiny", "--device", "cpu"]), torch.device("cpu"), tmp_path
+    )
     entry = gpu_check.run_step(step, check, seconds_left=100)
     assert entry["status"] == "error" and "RuntimeError: no such file" in entry["error"]
     assert entry["goals"][0]["status"] == "not measured" and entry["goals"][0]["goal"] == ">= 1"
@@ -88,8 +108,11 @@ def test_gpu_settings_compose(gpu_check, tmp_path):
     from unlearnbench.config import validate
 
     (tmp_path / "data").mkdir()
-    check = gpu_check.Check(gpu_check.parse_args(["--data-dir", str(tmp_path / "data"), "--device", "cpu"]),
-                            torch.device("cpu"), tmp_path)
+    check = gpu_check.Check(
+        gpu_check.parse_args(["--data-dir", str(tmp_path / "data"), "--device", "cpu"]),
+        torch.device("cpu"),
+        tmp_path,
+    )
     gpu = gpu_check.SETTINGS["gpu"]
     base = check.common(tmp_path / "cache")
     cfg = compose([*base, *check.dataset("cifar"), *gpu["train"]])

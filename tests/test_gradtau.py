@@ -108,13 +108,18 @@ def tiny_setup(n_forget: int, n_retain: int, n_val: int = 6):
     forget = split("forget", range(0, n_forget))
     retain = split("retain", range(100, 100 + n_retain))
     val = split("val", range(200, 200 + n_val))
-    train = Split("train", torch.cat([forget.x, retain.x]), torch.cat([forget.y, retain.y]),
-                  torch.cat([forget.indices, retain.indices]))
+    train = Split(
+        "train",
+        torch.cat([forget.x, retain.x]),
+        torch.cat([forget.y, retain.y]),
+        torch.cat([forget.indices, retain.indices]),
+    )
     splits = Splits(train=train, forget=forget, retain=retain, val=val, test=val, num_classes=3)
     runtime = Runtime(device=torch.device("cpu"), progress=False)
     ratio = n_forget / (n_forget + n_retain)
-    ctx = UnlearnContext(runtime=runtime, seed=0, num_classes=3, forget_ratio=ratio, forget_classes=None,
-                         augment=Augment())
+    ctx = UnlearnContext(
+        runtime=runtime, seed=0, num_classes=3, forget_ratio=ratio, forget_classes=None, augment=Augment()
+    )
     return GrantedSplits(splits, GradTau.needs, "gradtau"), ctx
 
 
@@ -129,8 +134,15 @@ def record_losses(monkeypatch) -> list[dict]:
     real = gradtau.gradtau_loss
 
     def spy(model, x_f, y_f, x_r, y_r, tau, alpha):
-        calls.append({"forget": sample_ids(x_f), "retain": sample_ids(x_r), "tau": tau, "alpha": alpha,
-                      "training": model.training})
+        calls.append(
+            {
+                "forget": sample_ids(x_f),
+                "retain": sample_ids(x_r),
+                "tau": tau,
+                "alpha": alpha,
+                "training": model.training,
+            }
+        )
         return real(model, x_f, y_f, x_r, y_r, tau, alpha)
 
     monkeypatch.setattr(gradtau, "gradtau_loss", spy)
@@ -179,7 +191,7 @@ def test_retain_stream_carries_over_between_epochs(monkeypatch):
     assert retain_seq[0:3] != retain_seq[3:6]  # the restart reshuffles
     # Every forget-epoch is one full pass over D_f.
     for epoch in range(4):
-        assert sorted(sum((s["forget"] for s in steps[2 * epoch: 2 * epoch + 2]), [])) == list(range(8))
+        assert sorted(sum((s["forget"] for s in steps[2 * epoch : 2 * epoch + 2]), [])) == list(range(8))
 
 
 def test_endless_restarts_a_reshuffling_stream():
@@ -277,9 +289,12 @@ def test_digits_random_forgetting_end_to_end(make_cfg, tmp_path, monkeypatch):
     # negligible and the retain term dominates. At the paper's 30% setting (alpha0 = 0.5) its defaults move
     # forget accuracy toward Retrain's while keeping utility.
     res = run(make_cfg([*overrides[:-1], "forget_ratio=0.3"], subdir="ratio0.3"))
-    assert res["config"]["method"]["alpha0"] is None and "method_preset" in res and res["method_preset"] is None
-    original, unlearned, retrain = (res[k]["metrics"] if k != "metrics" else res[k]
-                                    for k in ("original", "metrics", "retrain"))
+    assert (
+        res["config"]["method"]["alpha0"] is None and "method_preset" in res and res["method_preset"] is None
+    )
+    original, unlearned, retrain = (
+        res[k]["metrics"] if k != "metrics" else res[k] for k in ("original", "metrics", "retrain")
+    )
     keys = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
     print({k: (original[k], unlearned[k], retrain[k]) for k in keys})
     target = retrain["forget_acc"]

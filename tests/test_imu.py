@@ -36,7 +36,11 @@ class TinyNet(Classifier):
     def __init__(self, head: nn.Module | None = None, width: int = 4):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
         )
         self.head = head if head is not None else nn.Linear(4 * width, K)
 
@@ -160,13 +164,25 @@ def tiny_splits(n_forget: int = 40, seed: int = 0) -> Splits:
         return Split(name, x, torch.randint(0, K, (n,), generator=gen), torch.arange(n))
 
     forget, retain = split("forget", n_forget), split("retain", 60)
-    return Splits(train=forget, forget=forget, retain=retain, val=split("val", 10), test=split("test", 10),
-                  num_classes=K)
+    return Splits(
+        train=forget,
+        forget=forget,
+        retain=retain,
+        val=split("val", 10),
+        test=split("test", 10),
+        num_classes=K,
+    )
 
 
 def tiny_ctx() -> UnlearnContext:
-    return UnlearnContext(runtime=Runtime(device=torch.device("cpu"), progress=False), seed=0, num_classes=K,
-                          forget_ratio=0.4, forget_classes=None, augment=Augment(crop_padding=1, flip=True))
+    return UnlearnContext(
+        runtime=Runtime(device=torch.device("cpu"), progress=False),
+        seed=0,
+        num_classes=K,
+        forget_ratio=0.4,
+        forget_classes=None,
+        augment=Augment(crop_padding=1, flip=True),
+    )
 
 
 def tiny_model(seed: int = 0) -> TinyNet:
@@ -230,7 +246,9 @@ def count_feature_calls(model: TinyNet) -> list[int]:
 @pytest.mark.parametrize("recompute", ["once", "epoch"])
 def test_feature_cache_fast_path_matches_full_path(recompute):
     splits = tiny_splits()
-    kwargs = dict(epochs=3, batch_size=8, top_data=0.5, bn_mode="eval", augment=False, recompute_influence=recompute)
+    kwargs = dict(
+        epochs=3, batch_size=8, top_data=0.5, bn_mode="eval", augment=False, recompute_influence=recompute
+    )
     fast, slow = tiny_model(), tiny_model()
     start = copy.deepcopy(fast.head.state_dict())
     fast_calls, slow_calls = count_feature_calls(fast), count_feature_calls(slow)
@@ -258,7 +276,9 @@ def test_influence_is_computed_on_the_model_before_each_round(monkeypatch, recom
     model = tiny_model()
     x = splits.forget.x.float().div(255)
     expected = brute_force_influence(copy.deepcopy(model), x, splits.forget.y, damping=0.01)
-    unlearn(IMU(epochs=3, batch_size=8, top_data=0.5, augment=False, recompute_influence=recompute), model, splits)
+    unlearn(
+        IMU(epochs=3, batch_size=8, top_data=0.5, augment=False, recompute_influence=recompute), model, splits
+    )
     assert len(seen) == rounds
     assert rel_err(seen[0], expected) <= 1e-4  # first round: un-augmented D_f, original model, eval mode
     if rounds > 1:
@@ -270,14 +290,26 @@ def test_augmented_influence_differs_from_clean_but_is_seeded():
     runs = {}
     for name, augment in (("clean", False), ("aug_a", True), ("aug_b", True)):
         model = tiny_model()
-        runs[name] = unlearn(IMU(epochs=2, batch_size=8, top_data=0.5, augment=augment), model, splits).head.weight
+        runs[name] = unlearn(
+            IMU(epochs=2, batch_size=8, top_data=0.5, augment=augment), model, splits
+        ).head.weight
     torch.testing.assert_close(runs["aug_a"], runs["aug_b"])  # seeded: reproducible
     assert not torch.allclose(runs["aug_a"], runs["clean"])
 
 
-@pytest.mark.parametrize("key, value", [("top_data", 0.0), ("top_data", 1.5), ("update_scope", "backbone"),
-                                        ("bn_mode", "frozen"), ("recompute_influence", "step"), ("epochs", 0),
-                                        ("damping", 0.0), ("weight_clip_quantile", 0.0)])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("top_data", 0.0),
+        ("top_data", 1.5),
+        ("update_scope", "backbone"),
+        ("bn_mode", "frozen"),
+        ("recompute_influence", "step"),
+        ("epochs", 0),
+        ("damping", 0.0),
+        ("weight_clip_quantile", 0.0),
+    ],
+)
 def test_bad_options_are_config_errors(key, value):
     with pytest.raises(ConfigError, match=f"method.{key}"):
         IMU(**{key: value})
@@ -340,14 +372,28 @@ def test_the_embedded_default_run_shows_unlearning(make_cfg, seed):
     res = run(make_cfg([f"seed={seed}"]))
     assert (res["dataset"], res["method"], res["method_preset"]) == ("digits", "imu", "imu/digits")
     original, unlearned, retrain = res["original"]["metrics"], res["metrics"], res["retrain"]["metrics"]
-    assert abs(unlearned["forget_acc"] - retrain["forget_acc"]) < abs(original["forget_acc"] - retrain["forget_acc"])
+    assert abs(unlearned["forget_acc"] - retrain["forget_acc"]) < abs(
+        original["forget_acc"] - retrain["forget_acc"]
+    )
     assert abs(unlearned["test_acc"] - original["test_acc"]) <= 0.02
     assert unlearned["avg_gap"] < original["avg_gap"]  # better than doing nothing
 
 
 def test_bench_script_agrees_with_the_loop():
     bench = load_script("bench_imu")
-    out = bench.main(["--device", "cpu", "--model", "small_cnn", "--samples", "48", "--loop-samples", "6",
-                      "--repeats", "1"])
+    out = bench.main(
+        [
+            "--device",
+            "cpu",
+            "--model",
+            "small_cnn",
+            "--samples",
+            "48",
+            "--loop-samples",
+            "6",
+            "--repeats",
+            "1",
+        ]
+    )
     assert out["loop_samples"] == 6 and out["max_rel_diff"] < 1e-4 and out["vmap_max_rel_diff"] < 1e-10
     assert set(out["rates"]) == {"closed_form", "loop", "closed_form_head_only", "vmap_head_only"}

@@ -48,11 +48,21 @@ def sample_ids(x: torch.Tensor) -> list[int]:
 def tiny_setup(method, n_forget: int = 6, n_retain: int = 9):
     forget = coded_split("forget", range(n_forget))
     retain = coded_split("retain", range(100, 100 + n_retain), seed=1)
-    train = Split("train", torch.cat([forget.x, retain.x]), torch.cat([forget.y, retain.y]),
-                  torch.cat([forget.indices, retain.indices]))
+    train = Split(
+        "train",
+        torch.cat([forget.x, retain.x]),
+        torch.cat([forget.y, retain.y]),
+        torch.cat([forget.indices, retain.indices]),
+    )
     splits = Splits(train=train, forget=forget, retain=retain, val=retain, test=retain, num_classes=C)
-    ctx = UnlearnContext(runtime=Runtime(device=torch.device("cpu"), progress=False), seed=0, num_classes=C,
-                         forget_ratio=n_forget / len(train), forget_classes=None, augment=Augment())
+    ctx = UnlearnContext(
+        runtime=Runtime(device=torch.device("cpu"), progress=False),
+        seed=0,
+        num_classes=C,
+        forget_ratio=n_forget / len(train),
+        forget_classes=None,
+        augment=Augment(),
+    )
     return GrantedSplits(splits, method.needs, "tiny"), ctx
 
 
@@ -125,7 +135,7 @@ def test_neggrad_plus_defaults_run_plain_sgd_one_pass_over_d_r_per_epoch(make_cf
     per_epoch = math.ceil(n_retain / 128)
     assert len(steps) == method.epochs * per_epoch and steps == list(range(1, len(steps) + 1))
     for epoch in range(method.epochs):  # each epoch sees every retain sample exactly once
-        seen = sum(retain_ids[epoch * per_epoch:(epoch + 1) * per_epoch], [])
+        seen = sum(retain_ids[epoch * per_epoch : (epoch + 1) * per_epoch], [])
         assert sorted(seen) == list(range(100, 100 + n_retain))
     (group,) = optimisers[0].param_groups
     assert group["momentum"] == 0.0 and group["weight_decay"] == 0.0 and group["lr"] == 0.01
@@ -171,7 +181,7 @@ def test_rl_epoch_is_a_random_label_forget_pass_then_a_true_label_retain_pass(mo
     method.unlearn(model, data, ctx)
     assert len(steps) == 2 * (2 + 3)  # per epoch: ceil(6/4) forget steps, ceil(9/4) retain steps
     for epoch in range(2):
-        block = steps[epoch * 5:(epoch + 1) * 5]
+        block = steps[epoch * 5 : (epoch + 1) * 5]
         for ids, targets in block[:2]:
             assert all(i < 100 for i in ids) and all(t != i % C for i, t in zip(ids, targets))
         for ids, targets in block[2:]:
@@ -209,8 +219,10 @@ def test_l1_sparse_loss_adds_gamma_times_the_l1_norm_of_every_parameter():
 
 
 def test_saliency_mask_is_one_global_top_fraction_of_absolute_scores():
-    scores = {"big": torch.tensor([[-19.0, 18.0], [17.0, -16.0]]),
-              "small": torch.tensor([1.0, -2.0, 3.0, 4.0])}
+    scores = {
+        "big": torch.tensor([[-19.0, 18.0], [17.0, -16.0]]),
+        "small": torch.tensor([1.0, -2.0, 3.0, 4.0]),
+    }
     mask = top_fraction_mask(scores, 0.5)
     assert mask["big"].all() and not mask["small"].any()  # a per-tensor cut would keep half of each
     mask = top_fraction_mask(scores, 0.75)
@@ -285,15 +297,24 @@ def hand_forget_setup(method):
     x_u8 = torch.tensor([[128, 128], [230, 128], [230, 77]], dtype=torch.uint8).view(3, 1, 1, 2)
     forget = Split("forget", x_u8, torch.zeros(3, dtype=torch.long), torch.arange(3))
     splits = Splits(train=forget, forget=forget, retain=forget, val=forget, test=forget, num_classes=C)
-    ctx = UnlearnContext(runtime=Runtime(device=torch.device("cpu"), progress=False), seed=0, num_classes=C,
-                         forget_ratio=1.0, forget_classes=[0], augment=Augment())
+    ctx = UnlearnContext(
+        runtime=Runtime(device=torch.device("cpu"), progress=False),
+        seed=0,
+        num_classes=C,
+        forget_ratio=1.0,
+        forget_classes=[0],
+        augment=Augment(),
+    )
     return GrantedSplits(splits, method.needs, "boundary_shrink"), ctx, x_u8.float() / 255
 
 
 def test_boundary_shrink_fine_tunes_the_forget_images_onto_their_neighbour_labels(make_cfg):
     # the shipped defaults (argmax over all classes, no augmentation), with a fast fine-tune
-    method = build(make_cfg(["method=boundary_shrink", "method.epochs=50", "method.lr=1.0",
-                             "method.batch_size=3"]).method)
+    method = build(
+        make_cfg(
+            ["method=boundary_shrink", "method.epochs=50", "method.lr=1.0", "method.batch_size=3"]
+        ).method
+    )
     data, ctx, x = hand_forget_setup(method)
     model = method.unlearn(hand_linear_model(), data, ctx)
     # the attacked sample moves to its neighbour's class; the two failed attacks keep their true class
@@ -319,6 +340,9 @@ def test_boundary_shrink_augments_the_forget_batches_only_when_asked(augment):
 def test_boundary_shrink_runs_on_random_forgetting_as_in_salun_table_1(make_cfg):
     from unlearnbench import run
 
-    res = run(make_cfg(["method=boundary_shrink", "forget=random", "recipe.epochs=2", "method.epochs=1",
-                        "eval=fast"]))
+    res = run(
+        make_cfg(
+            ["method=boundary_shrink", "forget=random", "recipe.epochs=2", "method.epochs=1", "eval=fast"]
+        )
+    )
     assert res["status"] == "ok" and res["forget"]["scenario"] == "random"

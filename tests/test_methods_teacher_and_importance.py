@@ -35,14 +35,19 @@ def make_split(name: str, n: int, seed: int, offset: int = 0) -> Split:
     y = torch.randint(0, N_CLASSES, (n,), generator=gen)
     x = torch.randint(0, 80, (n, 1, 4, 4), generator=gen)
     for c in range(N_CLASSES):
-        x[y == c, :, (c // 2) * 2:(c // 2) * 2 + 2, (c % 2) * 2:(c % 2) * 2 + 2] += 170
+        x[y == c, :, (c // 2) * 2 : (c // 2) * 2 + 2, (c % 2) * 2 : (c % 2) * 2 + 2] += 170
     return Split(name, x.to(torch.uint8), y, torch.arange(offset, offset + n))
 
 
 def make_ctx(seed: int = 0) -> UnlearnContext:
-    return UnlearnContext(runtime=Runtime(torch.device("cpu"), progress=False), seed=seed,
-                          num_classes=N_CLASSES, forget_ratio=0.25, forget_classes=None,
-                          augment=Augment(crop_padding=0, flip=False))
+    return UnlearnContext(
+        runtime=Runtime(torch.device("cpu"), progress=False),
+        seed=seed,
+        num_classes=N_CLASSES,
+        forget_ratio=0.25,
+        forget_classes=None,
+        augment=Augment(crop_padding=0, flip=False),
+    )
 
 
 def mlp(seed: int = 0) -> MLP:
@@ -80,8 +85,15 @@ def trained(data) -> torch.nn.Module:
     split = ssd.full_training_set(data["forget"], data["retain"])
     batches = TensorBatches(split.x, split.y, 32, shuffle=True, seed=0)
     model.train()
-    train_epochs(model, 30, batches, lambda m, x, y: F.cross_entropy(m(x), y), sgd(model.parameters(), 0.05),
-                 make_ctx(), "fit")
+    train_epochs(
+        model,
+        30,
+        batches,
+        lambda m, x, y: F.cross_entropy(m(x), y),
+        sgd(model.parameters(), 0.05),
+        make_ctx(),
+        "fit",
+    )
     return model.eval()
 
 
@@ -94,8 +106,11 @@ def test_mean_squared_gradients_equals_brute_force_loop(trained, data, per_sampl
     split = data["forget"]  # 24 samples in batches of 10: a ragged last batch
     batches = TensorBatches(split.x, split.y, 10)
     got = mean_squared_gradients(model, batches, per_sample=per_sample, chunk_size=4)
-    groups = [(x[None], y[None]) for x, y in zip(floats(split), split.y)] if per_sample else \
-        [(floats(split)[i:i + 10], split.y[i:i + 10]) for i in range(0, len(split), 10)]
+    groups = (
+        [(x[None], y[None]) for x, y in zip(floats(split), split.y)]
+        if per_sample
+        else [(floats(split)[i : i + 10], split.y[i : i + 10]) for i in range(0, len(split), 10)]
+    )
     expected = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     for x, y in groups:
         model.zero_grad()
@@ -169,8 +184,13 @@ def test_scrub_runs_max_phases_only_in_first_msteps_epochs(trained, data, monkey
     method = scrub.SCRUB(epochs=3, msteps=2)
     method.unlearn(copy.deepcopy(trained), granted(data["forget"], data["retain"], method.needs), make_ctx())
     n_f, n_r = len(data["forget"]), len(data["retain"])
-    assert phases == [("scrub max 1/3", n_f), ("scrub min 1/3", n_r), ("scrub max 2/3", n_f),
-                      ("scrub min 2/3", n_r), ("scrub min 3/3", n_r)]
+    assert phases == [
+        ("scrub max 1/3", n_f),
+        ("scrub min 1/3", n_r),
+        ("scrub max 2/3", n_f),
+        ("scrub min 2/3", n_r),
+        ("scrub min 3/3", n_r),
+    ]
 
 
 def test_scrub_defaults_take_large_scale_batches_512_forget_256_retain(make_cfg, monkeypatch):
@@ -190,8 +210,12 @@ def test_scrub_defaults_take_large_scale_batches_512_forget_256_retain(make_cfg,
     method.unlearn(cnn(), granted(forget, retain, method.needs), make_ctx())
     max_steps, min_steps = math.ceil(600 / 512), math.ceil(300 / 256)
     e = method.epochs
-    assert steps == Counter({**{f"scrub max {i}/{e}": max_steps for i in range(1, method.msteps + 1)},
-                             **{f"scrub min {i}/{e}": min_steps for i in range(1, e + 1)}})
+    assert steps == Counter(
+        {
+            **{f"scrub max {i}/{e}": max_steps for i in range(1, method.msteps + 1)},
+            **{f"scrub min {i}/{e}": min_steps for i in range(1, e + 1)},
+        }
+    )
 
 
 # --- SSD ------------------------------------------------------------------------------------------
@@ -208,8 +232,12 @@ def test_ssd_dampens_only_selected_parameters_by_the_capped_ratio():
     fraction = ssd.dampen_(model, imp_forget, imp_full, alpha, lam)
     n_sel = n_total = n_capped = 0
     for (name, p), p0 in zip(model.named_parameters(), before.parameters()):
-        entries = zip(p.flatten().tolist(), p0.flatten().tolist(), imp_forget[name].flatten().tolist(),
-                      imp_full[name].flatten().tolist())
+        entries = zip(
+            p.flatten().tolist(),
+            p0.flatten().tolist(),
+            imp_forget[name].flatten().tolist(),
+            imp_full[name].flatten().tolist(),
+        )
         for new, old, f, d in entries:
             n_total += 1
             if f > alpha * d:
@@ -248,8 +276,9 @@ def test_bad_teacher_uses_forget_plus_30_percent_of_retain(trained, data, monkey
     seen = []
     ctx = make_ctx()
     original_batches = ctx.batches
-    monkeypatch.setattr(ctx, "batches",
-                        lambda split, *a, **k: seen.append(split) or original_batches(split, *a, **k))
+    monkeypatch.setattr(
+        ctx, "batches", lambda split, *a, **k: seen.append(split) or original_batches(split, *a, **k)
+    )
     method = bad_teacher.BadTeacher()
     method.unlearn(copy.deepcopy(trained), granted(data["forget"], data["retain"], method.needs), ctx)
     (split,) = seen
@@ -294,7 +323,9 @@ def test_fisher_noise_variance_is_alpha_times_clamped_inverse_fisher():
         fisher.add_gaussian_noise_(noisy, variances, seed)
         draws.append(torch.cat([p.detach().flatten() for p in noisy.parameters()]) - theta0)
     empirical = torch.stack(draws).double().var(0)
-    inverse = torch.cat([(1 / fim[n].double()).clamp(max=max_inverse).flatten() for n, _ in model.named_parameters()])
+    inverse = torch.cat(
+        [(1 / fim[n].double()).clamp(max=max_inverse).flatten() for n, _ in model.named_parameters()]
+    )
     ratio = empirical / (alpha * inverse)
     clamped = inverse >= max_inverse * (1 - 1e-9)
     assert clamped.float().mean() > 0.2 and (~clamped).float().mean() > 0.2
@@ -309,15 +340,21 @@ def test_fisher_variance_follows_alpha_including_the_clamped_entries(trained, da
     for alpha in (1e-9, 2e-9):
         ctx = make_ctx(seed=1)
         ctx.log = lambda metrics: clamped.append(metrics["fisher/clamped_fraction"])
-        noisy = fisher.FisherForgetting(alpha=alpha, max_inverse_fisher=5e7).unlearn(copy.deepcopy(trained), split, ctx)
-        noise[alpha] = torch.cat([(p - p0).detach().flatten() for p, p0 in zip(noisy.parameters(), trained.parameters())])
+        noisy = fisher.FisherForgetting(alpha=alpha, max_inverse_fisher=5e7).unlearn(
+            copy.deepcopy(trained), split, ctx
+        )
+        noise[alpha] = torch.cat(
+            [(p - p0).detach().flatten() for p, p0 in zip(noisy.parameters(), trained.parameters())]
+        )
     assert 0.1 < clamped[0] < 0.9 and clamped[0] == clamped[1]
     # same seed, so the same draws z: the noise sqrt(alpha * v) * z scales by sqrt(2) everywhere
     torch.testing.assert_close(noise[2e-9], math.sqrt(2) * noise[1e-9], rtol=1e-3, atol=1e-9)
 
 
 def test_fisher_unlearn_is_seeded_and_uses_retain_fisher(trained, data):
-    method = fisher.FisherForgetting(alpha=1e-9, max_inverse_fisher=5e7)  # F here spans ~1e-9..1e-6: both regimes
+    method = fisher.FisherForgetting(
+        alpha=1e-9, max_inverse_fisher=5e7
+    )  # F here spans ~1e-9..1e-6: both regimes
     split = granted(data["forget"], data["retain"], method.needs)
     a = method.unlearn(copy.deepcopy(trained), split, make_ctx(seed=1))
     b = method.unlearn(copy.deepcopy(trained), split, make_ctx(seed=1))
@@ -330,7 +367,11 @@ def test_fisher_unlearn_is_seeded_and_uses_retain_fisher(trained, data):
     retain = TensorBatches(data["retain"].x, data["retain"].y, 16)
     fim = mean_squared_gradients(copy.deepcopy(trained).eval(), retain, per_sample=True)
     variances = fisher.noise_variance(fim, 1e-9, 5e7)
-    z = torch.cat([((pa - p0) / variances[n].sqrt()).detach().flatten()
-                   for (n, pa), p0 in zip(a.named_parameters(), trained.parameters())])
+    z = torch.cat(
+        [
+            ((pa - p0) / variances[n].sqrt()).detach().flatten()
+            for (n, pa), p0 in zip(a.named_parameters(), trained.parameters())
+        ]
+    )
     assert len(z) > 300 and float(z.mean()) == pytest.approx(0.0, abs=0.2)
     assert float(z.var()) == pytest.approx(1.0, abs=0.25)

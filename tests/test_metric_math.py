@@ -284,8 +284,10 @@ def test_lira_scores_fallback_for_examples_with_too_few_shadows():
     in_values = shadow[mask]
     out2 = shadow[~mask[:, 2], 2]
     expected = (
-        -0.5 * ((2.0 - in_values.mean()) / in_values.std()) ** 2 - np.log(in_values.std())
-        + 0.5 * ((2.0 - out2.mean()) / out2.std()) ** 2 + np.log(out2.std())
+        -0.5 * ((2.0 - in_values.mean()) / in_values.std()) ** 2
+        - np.log(in_values.std())
+        + 0.5 * ((2.0 - out2.mean()) / out2.std()) ** 2
+        + np.log(out2.std())
     )
     np.testing.assert_allclose(scores[2], expected, rtol=1e-10)
     # Identical shadows: the std floor keeps the score finite.

@@ -44,8 +44,13 @@ DIGITS = ["method=mnemonic", "forget=class", "forget.classes=[0]", "eval=fast", 
 def test_hook_spec_and_seeded_codes():
     method = MnemonicUnlearning(t_mix=0.25)
     hook = method.training_hook(3, (1, 4, 4), 5)
-    assert hook.spec == {"name": "mnemonic_codes", "t_mix": 0.25, "code_seed": code_seed(3),
-                         "shape": [1, 4, 4], "num_classes": 5}
+    assert hook.spec == {
+        "name": "mnemonic_codes",
+        "t_mix": 0.25,
+        "code_seed": code_seed(3),
+        "shape": [1, 4, 4],
+        "num_classes": 5,
+    }
     codes = hook.state["codes"]
     assert codes.shape == (5, 1, 4, 4) and codes.dtype == torch.float32
     assert 0.0 <= float(codes.min()) and float(codes.max()) < 1.0
@@ -77,8 +82,15 @@ def test_hook_coin_is_reflipped_each_epoch_after_augmentation():
     codes = hook.state["codes"]
     x = torch.randint(0, 256, (n, 1, 6, 6), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     y = torch.arange(n) % 4
-    batches = TensorBatches(x, y, batch_size=64, shuffle=False, augment=Augment(crop_padding=1, flip=True),
-                            seed=0, hook=hook.apply)
+    batches = TensorBatches(
+        x,
+        y,
+        batch_size=64,
+        shuffle=False,
+        augment=Augment(crop_padding=1, flip=True),
+        seed=0,
+        hook=hook.apply,
+    )
     masks = []
     for _ in range(2):
         xs = torch.cat([xb for xb, _ in batches])
@@ -140,18 +152,36 @@ def tiny_setup(seed: int = 0):
 
 
 def tiny_ctx(codes: torch.Tensor, forget_classes: list[int]) -> tuple[GrantedSplits, UnlearnContext]:
-    empty = Split("x", torch.zeros(0, 3, 2, 2, dtype=torch.uint8), torch.zeros(0, dtype=torch.long),
-                  torch.zeros(0, dtype=torch.long))
-    splits = Splits(train=empty, forget=empty, retain=empty, val=empty, test=empty, num_classes=4,
-                    forget_classes=forget_classes)
-    ctx = UnlearnContext(runtime=Runtime(device=torch.device("cpu"), progress=False), seed=0, num_classes=4,
-                         forget_ratio=0.25, forget_classes=forget_classes, augment=Augment(),
-                         hook_state={"codes": codes})
+    empty = Split(
+        "x",
+        torch.zeros(0, 3, 2, 2, dtype=torch.uint8),
+        torch.zeros(0, dtype=torch.long),
+        torch.zeros(0, dtype=torch.long),
+    )
+    splits = Splits(
+        train=empty,
+        forget=empty,
+        retain=empty,
+        val=empty,
+        test=empty,
+        num_classes=4,
+        forget_classes=forget_classes,
+    )
+    ctx = UnlearnContext(
+        runtime=Runtime(device=torch.device("cpu"), progress=False),
+        seed=0,
+        num_classes=4,
+        forget_ratio=0.25,
+        forget_classes=forget_classes,
+        augment=Augment(),
+        hook_state={"codes": codes},
+    )
     return GrantedSplits(splits, MnemonicUnlearning.needs, "mnemonic"), ctx
 
 
-def direct_deltas(model: nn.Module, codes: torch.Tensor, forget: list[int], lambda1: float,
-                  lambda2: float) -> dict:
+def direct_deltas(
+    model: nn.Module, codes: torch.Tensor, forget: list[int], lambda1: float, lambda2: float
+) -> dict:
     """The paper's recipe written out with .backward() and per-class p.grad, independently of the module."""
     names = [n for n, _ in model.named_parameters()]
     acc = {g: {n: torch.full_like(p, 1e-16) for n, p in model.named_parameters()} for g in ("f", "r")}
@@ -206,8 +236,10 @@ def test_unlearn_applies_the_better_of_plus_and_minus_exactly(lambdas):
         assert torch.equal(b, buffers[n]), n
 
 
-@pytest.mark.parametrize(("accs", "sign"), [([(0.0, 1.0), (1.0, 0.5)], 1), ([(1.0, 0.5), (0.0, 1.0)], -1),
-                                           ([(0.0, 1.0), (0.0, 1.0)], -1)])
+@pytest.mark.parametrize(
+    ("accs", "sign"),
+    [([(0.0, 1.0), (1.0, 0.5)], 1), ([(1.0, 0.5), (0.0, 1.0)], -1), ([(0.0, 1.0), (0.0, 1.0)], -1)],
+)
 def test_only_the_selected_sign_is_applied(monkeypatch, accs, sign):
     model, codes = tiny_setup(1)
     theta = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -239,8 +271,14 @@ def test_validate_rejects_the_default_random_scenario(tmp_path):
 
 def test_cli_random_scenario_is_one_line_exit_2(tmp_path):
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    out = subprocess.run([sys.executable, "-m", "unlearnbench.cli", "method=mnemonic", "logger=none"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "unlearnbench.cli", "method=mnemonic", "logger=none"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2 and len(lines) == 1, out.stderr
     assert "forget='random'" in lines[0] and "class-wise" in lines[0]

@@ -80,8 +80,12 @@ def test_cache_and_run_files_are_readable_as_the_umask_allows(make_cfg, tmp_path
     finally:
         os.umask(previous)
     entry = original_entry(tmp_path / "cache")
-    for path in (entry, entry.with_suffix(".json"), tmp_path / "run" / "results.json",
-                 tmp_path / "run" / "indices.json"):
+    for path in (
+        entry,
+        entry.with_suffix(".json"),
+        tmp_path / "run" / "results.json",
+        tmp_path / "run" / "indices.json",
+    ):
         assert path.stat().st_mode & 0o777 == 0o644, path
 
 
@@ -100,13 +104,24 @@ def test_atomic_writes_follow_a_stricter_umask(tmp_path):
 
 def _unlearn(args, cwd):
     env = {**os.environ, "WANDB_MODE": "offline"}
-    return subprocess.Popen([sys.executable, "-m", "unlearnbench.cli", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "unlearnbench.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
 def test_two_processes_train_the_same_original_once(tmp_path):
-    args = [*TINY, "logger=none", "trainer.enable_progress_bar=false", f"paths.cache_dir={tmp_path / 'cache'}"]
+    args = [
+        *TINY,
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
     procs = [_unlearn([*args, f"paths.log_dir={tmp_path / f'job{i}'}"], tmp_path) for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=300)
@@ -119,8 +134,14 @@ def test_two_processes_train_the_same_original_once(tmp_path):
 
 @pytest.mark.slow
 def test_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
-    args = ["method=none", "eval=fast", "eval.retrain=false", "recipe.epochs=40", "logger=none",
-            "trainer.enable_progress_bar=false"]
+    args = [
+        "method=none",
+        "eval=fast",
+        "eval.retrain=false",
+        "recipe.epochs=40",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+    ]
     killed = _unlearn([*args, f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
     partial = tmp_path / "cache" / "partial"
     deadline = time.time() + 240
@@ -137,8 +158,9 @@ def test_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-2000:]
     assert "resuming original training" in out
-    clean = _unlearn([*args, f"paths.cache_dir={tmp_path / 'clean'}", f"paths.log_dir={tmp_path / 'clean_out'}"],
-                     tmp_path)
+    clean = _unlearn(
+        [*args, f"paths.cache_dir={tmp_path / 'clean'}", f"paths.log_dir={tmp_path / 'clean_out'}"], tmp_path
+    )
     _, err = clean.communicate(timeout=300)
     assert clean.returncode == 0, err[-2000:]
     got = json.loads(next((tmp_path / "outputs").rglob("results.json")).read_text())
@@ -149,8 +171,19 @@ def test_run_killed_mid_training_resumes_to_the_same_result(tmp_path):
 
 @pytest.mark.slow
 def test_diverged_job_does_not_stop_its_sweep(tmp_path):
-    proc = _unlearn(["-m", "method.lr=1e30,0.001", "method=ga", "recipe.epochs=2", "logger=none",
-                     "eval=fast", "eval.retrain=false", "trainer.enable_progress_bar=false"], tmp_path)
+    proc = _unlearn(
+        [
+            "-m",
+            "method.lr=1e30,0.001",
+            "method=ga",
+            "recipe.epochs=2",
+            "logger=none",
+            "eval=fast",
+            "eval.retrain=false",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path,
+    )
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
     results = [json.loads(p.read_text()) for p in (tmp_path / "outputs" / "multirun").rglob("results.json")]
@@ -194,8 +227,6 @@ BAD_INPUTS = [
     (["dataset.val_fraction=1.5"], ["dataset.val_fraction", "1.5"]),
     (["recipe.epochs=0"], ["recipe.epochs", "positive integer"]),
     (["recipe.batch_size=-4"], ["recipe.batch_size", "positive integer"]),
-
-
     (["dataset.train_subset=5"], ["dataset.train_subset", "5", ">= 10"]),
     (["recipe.epochs=0"], ["recipe.epochs", "positive integer"]),
     (["recipe.batch_size=-4"], ["recipe.batch_size", "positive integer"]),
@@ -211,13 +242,16 @@ BAD_INPUTS = [
     (["method=imu", "method.top_data=2"], ["method.top_data", "2"]),
     (["method=gradtau", "method.bn_mode=x"], ["bn_mode", "eval"]),
     (["method=salun", "method.mask_fraction=1.5"], ["mask_fraction", "1.5"]),
-    (["trainer=gpu"], ["trainer", "gpu", "cpu"]) if not __import__("torch").cuda.is_available() else
-    (["trainer=cpu", "seed=-2"], ["seed"]),
+    (["trainer=gpu"], ["trainer", "gpu", "cpu"])
+    if not __import__("torch").cuda.is_available()
+    else (["trainer=cpu", "seed=-2"], ["seed"]),
     (["eval.metrics.mia_efficacy.feature=foo"], ["feature", "foo", "confidence"]),
     (["eval=full", "eval.batched_shadows=maybe"], ["eval.batched_shadows", "maybe", "true or false"]),
     (["foo=1"], ["foo"]),
-    (["dataset=cifar10", "dataset.download=false", "paths.data_dir=nowhere"],
-     ["dataset=cifar10", "nowhere", "dataset.download=false", "cifar10_jpeg"]),
+    (
+        ["dataset=cifar10", "dataset.download=false", "paths.data_dir=nowhere"],
+        ["dataset=cifar10", "nowhere", "dataset.download=false", "cifar10_jpeg"],
+    ),
 ]
 
 
@@ -232,12 +266,15 @@ def _message(check, *args, **kwargs) -> str:
 def test_validators_name_the_key_the_bad_value_and_what_is_allowed():
     from unlearnbench.checks import check_choice, check_int, check_number
 
-    assert _message(check_number, "method.lr", -1, 0, low_open=True) == \
-        "method.lr=-1 is not allowed; allowed: a number > 0"
+    assert (
+        _message(check_number, "method.lr", -1, 0, low_open=True)
+        == "method.lr=-1 is not allowed; allowed: a number > 0"
+    )
     assert _message(check_number, "method.momentum", 1.0, 0, 1, high_open=True).endswith("a number in [0, 1)")
     assert _message(check_number, "method.beta", True, 0, 1).startswith("method.beta=True")  # bool: no number
     assert _message(check_number, "method.alpha0", "x", 0, 1, allow_none=True, hint="null: a rule").endswith(
-        "allowed: null or a number in [0, 1] (null: a rule)")
+        "allowed: null or a number in [0, 1] (null: a rule)"
+    )
     assert check_number("method.alpha0", None, 0, 1, allow_none=True) is None
     assert check_number("forget_ratio", 0.5, 0.0, 1.0, low_open=True, high_open=True) == 0.5
     assert _message(check_int, "recipe.epochs", 0, 1).endswith("allowed: a positive integer (>= 1)")
@@ -245,9 +282,12 @@ def test_validators_name_the_key_the_bad_value_and_what_is_allowed():
     assert _message(check_int, "method.epochs", 2.0, 1).startswith("method.epochs=2.0")  # float: no integer
     assert _message(check_int, "eval.metrics.lira.num_shadows", 1, 2).endswith("allowed: an integer >= 2")
     assert _message(check_int, "forget.superclass", 20, 0, 19, hint="a coarse class").endswith(
-        "allowed: an integer in [0, 19] (a coarse class)")
-    assert _message(check_choice, "method.bn_mode", "frozen", ("train", "eval")) == \
-        "method.bn_mode='frozen' is not allowed; allowed: train, eval"
+        "allowed: an integer in [0, 19] (a coarse class)"
+    )
+    assert (
+        _message(check_choice, "method.bn_mode", "frozen", ("train", "eval"))
+        == "method.bn_mode='frozen' is not allowed; allowed: train, eval"
+    )
 
 
 @pytest.mark.parametrize(("args", "words"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])

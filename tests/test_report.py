@@ -54,7 +54,9 @@ def _avg_gap(metrics, retrain, components=COMPONENTS):
 
 def _results(method, seed, forget, metrics, original, retrain, unlearn_s, status="ok"):
     diverged = status != "ok"
-    stored = {**metrics, "avg_gap": _avg_gap(metrics, retrain)} if set(COMPONENTS) <= set(metrics) else metrics
+    stored = (
+        {**metrics, "avg_gap": _avg_gap(metrics, retrain)} if set(COMPONENTS) <= set(metrics) else metrics
+    )
     return {
         "status": status,
         **({"reason": "loss became NaN"} if diverged else {}),
@@ -163,8 +165,10 @@ def test_gaps_and_avg_gap(tree):
     assert ft.avg_gap.mean == pytest.approx(np.mean(per_run))
     assert ft.avg_gap.std == pytest.approx(np.std(per_run, ddof=1))
     original = row_named(summary, "Original")
-    orig_gap = [written["original"]["class", s]["retain_acc"] - written["retrain"]["class", s]["retain_acc"]
-                for s in SEEDS]
+    orig_gap = [
+        written["original"]["class", s]["retain_acc"] - written["retrain"]["class", s]["retain_acc"]
+        for s in SEEDS
+    ]
     assert original.gaps["retain_acc"].mean == pytest.approx(np.mean(orig_gap))
     orig_avg = [_avg_gap(written["original"]["class", s], written["retrain"]["class", s]) for s in SEEDS]
     assert original.avg_gap.mean == pytest.approx(np.mean(orig_avg))
@@ -201,8 +205,7 @@ def test_markdown_cell_format_and_legend(tree):
     md = render_markdown([summary])
     vals = [written["runs"]["class", "ft", s][0]["forget_acc"] for s in SEEDS]
     gaps = [v - written["retrain"]["class", s]["forget_acc"] for v, s in zip(vals, SEEDS)]
-    expected = (f"{100 * np.mean(vals):.1f} ± {100 * np.std(vals, ddof=1):.1f} "
-                f"({100 * np.mean(gaps):+.1f})")
+    expected = f"{100 * np.mean(vals):.1f} ± {100 * np.std(vals, ddof=1):.1f} ({100 * np.mean(gaps):+.1f})"
     ft_line = next(line for line in md.splitlines() if line.startswith("| ft |"))
     assert expected in ft_line
     assert "3 seeds" in md and "scenario class (classes=3)" in md
@@ -328,22 +331,28 @@ def test_retrain_method_runs_merge_into_one_retrain_row(tree, tmp_path):
     md = render_markdown([summary])
     table = [line for line in md.splitlines() if line.startswith("| ")]
     assert [line.split(" | ")[0] for line in table].count("| Retrain") == 1
-    assert not any(line.lower().startswith("| retrain |") and not line.startswith("| Retrain") for line in table)
+    assert not any(
+        line.lower().startswith("| retrain |") and not line.startswith("| Retrain") for line in table
+    )
     assert [r for r in render_csv([summary]).splitlines() if ",retrain," in r.lower()] == [
-        next(r for r in render_csv([summary]).splitlines() if ",Retrain,retrain," in r)]
+        next(r for r in render_csv([summary]).splitlines() if ",Retrain,retrain," in r)
+    ]
     assert [b.row for p in gap_panels(summary) for b in p.bars].count("Retrain") == len(gap_panels(summary))
     fig = forget_vs_test_figure(summary)
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels.count("Retrain (reference)") == 1 and not any(lab.lower() == "retrain" for lab in labels)
     # The merged row's metrics are the references' (the same model as the 'retrain' runs).
     retrain = row_named(summary, "Retrain")
-    assert retrain.metrics["test_acc"].mean == pytest.approx(np.mean([written["retrain"]["random", s]["test_acc"]
-                                                                      for s in SEEDS]))
+    assert retrain.metrics["test_acc"].mean == pytest.approx(
+        np.mean([written["retrain"]["random", s]["test_acc"] for s in SEEDS])
+    )
 
 
 def test_retrain_rte_says_when_every_run_loaded_it_from_the_cache(tmp_path):
-    datas = [_results(m, 0, RANDOM, {"forget_acc": 0.5}, {"forget_acc": 1.0}, {"forget_acc": 0.4}, 0.2)
-             for m in ("ft", "retrain")]
+    datas = [
+        _results(m, 0, RANDOM, {"forget_acc": 0.5}, {"forget_acc": 1.0}, {"forget_acc": 0.4}, 0.2)
+        for m in ("ft", "retrain")
+    ]
     for data in datas:
         data["cache"] = {"original": {"hit": True}, "retrain": {"hit": True}}
     (summary,) = write_runs(tmp_path / "cached", datas)
@@ -355,8 +364,10 @@ def test_retrain_rte_says_when_every_run_loaded_it_from_the_cache(tmp_path):
 
 def test_retrain_runs_without_references_still_make_the_retrain_row(tmp_path):
     # eval.retrain=false: no reference, only the 'retrain' method's own metrics.
-    runs = [_results("retrain", s, RANDOM, {"forget_acc": 0.8 + s / 100}, {"forget_acc": 1.0}, {}, 5.0)
-            for s in (0, 1)]
+    runs = [
+        _results("retrain", s, RANDOM, {"forget_acc": 0.8 + s / 100}, {"forget_acc": 1.0}, {}, 5.0)
+        for s in (0, 1)
+    ]
     for data in runs:
         data["retrain"], data["gap"] = None, {}
     (summary,) = write_runs(tmp_path, runs)
@@ -367,7 +378,10 @@ def test_retrain_runs_without_references_still_make_the_retrain_row(tmp_path):
 
 
 def test_avg_gap_is_the_stored_value_with_the_configured_components(tmp_path):
-    info = {**METRIC_INFO, "avg_gap": {"direction": "lower", "ideal": 0.0, "components": ["forget_acc", "test_acc"]}}
+    info = {
+        **METRIC_INFO,
+        "avg_gap": {"direction": "lower", "ideal": 0.0, "components": ["forget_acc", "test_acc"]},
+    }
     datas = []
     for seed in (0, 1):
         retrain = {"forget_acc": 0.80, "test_acc": 0.90, "retain_acc": 0.95, "mia_efficacy": 0.2}
@@ -378,7 +392,9 @@ def test_avg_gap_is_the_stored_value_with_the_configured_components(tmp_path):
         data["metric_info"] = info
         datas.append(data)
     (summary,) = write_runs(tmp_path, datas)
-    assert row_named(summary, "ft").avg_gap.mean == pytest.approx(np.mean([(0.05 + 0.02) / 2, (0.06 + 0.02) / 2]))
+    assert row_named(summary, "ft").avg_gap.mean == pytest.approx(
+        np.mean([(0.05 + 0.02) / 2, (0.06 + 0.02) / 2])
+    )
     assert row_named(summary, "Original").avg_gap.mean == pytest.approx((0.19 + 0.02) / 2)
     assert row_named(summary, "Original").avg_gap.n == 2
     md = render_markdown([summary])
@@ -387,8 +403,15 @@ def test_avg_gap_is_the_stored_value_with_the_configured_components(tmp_path):
 
 
 def test_columns_follow_metric_info_order(tmp_path):
-    data = _results("ft", 0, RANDOM, {"forget_acc": 0.5, "test_acc": 0.6, "zeta": 0.1, "alpha": 0.2},
-                    {"forget_acc": 1.0}, {"forget_acc": 0.4}, 0.2)
+    data = _results(
+        "ft",
+        0,
+        RANDOM,
+        {"forget_acc": 0.5, "test_acc": 0.6, "zeta": 0.1, "alpha": 0.2},
+        {"forget_acc": 1.0},
+        {"forget_acc": 0.4},
+        0.2,
+    )
     (summary,) = write_runs(tmp_path / "a", [data])
     assert summary.metric_names == ["forget_acc", "test_acc", "alpha", "zeta"]  # METRIC_ORDER, then A-Z
     data["metric_info"] = {"zeta": {"order": 1}, "test_acc": {"order": 2}, "forget_acc": {"order": 3}}
@@ -397,14 +420,34 @@ def test_columns_follow_metric_info_order(tmp_path):
 
 
 def test_failed_runs_with_null_fields_are_listed_not_crashed_on(tmp_path):
-    ok = _results("ft", 0, RANDOM, {"forget_acc": 0.5, "test_acc": 0.9}, {"forget_acc": 1.0, "test_acc": 0.9},
-                  {"forget_acc": 0.4, "test_acc": 0.9}, 0.2)
-    failed = {"status": "failed", "reason": "CUDA out of memory", "method": "ft", "dataset": "digits",
-              "model": "small_cnn", "seed": 1, "forget": RANDOM, "metrics": None, "original": None,
-              "retrain": None, "gap": None, "metric_info": None, "time_s": None}
+    ok = _results(
+        "ft",
+        0,
+        RANDOM,
+        {"forget_acc": 0.5, "test_acc": 0.9},
+        {"forget_acc": 1.0, "test_acc": 0.9},
+        {"forget_acc": 0.4, "test_acc": 0.9},
+        0.2,
+    )
+    failed = {
+        "status": "failed",
+        "reason": "CUDA out of memory",
+        "method": "ft",
+        "dataset": "digits",
+        "model": "small_cnn",
+        "seed": 1,
+        "forget": RANDOM,
+        "metrics": None,
+        "original": None,
+        "retrain": None,
+        "gap": None,
+        "metric_info": None,
+        "time_s": None,
+    }
     only_failed = {**failed, "method": "ga", "seed": 0, "reason": "config error"}
-    (summary,) = write_runs(tmp_path, [ok, failed, {k: v for k, v in failed.items() if k != "metrics"} | {"seed": 2},
-                                       only_failed])
+    (summary,) = write_runs(
+        tmp_path, [ok, failed, {k: v for k, v in failed.items() if k != "metrics"} | {"seed": 2}, only_failed]
+    )
     assert row_named(summary, "ft").status_note() == "failed (2/3 seeds)"
     assert row_named(summary, "ga").metrics == {}
     md = render_markdown([summary])
@@ -416,25 +459,47 @@ def test_failed_runs_with_null_fields_are_listed_not_crashed_on(tmp_path):
 
 
 def test_superclass_settings_are_kept_apart(tmp_path):
-    datas = [_results("ft", 0, {"scenario": "superclass", "ratio": None, "superclass": sc}, {"forget_acc": 0.1},
-                      {"forget_acc": 1.0}, {"forget_acc": 0.0}, 0.2) for sc in (3, 4)]
+    datas = [
+        _results(
+            "ft",
+            0,
+            {"scenario": "superclass", "ratio": None, "superclass": sc},
+            {"forget_acc": 0.1},
+            {"forget_acc": 1.0},
+            {"forget_acc": 0.0},
+            0.2,
+        )
+        for sc in (3, 4)
+    ]
     summaries = write_runs(tmp_path, datas)
     assert [s.key.forget for s in summaries] == ["superclass=3", "superclass=4"]
 
 
 def flagged_setting(tmp_path):
     """Class-wise runs where Retrain (one seed) and mnemonic (both) have most of D_f outside the SVC's range."""
-    info = {**METRIC_INFO, "mia_efficacy_extrapolated": {
-        "direction": "diagnostic", "ideal": None, "flags": "mia_efficacy", "threshold": 0.5,
-        "definition": "share of D_f outside the fitted range", "meaning": "the SVC extrapolates"}}
+    info = {
+        **METRIC_INFO,
+        "mia_efficacy_extrapolated": {
+            "direction": "diagnostic",
+            "ideal": None,
+            "flags": "mia_efficacy",
+            "threshold": 0.5,
+            "definition": "share of D_f outside the fitted range",
+            "meaning": "the SVC extrapolates",
+        },
+    }
     accs = {"retain_acc": 0.99, "test_acc": 0.98}
     original = {"forget_acc": 1.0, "mia_efficacy": 0.1, "mia_efficacy_extrapolated": 0.0, **accs}
     datas = []
     for method, mia, outside in (("mnemonic", 0.0, 1.0), ("ft", 1.0, 0.0)):
         for seed in (0, 1):
             metrics = {"forget_acc": 0.0, "mia_efficacy": mia, "mia_efficacy_extrapolated": outside, **accs}
-            retrain = {"forget_acc": 0.0, "mia_efficacy": 1.0, "mia_efficacy_extrapolated": 0.9 if seed else 0.2,
-                       **accs}
+            retrain = {
+                "forget_acc": 0.0,
+                "mia_efficacy": 1.0,
+                "mia_efficacy_extrapolated": 0.9 if seed else 0.2,
+                **accs,
+            }
             data = _results(method, seed, CLASSWISE, metrics, original, retrain, 0.1)
             data["metric_info"] = info
             datas.append(data)
@@ -471,8 +536,13 @@ def test_gap_panels_show_gaps_to_retrain_and_distance_to_fixed_ideals(tree):
     assert list(panels)[0] == "avg_gap"
     forget = {b.row: b for b in panels["forget_acc"].bars}
     assert forget["Retrain"].zero and forget["Retrain"].mean == 0.0
-    orig = [written["original"]["class", s]["forget_acc"] - written["retrain"]["class", s]["forget_acc"] for s in SEEDS]
-    assert forget["Original"].mean == pytest.approx(100 * np.mean(orig))  # "better than doing nothing" is visible
+    orig = [
+        written["original"]["class", s]["forget_acc"] - written["retrain"]["class", s]["forget_acc"]
+        for s in SEEDS
+    ]
+    assert forget["Original"].mean == pytest.approx(
+        100 * np.mean(orig)
+    )  # "better than doing nothing" is visible
     assert forget["Original"].std == pytest.approx(100 * np.std(orig, ddof=1))
     assert "gap to Retrain (pp)" in panels["forget_acc"].title
     # mia_loss's ideal is 50 %: every row, Retrain too, as its distance to 50 %.
@@ -504,7 +574,9 @@ def text_boxes(fig):
 def assert_no_text_overlaps(fig):
     boxes = text_boxes(fig)
     assert len(boxes) > 5
-    clashes = [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+    clashes = [
+        (a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1 :] if box_a.overlaps(box_b)
+    ]
     assert not clashes
     width, height = fig.canvas.get_width_height()
     for text, box in boxes:  # and nothing is cut off at the figure's edge
@@ -514,15 +586,41 @@ def assert_no_text_overlaps(fig):
 def crowded_setting(tmp_path):
     """Eight methods, several on the same spot as each other or as the Original, two seeds, long names."""
     rng = np.random.default_rng(3)
-    retrain = {"forget_acc": 0.97, "retain_acc": 0.99, "test_acc": 0.98, "mia_efficacy": 0.08, "mia_loss": 0.46}
-    original = {"forget_acc": 0.996, "retain_acc": 0.996, "test_acc": 0.994, "mia_efficacy": 0.04, "mia_loss": 0.51}
+    retrain = {
+        "forget_acc": 0.97,
+        "retain_acc": 0.99,
+        "test_acc": 0.98,
+        "mia_efficacy": 0.08,
+        "mia_loss": 0.46,
+    }
+    original = {
+        "forget_acc": 0.996,
+        "retain_acc": 0.996,
+        "test_acc": 0.994,
+        "mia_efficacy": 0.04,
+        "mia_loss": 0.51,
+    }
     datas = []
-    for i, method in enumerate(("ft", "ga", "none", "retrain", "boundary_shrink", "neggrad_plus", "random_label",
-                                "l1_sparse", "salun")):
+    for i, method in enumerate(
+        (
+            "ft",
+            "ga",
+            "none",
+            "retrain",
+            "boundary_shrink",
+            "neggrad_plus",
+            "random_label",
+            "l1_sparse",
+            "salun",
+        )
+    ):
         for seed in (0, 1):
             same = method in ("ga", "none")  # exactly the Original, as a no-op method is
-            metrics = dict(original) if same else {k: float(np.clip(v + rng.normal(0, 0.01), 0, 1))
-                                                    for k, v in retrain.items()}
+            metrics = (
+                dict(original)
+                if same
+                else {k: float(np.clip(v + rng.normal(0, 0.01), 0, 1)) for k, v in retrain.items()}
+            )
             if method == "retrain":
                 metrics = dict(retrain)
             datas.append(_results(method, seed, RANDOM, metrics, original, retrain, 0.1 * (i + 1)))
@@ -532,8 +630,11 @@ def crowded_setting(tmp_path):
 
 def test_figures_have_no_overlapping_text(tmp_path, tree):
     root, _ = tree
-    for summary in [crowded_setting(tmp_path / "crowded"), flagged_setting(tmp_path / "flagged"),
-                    *summaries_of(root).values()]:
+    for summary in [
+        crowded_setting(tmp_path / "crowded"),
+        flagged_setting(tmp_path / "flagged"),
+        *summaries_of(root).values(),
+    ]:
         for make in (gap_figure, forget_vs_test_figure):
             assert_no_text_overlaps(make(summary))
 
@@ -559,14 +660,23 @@ def test_sanitize_filename():
 
 def _result(seed: int, method: str = "m", **metrics) -> dict:
     original = {"test_acc": metrics.pop("original_test", 0.90)}
-    return {"status": "ok", "seed": seed, "method": method, "metrics": metrics, "original": {"metrics": original}}
+    return {
+        "status": "ok",
+        "seed": seed,
+        "method": method,
+        "metrics": metrics,
+        "original": {"metrics": original},
+    }
 
 
 def test_results_table_checks_the_mnemonic_claim_per_seed():
     """forget acc <= 1 % and remaining test acc within 3 points -> holds, else does NOT hold."""
     table = load_script("results_table")
-    runs = [_result(0, forget_acc=0.005, test_acc=0.875), _result(1, forget_acc=0.02, test_acc=0.90),
-            _result(2, forget_acc=0.0, test_acc=0.86)]
+    runs = [
+        _result(0, forget_acc=0.005, test_acc=0.875),
+        _result(1, forget_acc=0.02, test_acc=0.90),
+        _result(2, forget_acc=0.0, test_acc=0.86),
+    ]
     lines = table.mnemonic_claim(runs, "class 0")
     assert [line.endswith("-> holds") for line in lines] == [True, False, False]
     assert "forget accuracy 2.0 %" in lines[1] and "down 4.0 points" in lines[2]
@@ -589,8 +699,14 @@ def test_results_table_matches_imu_and_ga_at_the_same_forget_accuracy():
 
 def test_results_table_compares_gradtau_loss_mia_with_ga_and_ft():
     table = load_script("results_table")
-    runs = [_result(0, "gradtau", mia_loss=0.52), _result(0, "ga", mia_loss=0.40), _result(0, "ft", mia_loss=0.55),
-            _result(1, "gradtau", mia_loss=0.60), _result(1, "ga", mia_loss=0.45), _result(1, "ft", mia_loss=0.58)]
+    runs = [
+        _result(0, "gradtau", mia_loss=0.52),
+        _result(0, "ga", mia_loss=0.40),
+        _result(0, "ft", mia_loss=0.55),
+        _result(1, "gradtau", mia_loss=0.60),
+        _result(1, "ga", mia_loss=0.45),
+        _result(1, "ft", mia_loss=0.58),
+    ]
     lines = table.gradtau_claim(runs, "random")
     assert [line.endswith("-> holds") for line in lines] == [True, False]
 
@@ -599,5 +715,7 @@ def test_tuned_runs_are_their_own_row_beside_the_default_one(tmp_path):
     from unlearnbench.report.aggregate import method_label
 
     assert method_label({"method": "imu", "method_preset": "tuned/memorise_cifar10"}) == "imu (tuned)"
-    assert method_label({"method": "imu", "method_preset": "imu/digits"}) == "imu"  # a dataset preset is a default
+    assert (
+        method_label({"method": "imu", "method_preset": "imu/digits"}) == "imu"
+    )  # a dataset preset is a default
     assert method_label({"method": "imu"}) == "imu"

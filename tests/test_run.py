@@ -15,8 +15,20 @@ from unlearnbench.runner import run
 from unlearnbench.runtime import Runtime
 
 FAST = ["recipe.epochs=3", "method.epochs=1"]
-REQUIRED = ("method", "dataset", "model", "seed", "forget", "metrics", "original", "retrain", "gap", "time_s",
-            "cache", "env")
+REQUIRED = (
+    "method",
+    "dataset",
+    "model",
+    "seed",
+    "forget",
+    "metrics",
+    "original",
+    "retrain",
+    "gap",
+    "time_s",
+    "cache",
+    "env",
+)
 
 
 def test_digits_end_to_end_writes_every_field(make_cfg, tmp_path):
@@ -28,10 +40,17 @@ def test_digits_end_to_end_writes_every_field(make_cfg, tmp_path):
     for who in (res["metrics"], res["original"]["metrics"], res["retrain"]["metrics"]):
         for name in ("forget_acc", "retain_acc", "val_acc", "test_acc", "mia_efficacy"):
             assert 0.0 <= who[name] <= 1.0, name
-    assert res["gap"]["forget_acc"] == pytest.approx(res["metrics"]["forget_acc"] - res["retrain"]["metrics"]["forget_acc"])
+    assert res["gap"]["forget_acc"] == pytest.approx(
+        res["metrics"]["forget_acc"] - res["retrain"]["metrics"]["forget_acc"]
+    )
     assert set(res["time_s"]) == {"original", "retrain", "unlearn", "eval", "total"}
-    assert res["forget"] == {"scenario": "random", "ratio": 0.1, "classes": None, "size": res["forget"]["size"],
-                             "fraction_of_train": pytest.approx(0.1, abs=0.002)}
+    assert res["forget"] == {
+        "scenario": "random",
+        "ratio": 0.1,
+        "classes": None,
+        "size": res["forget"]["size"],
+        "fraction_of_train": pytest.approx(0.1, abs=0.002),
+    }
     assert res["original"]["metrics"]["test_acc"] > 0.5  # the original model learned something
 
 
@@ -81,7 +100,12 @@ def test_none_returns_the_original(make_cfg):
 
 def _splits() -> Splits:
     def split(name, n):
-        return Split(name, torch.zeros(n, 1, 2, 2, dtype=torch.uint8), torch.zeros(n, dtype=torch.long), torch.arange(n))
+        return Split(
+            name,
+            torch.zeros(n, 1, 2, 2, dtype=torch.uint8),
+            torch.zeros(n, dtype=torch.long),
+            torch.arange(n),
+        )
 
     s = {name: split(name, 4) for name in ("train", "forget", "retain", "val", "test")}
     return Splits(num_classes=2, **s)
@@ -126,7 +150,9 @@ def test_divergent_method_is_marked_diverged(make_cfg, tmp_path):
 def test_dataloader_path_gives_the_same_model_as_device_resident_batches(make_cfg):
     overrides = ["dataset=synthetic", "method=ft", *FAST]
     resident = run(make_cfg([*overrides, "runtime.data_on_device=true"], subdir="resident"))
-    streamed = run(make_cfg([*overrides, "runtime.data_on_device=false", "runtime.num_workers=0"], subdir="streamed"))
+    streamed = run(
+        make_cfg([*overrides, "runtime.data_on_device=false", "runtime.num_workers=0"], subdir="streamed")
+    )
     assert resident["env"]["data_on_device"] and not streamed["env"]["data_on_device"]
     assert streamed["metrics"] == resident["metrics"]
 
@@ -144,7 +170,9 @@ def test_run_compose_works_in_a_plain_python_process(tmp_path):
         "assert res['status'] == 'ok' and 0 <= res['metrics']['forget_acc'] <= 1\n"
         "import pathlib; assert (pathlib.Path(cfg.paths.output_dir) / 'results.json').is_file()\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "forget_acc" not in out.stdout  # run() returns the results; the table is the CLI's
     assert list((tmp_path / "outputs" / "runs" / "digits" / "imu").rglob("results.json"))
@@ -177,11 +205,20 @@ def test_retrain_cost_is_its_training_time_also_when_cached(make_cfg):
 CIFAR10_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
 
 
-@pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason=f"CIFAR-10 JPEG archive not found at {CIFAR10_JPEG} "
-                    "(the shared data folder is absent)")
+@pytest.mark.skipif(
+    not CIFAR10_JPEG.is_file(),
+    reason=f"CIFAR-10 JPEG archive not found at {CIFAR10_JPEG} (the shared data folder is absent)",
+)
 def test_memorise_cifar10_preset_runs_end_to_end(make_cfg, decoded_cifar10_jpeg):
-    cfg = make_cfg(["experiment=memorise_cifar10", "debug=fast", "eval.retrain=true", "method=none",
-                    "dataset.train_subset=500"])
+    cfg = make_cfg(
+        [
+            "experiment=memorise_cifar10",
+            "debug=fast",
+            "eval.retrain=true",
+            "method=none",
+            "dataset.train_subset=500",
+        ]
+    )
     cfg.paths.data_dir = str(SHARED_DATA)
     res = run(cfg)
     assert (res["dataset"], res["model"]) == ("cifar10_jpeg", "mlp_relu")
@@ -196,16 +233,29 @@ def test_a_long_training_announces_its_duration_before_it_runs_long(make_cfg, mo
     with caplog.at_level("WARNING", logger="unlearnbench.training.lightning"):
         run(make_cfg(["method=none", "recipe.epochs=3", "eval=fast"]))
     lines = [r.getMessage() for r in caplog.records if r.name == "unlearnbench.training.lightning"]
-    assert any(line.startswith("original: ~") and "on cpu (3 epochs)" in line and "trainer=gpu" in line
-               for line in lines), lines
+    assert any(
+        line.startswith("original: ~") and "on cpu (3 epochs)" in line and "trainer=gpu" in line
+        for line in lines
+    ), lines
 
 
 def test_random_streams_are_named_independent_and_deterministic():
-    ctx = UnlearnContext(runtime=Runtime(torch.device("cpu"), progress=False), seed=0, num_classes=2,
-                         forget_ratio=0.5, forget_classes=None, augment=Augment())
+    ctx = UnlearnContext(
+        runtime=Runtime(torch.device("cpu"), progress=False),
+        seed=0,
+        num_classes=2,
+        forget_ratio=0.5,
+        forget_classes=None,
+        augment=Augment(),
+    )
     assert ctx.seed_for("retain") == ctx.seed_for("retain") == derive_seed(0, "retain")
-    seeds = {ctx.seed_for("forget"), ctx.seed_for("retain"), ctx.seed_for("influence", 0),
-             ctx.seed_for("influence", 1), derive_seed(1, "forget")}
+    seeds = {
+        ctx.seed_for("forget"),
+        ctx.seed_for("retain"),
+        ctx.seed_for("influence", 0),
+        ctx.seed_for("influence", 1),
+        derive_seed(1, "forget"),
+    }
     assert len(seeds) == 5 and all(0 <= s < 2**63 for s in seeds)
     split = Split("forget", torch.zeros(32, 1, 1, 1, dtype=torch.uint8), torch.arange(32), torch.arange(32))
 

@@ -24,8 +24,16 @@ from unlearnbench.slurm import SqueueWatcher
 
 LOCAL_CONF = Path(os.environ.get("SLURM_LOCAL_DIR", "/tmp/unlearnbench-slurm")) / "slurm.conf"
 # Tiny jobs, one CPU and 1 GB each (the launcher's defaults ask for 8 CPUs and 32 GB).
-SWEEP = ["-m", "launcher=submitit_slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-         "logger=none", "eval=fast", "recipe.epochs=2", "trainer.enable_progress_bar=false"]
+SWEEP = [
+    "-m",
+    "launcher=submitit_slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "logger=none",
+    "eval=fast",
+    "recipe.epochs=2",
+    "trainer.enable_progress_bar=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +43,9 @@ def slurm_env() -> dict:
     if shutil.which("sbatch") is None:
         reason = "Slurm is not installed (no sbatch)"
     else:
-        out = subprocess.run(["sinfo", "-h", "-o", "%t"], env={**os.environ, **env}, capture_output=True, text=True,
-                             timeout=60)
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+        )
         up = out.returncode == 0 and re.search(r"idle|mix|alloc", out.stdout)
         reason = None if up else "no Slurm cluster is up (start one: scripts/slurm_local.sh up)"
     if reason and os.environ.get("UNLEARN_REQUIRE_SLURM") == "1":
@@ -46,9 +55,15 @@ def slurm_env() -> dict:
     return env
 
 
-@pytest.mark.parametrize(("overrides", "gpus"), [
-    ([], 0), (["trainer=gpu"], 1), (["trainer=gpu", "trainer.devices=2"], 2),
-    (["trainer=gpu", "hydra.launcher.gpus_per_node=4"], 4)])
+@pytest.mark.parametrize(
+    ("overrides", "gpus"),
+    [
+        ([], 0),
+        (["trainer=gpu"], 1),
+        (["trainer=gpu", "trainer.devices=2"], 2),
+        (["trainer=gpu", "hydra.launcher.gpus_per_node=4"], 4),
+    ],
+)
 def test_gpus_per_job_follow_the_trainer(overrides, gpus):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -58,7 +73,9 @@ def test_gpus_per_job_follow_the_trainer(overrides, gpus):
         cfg = compose("config", overrides=["launcher=submitit_slurm", *overrides], return_hydra_config=True)
     GlobalHydra.instance().clear()
     assert cfg.hydra.launcher.gpus_per_node == gpus
-    assert cfg.trainer.accelerator == ("gpu" if overrides else "cpu")  # the launcher does not pick the trainer
+    assert cfg.trainer.accelerator == (
+        "gpu" if overrides else "cpu"
+    )  # the launcher does not pick the trainer
 
 
 def test_squeue_watcher_marks_jobs_it_no_longer_lists_as_finished():
@@ -67,7 +84,10 @@ def test_squeue_watcher_marks_jobs_it_no_longer_lists_as_finished():
         watcher.register_job(job)
     states = watcher.read_info("7_0|COMPLETED\n7_1|RUNNING\n8_0|PENDING\n")
     assert {job: info["State"] for job, info in states.items()} == {
-        "7_0": "COMPLETED", "7_1": "RUNNING", "7_2": "FINISHED"}
+        "7_0": "COMPLETED",
+        "7_1": "RUNNING",
+        "7_2": "FINISHED",
+    }
     assert watcher._make_command()[0] == "squeue"
 
 
@@ -88,7 +108,11 @@ def test_sweep_on_slurm_shares_one_model_cache(tmp_path, slurm_env):
 
     results = [json.loads(p.read_text()) for p in sweep_dir.glob("*/results.json")]
     assert sorted((r["method"], r["seed"], r["status"]) for r in results) == [
-        ("ft", 0, "ok"), ("ft", 1, "ok"), ("ga", 0, "ok"), ("ga", 1, "ok")]
+        ("ft", 0, "ok"),
+        ("ft", 1, "ok"),
+        ("ga", 0, "ok"),
+        ("ga", 1, "ok"),
+    ]
     for seed in (0, 1):
         runs = [r["cache"]["original"] for r in results if r["seed"] == seed]
         assert len({c["key"] for c in runs}) == 1
@@ -104,8 +128,12 @@ def test_sweep_on_slurm_shares_one_model_cache(tmp_path, slurm_env):
     output = out.stdout + out.stderr
     assert output.count("Slurm accounting is disabled") <= 1 and "sacct error" not in output
 
-    report = subprocess.run([sys.executable, "-m", "unlearnbench.report.cli", str(sweep_dir)], capture_output=True,
-                            text=True, timeout=300)
+    report = subprocess.run(
+        [sys.executable, "-m", "unlearnbench.report.cli", str(sweep_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr
     assert "4 runs in 1 setting" in (sweep_dir / "report.md").read_text()
     with open(sweep_dir / "report.csv") as f:
@@ -125,6 +153,9 @@ def test_failed_job_on_slurm_is_reported(tmp_path, slurm_env):
     summary = [line for line in output.splitlines() if re.search(r"\d+ jobs: \d+ ok, \d+ failed", line)]
     assert summary, output[-3000:]
     assert "2 jobs: 1 ok, 1 failed" in summary[-1] and "mnemonic" in summary[-1]
-    ok, failed = (json.loads(next(sweep_dir.glob(f"*method={m}*/results.json")).read_text()) for m in ("none", "mnemonic"))
+    ok, failed = (
+        json.loads(next(sweep_dir.glob(f"*method={m}*/results.json")).read_text())
+        for m in ("none", "mnemonic")
+    )
     assert ok["status"] == "ok"
     assert failed["status"] == "failed" and failed["reason"]

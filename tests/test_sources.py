@@ -129,8 +129,13 @@ def test_cifar100_fake_round_trips_with_coarse_labels(tmp_path):
         }
         _pickle(base / split, splits[split])
     fine_names = [f"fine{i}" for i in range(100)]
-    _pickle(base / "meta", {b"fine_label_names": [n.encode() for n in fine_names],
-                            b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]})
+    _pickle(
+        base / "meta",
+        {
+            b"fine_label_names": [n.encode() for n in fine_names],
+            b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)],
+        },
+    )
     ds = load_cifar100(root=tmp_path)
     _check_layout(ds, channels=3, size=32)
     assert ds.classes == fine_names

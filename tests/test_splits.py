@@ -39,7 +39,9 @@ def test_run_on_a_subset_keeps_full_array_positions_and_its_own_cache_key(make_c
     part = run(make_cfg([*fast, "dataset.train_subset=500"], subdir="part"))
     idx = json.loads((tmp_path / "part" / "run" / "indices.json").read_text())
     chosen = idx["train"] + idx["val"]
-    assert len(chosen) == 500 and len(set(chosen)) == 500 and max(chosen) < 1437  # positions in the full train array
+    assert (
+        len(chosen) == 500 and len(set(chosen)) == 500 and max(chosen) < 1437
+    )  # positions in the full train array
     assert part["sizes"]["forget"] + part["sizes"]["retain"] == len(idx["train"])
     assert part["sizes"]["test"] == full["sizes"]["test"]  # the test set is untouched
     assert part["cache"]["original"]["key"] != full["cache"]["original"]["key"]

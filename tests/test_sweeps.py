@@ -21,8 +21,9 @@ QUICK = ["logger=none", "eval=fast", "recipe.epochs=1", "trainer.enable_progress
 def unlearn(args: list[str], cwd: Path, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([UNLEARN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                          **kwargs)
+    return subprocess.run(
+        [UNLEARN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def results_under(folder: Path) -> dict[str, dict]:
@@ -53,8 +54,10 @@ def test_glob_over_experiment_presets_runs_every_preset(tmp_path, shared_data, d
     write_fake_mnist(data)
     for name in ("FashionMNIST", "cifar10-jpeg.tar.gz"):
         (data / name).symlink_to(shared_data / name)
-    out = unlearn(["-m", "experiment=glob(*)", "debug=fast", f"paths.data_dir={data}", "++dataset.download=false"],
-                  tmp_path)
+    out = unlearn(
+        ["-m", "experiment=glob(*)", "debug=fast", f"paths.data_dir={data}", "++dataset.download=false"],
+        tmp_path,
+    )
     results = results_under(tmp_path / "outputs" / "multirun")
     ran = {name.split("experiment=")[1].split(",")[0]: r for name, r in results.items()}
     assert sorted(ran) == group_options("experiment"), out.stdout[-2000:]
@@ -72,9 +75,20 @@ def test_hydra_sweep_syntax(tmp_path, sweep):
 
 
 def test_optuna_search_space_on_the_command_line(tmp_path):
-    out = unlearn(["-m", "hparams_search=imu", "method.lr=tag(log, interval(0.001, 0.1))",
-                   "method.top_data=choice(0.2, 0.4)", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=1",
-                   "method.epochs=1", *QUICK[:1], *QUICK[2:]], tmp_path)
+    out = unlearn(
+        [
+            "-m",
+            "hparams_search=imu",
+            "method.lr=tag(log, interval(0.001, 0.1))",
+            "method.top_data=choice(0.2, 0.4)",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.sampler.n_startup_trials=1",
+            "method.epochs=1",
+            *QUICK[:1],
+            *QUICK[2:],
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     results = list(results_under(tmp_path / "outputs" / "multirun").values())
     assert len(results) == 2
@@ -84,8 +98,18 @@ def test_optuna_search_space_on_the_command_line(tmp_path):
 
 
 def test_a_failed_optuna_trial_is_recorded_as_failed_and_the_study_goes_on(tmp_path):
-    out = unlearn(["-m", "hparams_search=imu", "method.top_data=choice(2.0, 0.3)", "method.epochs=1",
-                   "hydra.sweeper.n_trials=3", *QUICK[:1], *QUICK[2:]], tmp_path)
+    out = unlearn(
+        [
+            "-m",
+            "hparams_search=imu",
+            "method.top_data=choice(2.0, 0.3)",
+            "method.epochs=1",
+            "hydra.sweeper.n_trials=3",
+            *QUICK[:1],
+            *QUICK[2:],
+        ],
+        tmp_path,
+    )
     assert out.returncode == 1, out.stderr[-2000:]  # a failed job makes the command fail, after the study
     statuses = [r["status"] for r in results_under(tmp_path / "outputs" / "multirun").values()]
     assert len(statuses) == 3 and "failed" in statuses and "ok" in statuses
@@ -108,8 +132,13 @@ def test_submitit_launcher_config_composes(tmp_path):
 def test_killed_named_sweep_reruns_only_the_missing_jobs(tmp_path):
     args = ["-m", "sweep=resume", "method=none,ft", "seed=0,1", *QUICK]
     sweep = tmp_path / "outputs" / "sweeps" / "resume"
-    proc = subprocess.Popen([UNLEARN, *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [UNLEARN, *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while len(list(sweep.rglob("results.json"))) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)

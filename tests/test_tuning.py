@@ -24,8 +24,10 @@ def test_every_method_with_hyperparameters_has_a_search_space():
 @pytest.mark.slow
 @pytest.mark.parametrize("method", TUNED)
 def test_one_trial_of_each_search_space_runs_on_digits(method, tmp_path):
-    out = unlearn(["-m", f"hparams_search={method}", "hydra.sweeper.n_trials=1", "debug=fast", "eval=standard"],
-                  tmp_path)
+    out = unlearn(
+        ["-m", f"hparams_search={method}", "hydra.sweeper.n_trials=1", "debug=fast", "eval=standard"],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     (result,) = results_under(tmp_path / "outputs" / "multirun").values()
     assert result["method"] == method and result["status"] == "ok"
@@ -42,7 +44,12 @@ def _outputs(gen: torch.Generator) -> dict[str, SplitOutputs]:
         logits = torch.randn(n, 4, generator=gen) + shift * torch.nn.functional.one_hot(labels, 4)
         return SplitOutputs(logits, labels)
 
-    return {"forget": split(60, 3.0), "retain": split(200, 3.0), "val": split(80, 1.0), "test": split(120, 1.0)}
+    return {
+        "forget": split(60, 3.0),
+        "retain": split(200, 3.0),
+        "val": split(80, 1.0),
+        "test": split(120, 1.0),
+    }
 
 
 def test_the_tuning_objective_never_reads_the_test_split():
@@ -59,7 +66,10 @@ def test_the_tuning_objective_never_reads_the_test_split():
                 values[who] |= metric.per_model(outputs)
         return tune_gap.compare(values["unlearned"], values["retrain"])["tune_gap"]
 
-    unlearned, retrain = _outputs(torch.Generator().manual_seed(0)), _outputs(torch.Generator().manual_seed(1))
+    unlearned, retrain = (
+        _outputs(torch.Generator().manual_seed(0)),
+        _outputs(torch.Generator().manual_seed(1)),
+    )
     before = objective(unlearned, retrain)
     for outputs in (unlearned, retrain):  # perturb every test label and logit
         test = outputs["test"]

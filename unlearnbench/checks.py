@@ -33,14 +33,25 @@ def _fail(key: str, value: Any, allowed: str, allow_none: bool, hint: str | None
     return ConfigError(key, value, text)
 
 
-def check_number(key: str, value: T, low: float = -math.inf, high: float = math.inf, *,
-                 low_open: bool = False, high_open: bool = False, allow_none: bool = False,
-                 hint: str | None = None) -> T:
+def check_number(
+    key: str,
+    value: T,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+    hint: str | None = None,
+) -> T:
     """`value` is a number from `low` to `high` (each bound included unless `*_open`), or None if allowed."""
     if value is None and allow_none:
         return value
-    if is_number(value) and (value > low if low_open else value >= low) and \
-            (value < high if high_open else value <= high):
+    if (
+        is_number(value)
+        and (value > low if low_open else value >= low)
+        and (value < high if high_open else value <= high)
+    ):
         return value
     if math.isinf(high):
         allowed = f"a number {'>' if low_open else '>='} {low}"
@@ -51,8 +62,15 @@ def check_number(key: str, value: T, low: float = -math.inf, high: float = math.
     raise _fail(key, value, allowed, allow_none, hint)
 
 
-def check_int(key: str, value: T, minimum: int | None = None, maximum: int | None = None, *,
-              allow_none: bool = False, hint: str | None = None) -> T:
+def check_int(
+    key: str,
+    value: T,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    *,
+    allow_none: bool = False,
+    hint: str | None = None,
+) -> T:
     """`value` is an integer in [minimum, maximum] (None: unbounded on that side), or None if allowed."""
     if value is None and allow_none:
         return value

@@ -29,7 +29,9 @@ def config_dir() -> Path:
 
 
 def _join(items: Any, sep: str = "-") -> str:
-    return sep.join(str(i) for i in (items if isinstance(items, (list, tuple)) or OmegaConf.is_list(items) else [items]))
+    return sep.join(
+        str(i) for i in (items if isinstance(items, (list, tuple)) or OmegaConf.is_list(items) else [items])
+    )
 
 
 def _sweep_dir(name: str | None, stamp: str) -> str:
@@ -69,8 +71,14 @@ def _gpus_for(accelerator: str, devices: Any = 1) -> int:
     return devices if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0 else 1
 
 
-for _name, _fn in (("join", _join), ("sweep_dir", _sweep_dir), ("job_dir", _job_dir), ("gpus_for", _gpus_for),
-                   ("on_cuda", _on_cuda), ("user_cache", _user_cache)):
+for _name, _fn in (
+    ("join", _join),
+    ("sweep_dir", _sweep_dir),
+    ("job_dir", _job_dir),
+    ("gpus_for", _gpus_for),
+    ("on_cuda", _on_cuda),
+    ("user_cache", _user_cache),
+):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 
@@ -100,8 +108,11 @@ def compose(overrides: Sequence[str] = (), output_dir: str | Path | None = None)
 def known_top_level_keys() -> set[str]:
     """Keys the primary config defines, and the groups it mounts (model, dataset, method, ...)."""
     primary = OmegaConf.load(config_dir() / "config.yaml")
-    groups = {str(next(iter(entry))).split()[-1].split("@")[-1] for entry in primary.defaults
-              if OmegaConf.is_dict(entry)}
+    groups = {
+        str(next(iter(entry))).split()[-1].split("@")[-1]
+        for entry in primary.defaults
+        if OmegaConf.is_dict(entry)
+    }
     return {str(k) for k in primary if k != "defaults"} | groups
 
 
@@ -120,11 +131,18 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
         match = re.search(r"unexpected keyword argument '(\w+)'", str(err))
         if match is None:
             raise
-        prefix = node._get_full_key(None) if OmegaConf.is_config(node) and node._get_parent() is not None else "config"
+        prefix = (
+            node._get_full_key(None)
+            if OmegaConf.is_config(node) and node._get_parent() is not None
+            else "config"
+        )
         target = params.get("_target_", "")
         accepted = sorted(inspect.signature(_locate(target)).parameters) if target else []
-        raise ConfigError(f"{prefix}.{match.group(1)}", params[match.group(1)] if match.group(1) in params else None,
-                          f"keys accepted by {target}: {', '.join(accepted)}") from None
+        raise ConfigError(
+            f"{prefix}.{match.group(1)}",
+            params[match.group(1)] if match.group(1) in params else None,
+            f"keys accepted by {target}: {', '.join(accepted)}",
+        ) from None
 
 
 # Annotation (as written, postponed) -> (accepts, description). bool is not an int here.

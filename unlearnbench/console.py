@@ -28,7 +28,9 @@ def _cell(value, sign: str = "") -> str:
 def table_columns(results: dict) -> list[str]:
     """The metric columns shown: those marked for the table and computed for some model, in order."""
     present = {k for who in (results["metrics"], results["original"]["metrics"]) for k in who}
-    return [name for name, desc in results["metric_info"].items() if desc.get("table", True) and name in present]
+    return [
+        name for name, desc in results["metric_info"].items() if desc.get("table", True) and name in present
+    ]
 
 
 def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
@@ -36,8 +38,10 @@ def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
     rows = [("original", results["original"]["metrics"]), (method, results["metrics"])]
     if results["retrain"] is not None:
         rows.append(("retrain", results["retrain"]["metrics"]))
-    lines = [" " * label_width + "".join(f"{info[c].get('label', c):>{CELL}}" for c in cols),
-             f"{'ideal':<{label_width}}" + "".join(f"{_ideal(info[c]):>{CELL}}" for c in cols)]
+    lines = [
+        " " * label_width + "".join(f"{info[c].get('label', c):>{CELL}}" for c in cols),
+        f"{'ideal':<{label_width}}" + "".join(f"{_ideal(info[c]):>{CELL}}" for c in cols),
+    ]
     for name, values in rows:
         lines.append(f"{name:<{label_width}}" + "".join(_cell(values.get(c)) for c in cols))
     if results["gap"]:
@@ -60,7 +64,9 @@ def format_table(results: dict) -> str:
     lines += textwrap.wrap(f"{key_text}; {', '.join(key)}." if key else key_text + ".", WIDTH)
     lines += flag_notes(results)
     if results["status"] != "ok":
-        lines += textwrap.wrap(f"{results['method']}: {results['status'].upper()} - {results['reason']}", WIDTH)
+        lines += textwrap.wrap(
+            f"{results['method']}: {results['status'].upper()} - {results['reason']}", WIDTH
+        )
     lines += textwrap.wrap(summary_line(results), WIDTH, subsequent_indent="  ")
     return "\n".join(lines)
 
@@ -72,14 +78,22 @@ def flag_notes(results: dict) -> list[str]:
         flagged, threshold = desc.get("flags"), desc.get("threshold")
         if not flagged or threshold is None or not results["metric_info"].get(flagged, {}).get("table", True):
             continue
-        models = [who for who, values in (("original", results["original"]["metrics"]),
-                                          (results["method"], results["metrics"]),
-                                          ("retrain", (results["retrain"] or {}).get("metrics") or {}))
-                  if (values.get(name) or 0) > threshold]
+        models = [
+            who
+            for who, values in (
+                ("original", results["original"]["metrics"]),
+                (results["method"], results["metrics"]),
+                ("retrain", (results["retrain"] or {}).get("metrics") or {}),
+            )
+            if (values.get(name) or 0) > threshold
+        ]
         if models:
             label = results["metric_info"].get(flagged, {}).get("label", flagged)
-            notes += textwrap.wrap(f"! {label} unreliable for {', '.join(models)}: {desc.get('meaning', name)}",
-                                   WIDTH, subsequent_indent="  ")
+            notes += textwrap.wrap(
+                f"! {label} unreliable for {', '.join(models)}: {desc.get('meaning', name)}",
+                WIDTH,
+                subsequent_indent="  ",
+            )
     return notes
 
 
@@ -91,8 +105,11 @@ def summary_line(results: dict) -> str:
     where = next(iter(cache.values()))["path"].rsplit("/models/", 1)[0] if cache else ""
     rte = "-" if t.get("unlearn") is None else f"{t['unlearn']:.2f}s"
     preset = f" | preset {results['method_preset']}" if results.get("method_preset") else ""
-    device = results["env"]["device"] + ("" if results["env"]["precision"] == "32-true" else
-                                         f" {results['env']['precision']}")
-    return (f"{results['dataset']} / {results['model']} / forget {what} ({f['size']} samples) / seed "
-            f"{results['seed']}{preset} | {device} | unlearn {rte}, total {t['total']:.1f}s | "
-            f"cache ({hits}): {where}")
+    device = results["env"]["device"] + (
+        "" if results["env"]["precision"] == "32-true" else f" {results['env']['precision']}"
+    )
+    return (
+        f"{results['dataset']} / {results['model']} / forget {what} ({f['size']} samples) / seed "
+        f"{results['seed']}{preset} | {device} | unlearn {rte}, total {t['total']:.1f}s | "
+        f"cache ({hits}): {where}"
+    )

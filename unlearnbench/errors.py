@@ -24,13 +24,24 @@ class DatasetMissingError(UserError):
 
     OFFLINE = {"cifar10": "dataset=cifar10_jpeg reads the CIFAR-10 JPEG archive offline"}
 
-    def __init__(self, dataset: str, root: str, expected: str, download_error: str | None = None,
-                 downloadable: bool = True):
+    def __init__(
+        self,
+        dataset: str,
+        root: str,
+        expected: str,
+        download_error: str | None = None,
+        downloadable: bool = True,
+    ):
         from pathlib import Path
 
         where = Path(root).expanduser().resolve()
-        why = (f"the download failed ({download_error})" if download_error is not None
-               else "downloading is off (dataset.download=false)" if downloadable else "it is not downloadable")
+        why = (
+            f"the download failed ({download_error})"
+            if download_error is not None
+            else "downloading is off (dataset.download=false)"
+            if downloadable
+            else "it is not downloadable"
+        )
         offline = self.OFFLINE.get(dataset, "dataset=digits is embedded and needs no files")
         layout = " in torchvision's layout" if downloadable else ""
         super().__init__(

@@ -90,8 +90,9 @@ class ShadowContext:
         """Yield `original(seed)` for each seed, one model at a time (the missing ones trained together first)."""
         shape, n = tuple(self.splits.train.x.shape[1:]), self.splits.num_classes
         hooks = [self.method.training_hook(seed, shape, n) for seed in seeds]
-        yield from self.pipeline.trained_many([self.splits.train] * len(seeds), "original", seeds, hooks,
-                                              batched=self.batched)
+        yield from self.pipeline.trained_many(
+            [self.splits.train] * len(seeds), "original", seeds, hooks, batched=self.batched
+        )
 
     def retrained_many(self, keeps: torch.Tensor, seeds: list[int]):
         """Yield `retrained(keeps[k], seeds[k])` for each k, one model at a time (the missing ones trained
@@ -109,8 +110,9 @@ class ShadowContext:
         shadow = with_forget_subset(self.splits, keep)
         return self.pipeline.trained(shadow.retain, "retrain", seed=seed, record=False)[0]
 
-    def unlearned(self, keep: torch.Tensor, seed: int, original: nn.Module | None = None,
-                  hook_state: dict | None = None) -> nn.Module:
+    def unlearned(
+        self, keep: torch.Tensor, seed: int, original: nn.Module | None = None, hook_state: dict | None = None
+    ) -> nn.Module:
         """The method applied to `original` (default: the run's) to forget the samples where `keep` is True."""
         from unlearnbench.data.splits import with_forget_subset
 

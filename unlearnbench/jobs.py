@@ -60,14 +60,20 @@ def failure_results(cfg: DictConfig, err: BaseException) -> dict:
     if not isinstance(err, UserError):
         reason = f"{type(err).__name__}: {reason}"
     return {
-        "status": "failed", "reason": reason,
+        "status": "failed",
+        "reason": reason,
         "method": OmegaConf.select(cfg, "method.name", default=None),
         "dataset": OmegaConf.select(cfg, "dataset.name", default=None),
         "model": OmegaConf.select(cfg, "model.name", default=None),
         "seed": OmegaConf.select(cfg, "seed", default=None),
-        "forget": {"scenario": OmegaConf.select(cfg, "forget.name", default=None),
-                   "tag": OmegaConf.select(cfg, "forget.tag", default=None)},
-        "metrics": None, "original": None, "retrain": None, "gap": {},
+        "forget": {
+            "scenario": OmegaConf.select(cfg, "forget.name", default=None),
+            "tag": OmegaConf.select(cfg, "forget.tag", default=None),
+        },
+        "metrics": None,
+        "original": None,
+        "retrain": None,
+        "gap": {},
         "config": OmegaConf.to_container(cfg, resolve=False),
     }
 
@@ -124,7 +130,9 @@ def objective(results: dict, cfg: DictConfig, sweeper: Any = None) -> float:
         if source.get(key) is not None:
             return float(source[key])
     if sweeper is not None and "optuna" in str(sweeper.get("_target_", "")).lower():
-        raise TrialFailed(f"{key} not available: {results.get('status')} {results.get('reason') or ''}".strip())
+        raise TrialFailed(
+            f"{key} not available: {results.get('status')} {results.get('reason') or ''}".strip()
+        )
     return math.nan
 
 
@@ -152,8 +160,11 @@ def sweep_summary(sweep_dir: Path) -> tuple[str, int]:
         jobs.append((status, results.get("reason"), job_overrides(path.parent) or [path.parent.name]))
     shared = set.intersection(*(set(o) for _, _, o in jobs)) if len(jobs) > 1 else set()
     counts = {status: sum(1 for s, _, _ in jobs if s == status) for status in ("ok", "diverged", "failed")}
-    failures = [f"{' '.join(o for o in overrides if o not in shared)}: {reason}"
-                for status, reason, overrides in jobs if status == "failed"]
+    failures = [
+        f"{' '.join(o for o in overrides if o not in shared)}: {reason}"
+        for status, reason, overrides in jobs
+        if status == "failed"
+    ]
     parts = [f"{n} {status}" for status, n in counts.items() if n or status == "ok"]
     line = f"{len(jobs)} jobs: {', '.join(parts)}" + (f": {'; '.join(failures)}" if failures else "")
     return line, counts["failed"]

@@ -51,21 +51,30 @@ class CSVLogger(RunLogger):
         writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows)
-        atomic_write_text(self.folder / "metrics.csv", text.getvalue())  # whole after every call: a crash keeps it
+        atomic_write_text(
+            self.folder / "metrics.csv", text.getvalue()
+        )  # whole after every call: a crash keeps it
 
 
 class WandbLogger(RunLogger):
     """A Weights & Biases run under `save_dir`; offline when `offline` is None and no API key is configured."""
 
-    def __init__(self, project: str = "unlearnbench", save_dir: str = ".", offline: bool | None = None,
-                 **init_kwargs: Any):
+    def __init__(
+        self,
+        project: str = "unlearnbench",
+        save_dir: str = ".",
+        offline: bool | None = None,
+        **init_kwargs: Any,
+    ):
         import wandb
 
         if offline is None:
             has_key = bool(os.environ.get("WANDB_API_KEY")) or "api.wandb.ai" in _netrc()
             offline = not has_key or os.environ.get("WANDB_MODE") == "offline"
         Path(save_dir).mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(project=project, dir=save_dir, mode="offline" if offline else "online", **init_kwargs)
+        self.run = wandb.init(
+            project=project, dir=save_dir, mode="offline" if offline else "online", **init_kwargs
+        )
         self.step = 0  # W&B wants increasing steps; each training restarts its own epochs, so we count calls
 
     def log_hyperparams(self, params: dict[str, Any]) -> None:

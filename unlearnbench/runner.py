@@ -45,9 +45,15 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: i
     ds = _container(cfg.dataset)
     source = {k: v for k, v in ds["source"].items() if k not in LOCATION_KEYS}
     trainer = _container(cfg.trainer)
-    dataset = {"name": ds["name"], "source": source, "val_fraction": ds["val_fraction"],
-               "split_seed": ds["split_seed"], "augment": ds["augment"], "train_subset": ds.get("train_subset"),
-               "test_subset": ds.get("test_subset")}
+    dataset = {
+        "name": ds["name"],
+        "source": source,
+        "val_fraction": ds["val_fraction"],
+        "split_seed": ds["split_seed"],
+        "augment": ds["augment"],
+        "train_subset": ds.get("train_subset"),
+        "test_subset": ds.get("test_subset"),
+    }
     return {
         "version": CACHE_VERSION,
         "dataset": dataset,
@@ -74,12 +80,21 @@ class Pipeline:
     def new_model(self) -> torch.nn.Module:
         return build(self.cfg.model)
 
-    def batches(self, split: Split, batch_size: int, shuffle: bool, augment: Augment | None, seed: int, hook=None):
-        return self.runtime.batches(split.x, split.y, batch_size=batch_size, shuffle=shuffle, augment=augment,
-                                    seed=seed, hook=hook)
+    def batches(
+        self, split: Split, batch_size: int, shuffle: bool, augment: Augment | None, seed: int, hook=None
+    ):
+        return self.runtime.batches(
+            split.x, split.y, batch_size=batch_size, shuffle=shuffle, augment=augment, seed=seed, hook=hook
+        )
 
-    def trained(self, split: Split, stage: str, hook: TrainingHook | None = None, seed: int | None = None,
-                record: bool = True) -> tuple[torch.nn.Module, dict]:
+    def trained(
+        self,
+        split: Split,
+        stage: str,
+        hook: TrainingHook | None = None,
+        seed: int | None = None,
+        record: bool = True,
+    ) -> tuple[torch.nn.Module, dict]:
         """A model trained from scratch on `split` with the dataset's recipe: from cache, or trained now.
 
         `seed` (default: the run's) seeds initialisation, batches and augmentation; shadow models use
@@ -96,25 +111,50 @@ class Pipeline:
             if self.runtime.channels_last:
                 model = model.to(memory_format=torch.channels_last)
             recipe = _container(cfg.recipe)
-            train_batches = self.batches(split, recipe["batch_size"], True, self.augment, seed,
-                                         hook.apply if hook is not None else None)
+            train_batches = self.batches(
+                split,
+                recipe["batch_size"],
+                True,
+                self.augment,
+                seed,
+                hook.apply if hook is not None else None,
+            )
             val_batches = self.batches(self.splits.val, self.runtime.eval_batch_size, False, None, 0)
-            log.info("training %s model (%s, %d samples, %d epochs, seed %d) on %s", stage, cfg.model.name,
-                     len(split), recipe["epochs"], seed, self.runtime.device)
+            log.info(
+                "training %s model (%s, %d samples, %d epochs, seed %d) on %s",
+                stage,
+                cfg.model.name,
+                len(split),
+                recipe["epochs"],
+                seed,
+                self.runtime.device,
+            )
             from unlearnbench.training.lightning import (
                 fit,  # Lightning is imported only when something trains
             )
 
             _sync(self.runtime.device)
             start = time.perf_counter()
-            fit(model, train_batches, val_batches if len(self.splits.val) else None, recipe,
-                _container(cfg.trainer), logger=self.logger if record else None, stage=stage,
-                root_dir=cfg.paths.output_dir, checkpoint_dir=partial)
+            fit(
+                model,
+                train_batches,
+                val_batches if len(self.splits.val) else None,
+                recipe,
+                _container(cfg.trainer),
+                logger=self.logger if record else None,
+                stage=stage,
+                root_dir=cfg.paths.output_dir,
+                checkpoint_dir=partial,
+            )
             _sync(self.runtime.device)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             # The training cost travels with the model, so a cached Retrain still reports what it cost.
-            return {"state_dict": state, "hook_state": dict(hook.state) if hook is not None else {},
-                    "train_seconds": time.perf_counter() - start, "train_device": str(self.runtime.device)}
+            return {
+                "state_dict": state,
+                "hook_state": dict(hook.state) if hook is not None else {},
+                "train_seconds": time.perf_counter() - start,
+                "train_device": str(self.runtime.device),
+            }
 
         start = time.perf_counter()
         payload, info = self.cache.get_or_create(stage, spec, train)
@@ -124,14 +164,23 @@ class Pipeline:
         model = self.runtime.prepare(model).eval()
         if record:
             self.cache_info[stage] = {
-                "key": info.key, "hit": info.hit, "path": info.path,
-                "train_seconds": payload.get("train_seconds"), "train_device": payload.get("train_device"),
+                "key": info.key,
+                "hit": info.hit,
+                "path": info.path,
+                "train_seconds": payload.get("train_seconds"),
+                "train_device": payload.get("train_device"),
                 "seconds_this_run": time.perf_counter() - start,  # the load time on a hit
             }
         return model, payload.get("hook_state", {})
 
-    def trained_many(self, splits: list[Split], stage: str, seeds: list[int], hooks: list | None = None,
-                     batched: bool = True):
+    def trained_many(
+        self,
+        splits: list[Split],
+        stage: str,
+        seeds: list[int],
+        hooks: list | None = None,
+        batched: bool = True,
+    ):
         """Yield `trained(splits[k], stage, hooks[k], seeds[k], record=False)` for each k, one at a time.
 
         With `batched`, the models missing from the cache are first trained together, stacked
@@ -154,8 +203,9 @@ class Pipeline:
         """Why this run's models cannot be trained in stacked groups (None: they can); logged once."""
         with torch.device("meta"):  # the architecture only: no weights, no random draws
             probe = self.new_model()
-        reason = why_not_batched(probe, _container(self.cfg.trainer), self.runtime.device,
-                                 _container(self.cfg.recipe))
+        reason = why_not_batched(
+            probe, _container(self.cfg.trainer), self.runtime.device, _container(self.cfg.recipe)
+        )
         if reason is None and not self.runtime.data_on_device:
             reason = "the data is streamed from host memory (runtime.data_on_device=false)"
         if reason is not None:
@@ -174,31 +224,59 @@ class Pipeline:
             for split, seed, hook in zip(splits, seeds, hooks):
                 seed_everything(seed)  # each model's init, exactly as in `trained`
                 models.append(self.new_model().to(self.runtime.device))
-                streams.append(self.batches(split, recipe["batch_size"], True, self.augment, seed,
-                                            hook.apply if hook is not None else None))
-            log.info("training %d %s models together (%s, %d samples each, %d epochs, seeds %s) on %s",
-                     len(models), stage, self.cfg.model.name, len(splits[0]), recipe["epochs"],
-                     ", ".join(map(str, seeds)), self.runtime.device)
+                streams.append(
+                    self.batches(
+                        split,
+                        recipe["batch_size"],
+                        True,
+                        self.augment,
+                        seed,
+                        hook.apply if hook is not None else None,
+                    )
+                )
+            log.info(
+                "training %d %s models together (%s, %d samples each, %d epochs, seeds %s) on %s",
+                len(models),
+                stage,
+                self.cfg.model.name,
+                len(splits[0]),
+                recipe["epochs"],
+                ", ".join(map(str, seeds)),
+                self.runtime.device,
+            )
             checkpoints = self.cache.root / "partial" / f"{stage}-group-{spec_hash([specs[i] for i in todo])}"
             _sync(self.runtime.device)
             start = time.perf_counter()
-            states = fit_many(models, streams, recipe, _container(self.cfg.trainer), self.runtime.autocast,
-                              checkpoints)
+            states = fit_many(
+                models, streams, recipe, _container(self.cfg.trainer), self.runtime.autocast, checkpoints
+            )
             _sync(self.runtime.device)
             each = (time.perf_counter() - start) / len(states)  # the group's cost, shared equally
             shutil.rmtree(checkpoints, ignore_errors=True)
-            return [{"state_dict": state, "hook_state": dict(hook.state) if hook is not None else {},
-                     "train_seconds": each, "train_device": str(self.runtime.device)}
-                    for state, hook in zip(states, hooks)]
+            return [
+                {
+                    "state_dict": state,
+                    "hook_state": dict(hook.state) if hook is not None else {},
+                    "train_seconds": each,
+                    "train_device": str(self.runtime.device),
+                }
+                for state, hook in zip(states, hooks)
+            ]
 
         self.cache.create_many(stage, specs, fit_group)
 
     def context(self, splits: Splits, seed: int, hook_state: dict) -> UnlearnContext:
         return UnlearnContext(
-            runtime=self.runtime, seed=seed, num_classes=splits.num_classes,
-            forget_ratio=len(splits.forget) / len(splits.train), forget_classes=splits.forget_classes,
-            augment=self.augment, hook_state=hook_state,
-            train_from_scratch=lambda split: self.trained(split, "retrain", seed=seed, record=split is self.splits.retain)[0],
+            runtime=self.runtime,
+            seed=seed,
+            num_classes=splits.num_classes,
+            forget_ratio=len(splits.forget) / len(splits.train),
+            forget_classes=splits.forget_classes,
+            augment=self.augment,
+            hook_state=hook_state,
+            train_from_scratch=lambda split: self.trained(
+                split, "retrain", seed=seed, record=split is self.splits.retain
+            )[0],
             log=self.log_method_values,
         )
 
@@ -208,9 +286,13 @@ class Pipeline:
         info = self.cache_info.get(who)
         if who not in ("original", "retrain") or info is None:
             return compute()
-        spec = {"model": info["key"], "metrics": _container(self.cfg.eval.metrics),
-                "splits": {name: split.fingerprint() for name, split in self.splits.eval_splits().items()},
-                "device": self.runtime.device.type, "precision": self.runtime.precision}
+        spec = {
+            "model": info["key"],
+            "metrics": _container(self.cfg.eval.metrics),
+            "splits": {name: split.fingerprint() for name, split in self.splits.eval_splits().items()},
+            "device": self.runtime.device.type,
+            "precision": self.runtime.precision,
+        }
         path = self.cache.root / "metrics" / f"{who}-{spec_hash(spec)}.json"
         try:
             return json.loads(path.read_text())
@@ -223,14 +305,18 @@ class Pipeline:
         """A method's diagnostics (`ctx.log`) go to the run's logger (CSV, W&B), one step per call."""
         if self.logger is None:
             return
-        numbers = {f"method/{k}": float(v) for k, v in values.items()
-                   if isinstance(v, (int, float, bool)) or (torch.is_tensor(v) and v.numel() == 1)}
+        numbers = {
+            f"method/{k}": float(v)
+            for k, v in values.items()
+            if isinstance(v, (int, float, bool)) or (torch.is_tensor(v) and v.numel() == 1)
+        }
         if numbers:
             self.logger.log_metrics(numbers, step=self.method_log_step)
             self.method_log_step += 1
 
-    def unlearn(self, method, original: torch.nn.Module, splits: Splits, seed: int, hook_state: dict,
-                name: str) -> tuple[torch.nn.Module, float]:
+    def unlearn(
+        self, method, original: torch.nn.Module, splits: Splits, seed: int, hook_state: dict, name: str
+    ) -> tuple[torch.nn.Module, float]:
         """Apply `method` to a private copy of `original`, granting only its declared splits; return (model, seconds)."""
         model = copy.deepcopy(original)
         granted = GrantedSplits(splits, method.needs, name)
@@ -251,11 +337,17 @@ def _env(runtime: Runtime) -> dict:
     from importlib.metadata import version
 
     return {
-        "unlearnbench": unlearnbench.__version__, "python": platform.python_version(),
-        "torch": torch.__version__, "pytorch_lightning": version("pytorch-lightning"),
-        "hydra": version("hydra-core"), "torchmetrics": version("torchmetrics"), "platform": platform.platform(),
+        "unlearnbench": unlearnbench.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pytorch_lightning": version("pytorch-lightning"),
+        "hydra": version("hydra-core"),
+        "torchmetrics": version("torchmetrics"),
+        "platform": platform.platform(),
         "device": str(runtime.device),
-        "device_name": torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else platform.processor() or "cpu",
+        "device_name": torch.cuda.get_device_name(runtime.device)
+        if runtime.device.type == "cuda"
+        else platform.processor() or "cpu",
         "precision": runtime.precision,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "data_on_device": runtime.data_on_device,
@@ -276,8 +368,14 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
 
     seed_everything(int(cfg.seed))
     raw = build(cfg.dataset.source)
-    splits = build_splits(raw, scenario, float(cfg.dataset.val_fraction), int(cfg.dataset.split_seed),
-                          cfg.dataset.get("train_subset"), cfg.dataset.get("test_subset"))
+    splits = build_splits(
+        raw,
+        scenario,
+        float(cfg.dataset.val_fraction),
+        int(cfg.dataset.split_seed),
+        cfg.dataset.get("train_subset"),
+        cfg.dataset.get("test_subset"),
+    )
     data_bytes = raw.train_x.numel() + raw.test_x.numel()
     runtime = Runtime.from_cfg(_container(cfg.trainer), _container(cfg.runtime), data_bytes)
     apply_determinism(cfg.trainer.get("deterministic", False))
@@ -293,13 +391,17 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
         hook = method.training_hook(int(cfg.seed), tuple(raw.train_x.shape[1:]), splits.num_classes)
         original, hook_state = pipe.trained(splits.train, "original", hook)
         retrain = pipe.trained(splits.retain, "retrain")[0] if cfg.eval.retrain else None
-        for stage, info in pipe.cache_info.items():  # the models' training cost, also when loaded from the cache
+        for (
+            stage,
+            info,
+        ) in pipe.cache_info.items():  # the models' training cost, also when loaded from the cache
             times[stage] = info["train_seconds"]
 
         diverged = None
         try:
-            unlearned, times["unlearn"] = pipe.unlearn(method, original, splits, int(cfg.seed), hook_state,
-                                                       str(cfg.method.name))
+            unlearned, times["unlearn"] = pipe.unlearn(
+                method, original, splits, int(cfg.seed), hook_state, str(cfg.method.name)
+            )
             check_weights_finite(unlearned, f"method {cfg.method.name}")
         except DivergedError as err:
             # The run still completes: metrics null, status "diverged", so sweep siblings and reports go on.
@@ -314,8 +416,9 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
         times["eval"] = time.perf_counter() - start
         times["total"] = time.perf_counter() - wall
 
-        results = assemble_results(cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime,
-                                   diverged)
+        results = assemble_results(
+            cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime, diverged
+        )
         results["job_hash"] = job_hash
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "indices.json", json.dumps(splits.indices()))
@@ -327,8 +430,9 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
         close_logger(logger, status)
 
 
-def evaluate_models(models: dict, metrics_objs: dict, shadows: ShadowContext, splits: Splits,
-                    runtime: Runtime, cached=None) -> dict[str, dict]:
+def evaluate_models(
+    models: dict, metrics_objs: dict, shadows: ShadowContext, splits: Splits, runtime: Runtime, cached=None
+) -> dict[str, dict]:
     """Metric values per model; a diverged (None) unlearned model gets every metric as None.
 
     `cached(who, compute)` may return the stored values of a reference model (original, Retrain) instead
@@ -358,16 +462,24 @@ def _predict_and_compute(model, eval_splits, runtime, metrics_objs) -> dict[str,
     return compute_metrics(predict_all(model, eval_splits, runtime), metrics_objs)
 
 
-def assemble_results(cfg, scenario, splits, values, info, times, pipe, runtime, diverged: str | None = None) -> dict:
+def assemble_results(
+    cfg, scenario, splits, values, info, times, pipe, runtime, diverged: str | None = None
+) -> dict:
     unlearned = values["unlearned"]
     retrain = values.get("retrain")
     forget = dict(scenario.describe())
     forget["classes"] = splits.forget_classes  # every class-wise scenario names what it removed
     forget["size"] = len(splits.forget)
     forget["fraction_of_train"] = len(splits.forget) / len(splits.train)
-    gap = {k: unlearned[k] - retrain[k] for k in unlearned
-           if retrain is not None and k in retrain and unlearned[k] is not None and retrain[k] is not None
-           and info.get(k, {}).get("vs_retrain")}
+    gap = {
+        k: unlearned[k] - retrain[k]
+        for k in unlearned
+        if retrain is not None
+        and k in retrain
+        and unlearned[k] is not None
+        and retrain[k] is not None
+        and info.get(k, {}).get("vs_retrain")
+    }
     return {
         "status": "diverged" if diverged else "ok",
         "reason": diverged,

@@ -42,7 +42,9 @@ class Runtime:
         accelerator = str(trainer.get("accelerator", "cpu"))
         cuda = torch.cuda.is_available()
         if accelerator in ("gpu", "cuda") and not cuda:
-            raise ConfigError("trainer", f"gpu (accelerator={accelerator})", "cpu (no CUDA device is visible)")
+            raise ConfigError(
+                "trainer", f"gpu (accelerator={accelerator})", "cpu (no CUDA device is visible)"
+            )
         device = torch.device("cuda" if cuda and accelerator in ("gpu", "cuda", "auto") else "cpu")
         on_cuda = device.type == "cuda"
         place = runtime.get("data_on_device", "auto")

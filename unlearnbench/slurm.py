@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 def accounting_disabled() -> bool:
     """True when `sacct` answers that Slurm accounting storage is disabled (not on other sacct failures)."""
     try:
-        out = subprocess.run(["sacct", "--noheader", "-X", "-j", "1"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["sacct", "--noheader", "-X", "-j", "1"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode != 0 and "accounting storage is disabled" in out.stderr.lower()
@@ -38,12 +40,22 @@ class SqueueWatcher(SlurmInfoWatcher):
     def _make_command(self) -> list[str] | None:
         if not self._registered - self._finished:
             return None
-        return ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", f"--user={getpass.getuser()}"]
+        return [
+            "squeue",
+            "--noheader",
+            "--array",
+            "--states=all",
+            "--format=%i|%T",
+            f"--user={getpass.getuser()}",
+        ]
 
     def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
         text = string.decode() if isinstance(string, bytes) else string
         listed = dict(line.strip().split("|", 1) for line in text.splitlines() if "|" in line)
-        return {job: {"JobID": job, "State": listed.get(job, "FINISHED")} for job in self._registered - self._finished}
+        return {
+            job: {"JobID": job, "State": listed.get(job, "FINISHED")}
+            for job in self._registered - self._finished
+        }
 
 
 class SacctCheck(Callback):
@@ -51,5 +63,7 @@ class SacctCheck(Callback):
         if not accounting_disabled():
             return
         SlurmJob.watcher = SqueueWatcher(delay_s=600)
-        log.warning("Slurm accounting is disabled on this cluster (sacct fails): job states come from squeue; "
-                    f"job logs: {config.hydra.sweep.dir}/.submitit/")
+        log.warning(
+            "Slurm accounting is disabled on this cluster (sacct fails): job states come from squeue; "
+            f"job logs: {config.hydra.sweep.dir}/.submitit/"
+        )

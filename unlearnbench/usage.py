@@ -24,8 +24,9 @@ def did_you_mean(word: str, candidates) -> list[str]:
 
 def unknown_option(group: str, value: str) -> str:
     allowed = group_options(group)
-    return "; ".join([f"{group}={value} is not an option", *did_you_mean(value, allowed),
-                      f"allowed: {', '.join(allowed)}"])
+    return "; ".join(
+        [f"{group}={value} is not an option", *did_you_mean(value, allowed), f"allowed: {', '.join(allowed)}"]
+    )
 
 
 def unknown_key(key: str, argv: list[str], known: list[str] | None = None) -> str:
@@ -81,4 +82,3 @@ def check_group_options(argv: list[str]) -> None:
             for value in match.group(2).split(","):
                 if value not in group_options(match.group(1)) and value != "null":
                     raise UserError(unknown_option(match.group(1), value))
-

@@ -24,7 +24,9 @@ class Augment:
     crop_padding: int = 4
     flip: bool = True
 
-    def draw(self, b: int, gen: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    def draw(
+        self, b: int, gen: torch.Generator
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """(row offsets, column offsets, flips) for `b` images, drawn from `gen` in a fixed order."""
         dy = dx = flip = None
         if self.crop_padding > 0:
@@ -34,8 +36,9 @@ class Augment:
             flip = torch.rand(b, generator=gen) < 0.5
         return dy, dx, flip
 
-    def apply(self, x: torch.Tensor, dy: torch.Tensor | None, dx: torch.Tensor | None,
-              flip: torch.Tensor | None) -> torch.Tensor:
+    def apply(
+        self, x: torch.Tensor, dy: torch.Tensor | None, dx: torch.Tensor | None, flip: torch.Tensor | None
+    ) -> torch.Tensor:
         """Crop and flip every image of `x` by its drawn parameters (one batched op for any batch)."""
         b, _, h, w = x.shape
         if dy is not None:

@@ -26,7 +26,8 @@ class Scenario(ABC):
     def check(self, num_classes: int, has_coarse: bool, dataset: str) -> None:
         if self.needs_coarse_labels and not has_coarse:
             raise ConfigError(
-                "forget", f"{self.name} (dataset={dataset})",
+                "forget",
+                f"{self.name} (dataset={dataset})",
                 "random or class; subclass and superclass need a dataset with coarse labels (cifar100)",
             )
 
@@ -81,7 +82,9 @@ class ClassForget(Scenario):
     def check(self, num_classes, has_coarse, dataset):
         bad = [c for c in self.classes if not 0 <= c < num_classes]
         if bad:
-            raise ConfigError("forget.classes", self.classes, f"class indices 0..{num_classes - 1} ({dataset})")
+            raise ConfigError(
+                "forget.classes", self.classes, f"class indices 0..{num_classes - 1} ({dataset})"
+            )
 
     def forget_mask(self, y, coarse):
         return torch.isin(y, torch.tensor(self.classes))

@@ -456,7 +456,9 @@ def load_cifar10_jpeg(archive: str | os.PathLike, cache_dir: str | os.PathLike) 
     """
     archive_path = Path(archive).expanduser()
     if not archive_path.is_file():
-        raise DatasetMissingError("cifar10_jpeg", str(archive_path.parent), archive_path.name, downloadable=False)
+        raise DatasetMissingError(
+            "cifar10_jpeg", str(archive_path.parent), archive_path.name, downloadable=False
+        )
     cache_path = Path(cache_dir).expanduser()
     cache_path.mkdir(parents=True, exist_ok=True)
     cache_file = _jpeg_cache_path(archive_path, cache_path)

@@ -75,8 +75,9 @@ def carve_validation(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     return torch.nonzero(mask).flatten(), val
 
 
-def subset_positions(labels: torch.Tensor, size: int | None, seed: int,
-                     key: str = "dataset.train_subset") -> torch.Tensor:
+def subset_positions(
+    labels: torch.Tensor, size: int | None, seed: int, key: str = "dataset.train_subset"
+) -> torch.Tensor:
     """Sorted positions of a seeded, class-stratified subset of at most `size` samples (all when None).
 
     Each class is shuffled and its members ranked by quantile (i + 0.5) / class size; the `size` lowest
@@ -102,8 +103,14 @@ def take(name: str, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor) -
     return Split(name, x[positions], y[positions], positions)
 
 
-def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subset: int | None = None,
-                 test_subset: int | None = None) -> Splits:
+def build_splits(
+    raw,
+    scenario,
+    val_fraction: float,
+    split_seed: int,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+) -> Splits:
     """Optionally keep stratified subsets of at most `train_subset` training and `test_subset` test images,
     carve val from the training ones (seeded, per class), then apply the forget scenario. Positions always
     refer to the dataset's full arrays.
@@ -125,7 +132,9 @@ def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subs
     c_train = coarse_train[train_pos] if coarse_train is not None else None
     forget = scenario.forget_mask(y_train, c_train)
     if not bool(forget.any()):
-        raise ConfigError("forget", scenario.describe(), "a scenario that selects at least one training sample")
+        raise ConfigError(
+            "forget", scenario.describe(), "a scenario that selects at least one training sample"
+        )
     keep = scenario.keep_mask(y_train, c_train)
 
     coarse_of_fine = None
@@ -153,8 +162,9 @@ def build_splits(raw, scenario, val_fraction: float, split_seed: int, train_subs
         forget_classes=gone,
     )
     if gone:
-        splits.test_forget = take("test_forget", raw.test_x, raw.test_y,
-                                  all_test[torch.isin(raw.test_y[all_test], gone_t)])
+        splits.test_forget = take(
+            "test_forget", raw.test_x, raw.test_y, all_test[torch.isin(raw.test_y[all_test], gone_t)]
+        )
     return splits
 
 
@@ -170,7 +180,9 @@ def concat(name: str, *parts: Split) -> Split:
 def subset(split: Split, mask: torch.Tensor, name: str | None = None) -> Split:
     mask = mask.to(torch.bool)
     dev_mask = mask.to(split.x.device)
-    return Split(name or split.name, split.x[dev_mask], split.y[dev_mask.to(split.y.device)], split.indices[mask.cpu()])
+    return Split(
+        name or split.name, split.x[dev_mask], split.y[dev_mask.to(split.y.device)], split.indices[mask.cpu()]
+    )
 
 
 def with_forget_subset(splits: Splits, keep: torch.Tensor) -> Splits:
@@ -181,6 +193,13 @@ def with_forget_subset(splits: Splits, keep: torch.Tensor) -> Splits:
     forget = subset(splits.forget, keep, "forget")
     back = subset(splits.forget, ~keep.to(torch.bool), "retain")
     retain = concat("retain", splits.retain, back) if len(back) else splits.retain
-    return Splits(train=splits.train, forget=forget, retain=retain, val=splits.val, test=splits.test,
-                  num_classes=splits.num_classes, test_forget=splits.test_forget,
-                  forget_classes=splits.forget_classes)
+    return Splits(
+        train=splits.train,
+        forget=forget,
+        retain=retain,
+        val=splits.val,
+        test=splits.test,
+        num_classes=splits.num_classes,
+        test_forget=splits.test_forget,
+        forget_classes=splits.forget_classes,
+    )

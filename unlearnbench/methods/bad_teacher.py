@@ -42,8 +42,14 @@ def unlearning_set(forget: Split, retain: Split, fraction: float, seed: int) -> 
     return Split("bad_teacher", x, flags.to(forget.y.device), indices)
 
 
-def bad_teacher_loss(student: nn.Module, x: torch.Tensor, is_forget: torch.Tensor, good: nn.Module,
-                     bad: nn.Module, temperature: float) -> torch.Tensor:
+def bad_teacher_loss(
+    student: nn.Module,
+    x: torch.Tensor,
+    is_forget: torch.Tensor,
+    good: nn.Module,
+    bad: nn.Module,
+    temperature: float,
+) -> torch.Tensor:
     """KL to the incompetent teacher's outputs on forget samples and to the competent one's on the rest."""
     with torch.no_grad():
         target = torch.where(is_forget.bool()[:, None], bad(x), good(x))
@@ -53,8 +59,15 @@ def bad_teacher_loss(student: nn.Module, x: torch.Tensor, is_forget: torch.Tenso
 class BadTeacher(Method):
     needs = frozenset({"forget", "retain"})
 
-    def __init__(self, epochs: int = 1, lr: float = 1e-4, retain_fraction: float = 0.3,
-                 temperature: float = 1.0, batch_size: int = 256, augment: bool = False):
+    def __init__(
+        self,
+        epochs: int = 1,
+        lr: float = 1e-4,
+        retain_fraction: float = 0.3,
+        temperature: float = 1.0,
+        batch_size: int = 256,
+        augment: bool = False,
+    ):
         check_number("method.retain_fraction", retain_fraction, 0, 1, low_open=True)
         check_number("method.temperature", temperature, 0, low_open=True)
         self.epochs, self.lr = epochs, lr

@@ -41,7 +41,9 @@ class GrantedSplits:
     def __init__(self, splits: Splits, needs: frozenset[str], method: str):
         unknown = set(needs) - set(GRANTABLE)
         if unknown:
-            raise ValueError(f"method {method} declares unknown splits {sorted(unknown)}; allowed: {GRANTABLE}")
+            raise ValueError(
+                f"method {method} declares unknown splits {sorted(unknown)}; allowed: {GRANTABLE}"
+            )
         self._granted = {name: getattr(splits, name) for name in needs}
         self._method = method
         self.num_classes = splits.num_classes
@@ -91,17 +93,30 @@ class UnlearnContext:
         """The seed of the run's random stream `names` (e.g. "labels", or ("influence", round))."""
         return derive_seed(self.seed, *names)
 
-    def batches(self, split: Split, batch_size: int, shuffle: bool = True, augment: bool = False,
-                stream: Stream | None = None, drop_last: bool = False):
+    def batches(
+        self,
+        split: Split,
+        batch_size: int,
+        shuffle: bool = True,
+        augment: bool = False,
+        stream: Stream | None = None,
+        drop_last: bool = False,
+    ):
         """Batches of `split` on the compute device, shuffled and augmented by the random stream `stream`.
 
         The stream defaults to the split's name; a method that draws two batch streams from one split
         names them apart.
         """
         names = (stream,) if isinstance(stream, str) else stream or (split.name,)
-        return self.runtime.batches(split.x, split.y, batch_size=batch_size, shuffle=shuffle,
-                                    augment=self.augment if augment else None, seed=self.seed_for(*names),
-                                    drop_last=drop_last)
+        return self.runtime.batches(
+            split.x,
+            split.y,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            augment=self.augment if augment else None,
+            seed=self.seed_for(*names),
+            drop_last=drop_last,
+        )
 
 
 class Method(ABC):
@@ -112,7 +127,9 @@ class Method(ABC):
 
     needs: ClassVar[frozenset[str]] = frozenset()
 
-    def training_hook(self, seed: int, sample_shape: tuple[int, ...], num_classes: int) -> TrainingHook | None:
+    def training_hook(
+        self, seed: int, sample_shape: tuple[int, ...], num_classes: int
+    ) -> TrainingHook | None:
         """Return a hook to change the original model's training, or None (the default)."""
         return None
 

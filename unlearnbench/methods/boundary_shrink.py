@@ -41,22 +41,30 @@ def fgsm_neighbour(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
 
 
 @torch.no_grad()
-def _neighbour_class(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
-                     exclude_true_class: bool) -> torch.Tensor:
+def _neighbour_class(
+    model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, exclude_true_class: bool
+) -> torch.Tensor:
     logits = model(x_adv).float()
     if exclude_true_class:
         logits = logits.scatter(1, y[:, None], float("-inf"))
     return logits.argmax(dim=1)
 
 
-def neighbour_labels(original: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
-                     exclude_true_class: bool = False) -> torch.Tensor:
+def neighbour_labels(
+    original: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, exclude_true_class: bool = False
+) -> torch.Tensor:
     """The class the original model predicts for each sample's FGSM neighbour (see module docstring)."""
     return _neighbour_class(original, fgsm_neighbour(original, x, y, eps), y, exclude_true_class)
 
 
-def shrink_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, original: nn.Module, eps: float,
-                exclude_true_class: bool) -> torch.Tensor:
+def shrink_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    original: nn.Module,
+    eps: float,
+    exclude_true_class: bool,
+) -> torch.Tensor:
     """CE of the clean images against their neighbours' labels."""
     with torch.enable_grad():
         labels = neighbour_labels(original, x, y, eps, exclude_true_class)
@@ -66,9 +74,17 @@ def shrink_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, original: nn
 class BoundaryShrink(Method):
     needs = frozenset({"forget"})
 
-    def __init__(self, epochs: int = 10, lr: float = 1e-5, momentum: float = 0.9, weight_decay: float = 0.0,
-                 batch_size: int = 64, eps: float = 0.1, exclude_true_class: bool = False,
-                 augment: bool = False):
+    def __init__(
+        self,
+        epochs: int = 10,
+        lr: float = 1e-5,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        batch_size: int = 64,
+        eps: float = 0.1,
+        exclude_true_class: bool = False,
+        augment: bool = False,
+    ):
         check_number("method.eps", eps, 0, 1, low_open=True, hint="FGSM step in [0, 1] pixel units")
         self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
         self.batch_size, self.eps, self.augment = batch_size, eps, augment
@@ -79,6 +95,7 @@ class BoundaryShrink(Method):
         model.train()
         opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
         batches = ctx.batches(data.forget, self.batch_size, shuffle=True, augment=self.augment)
-        step = partial(shrink_loss, original=original, eps=self.eps,
-                       exclude_true_class=self.exclude_true_class)
+        step = partial(
+            shrink_loss, original=original, eps=self.eps, exclude_true_class=self.exclude_true_class
+        )
         return train_epochs(model, self.epochs, batches, step, opt, ctx, "boundary_shrink")

@@ -20,7 +20,9 @@ class DivergedError(RuntimeError):
 
 
 def sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
-    return torch.optim.SGD([p for p in params if p.requires_grad], lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return torch.optim.SGD(
+        [p for p in params if p.requires_grad], lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
 
 
 def check_finite(loss: torch.Tensor, where: str) -> None:
@@ -89,8 +91,15 @@ def train_epochs(
 class SGDMethod:
     """Hyperparameters shared by methods that run plain SGD epochs over one granted split (FT, GA, ...)."""
 
-    def __init__(self, epochs: int, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 batch_size: int = 256, augment: bool = True):
+    def __init__(
+        self,
+        epochs: int,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        batch_size: int = 256,
+        augment: bool = True,
+    ):
         self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
         self.batch_size, self.augment = batch_size, augment
 

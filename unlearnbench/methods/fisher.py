@@ -33,9 +33,13 @@ def clamped_inverse(fisher: Importances, max_inverse_fisher: float, eps: float =
     return {name: (1.0 / (f + eps)).clamp(max=max_inverse_fisher) for name, f in fisher.items()}
 
 
-def noise_variance(fisher: Importances, alpha: float, max_inverse_fisher: float, eps: float = 1e-8) -> Importances:
+def noise_variance(
+    fisher: Importances, alpha: float, max_inverse_fisher: float, eps: float = 1e-8
+) -> Importances:
     """Per-entry noise variance alpha * min(1 / (F + eps), max_inverse_fisher)."""
-    return {name: alpha * inverse for name, inverse in clamped_inverse(fisher, max_inverse_fisher, eps).items()}
+    return {
+        name: alpha * inverse for name, inverse in clamped_inverse(fisher, max_inverse_fisher, eps).items()
+    }
 
 
 @torch.no_grad()
@@ -51,8 +55,15 @@ def add_gaussian_noise_(model: nn.Module, variances: Importances, seed: int) -> 
 class FisherForgetting(Method):
     needs = frozenset({"retain"})
 
-    def __init__(self, alpha: float = 1e-6, max_inverse_fisher: float = 1e3, eps: float = 1e-8,
-                 batch_size: int = 256, chunk_size: int = 64, augment: bool = False):
+    def __init__(
+        self,
+        alpha: float = 1e-6,
+        max_inverse_fisher: float = 1e3,
+        eps: float = 1e-8,
+        batch_size: int = 256,
+        chunk_size: int = 64,
+        augment: bool = False,
+    ):
         for key, value in (("alpha", alpha), ("max_inverse_fisher", max_inverse_fisher), ("eps", eps)):
             check_number(f"method.{key}", value, 0, low_open=True)
         self.alpha, self.max_inverse_fisher, self.eps = alpha, max_inverse_fisher, eps
@@ -61,9 +72,15 @@ class FisherForgetting(Method):
     def unlearn(self, model, data, ctx):
         model.eval()
         batches = ctx.batches(data.retain, self.batch_size, shuffle=False, augment=self.augment)
-        fisher = mean_squared_gradients(model, batches, per_sample=True, chunk_size=self.chunk_size,
-                                        autocast=ctx.runtime.autocast, progress=ctx.runtime.progress,
-                                        desc="fisher on D_r")
+        fisher = mean_squared_gradients(
+            model,
+            batches,
+            per_sample=True,
+            chunk_size=self.chunk_size,
+            autocast=ctx.runtime.autocast,
+            progress=ctx.runtime.progress,
+            desc="fisher on D_r",
+        )
         inverse = clamped_inverse(fisher, self.max_inverse_fisher, self.eps)
         clamped = sum(int((v >= self.max_inverse_fisher).sum()) for v in inverse.values())
         ctx.log({"fisher/clamped_fraction": clamped / sum(v.numel() for v in inverse.values())})

@@ -15,8 +15,15 @@ from unlearnbench.methods.common import SGDMethod
 class FineTune(SGDMethod, Method):
     needs = frozenset({"retain"})
 
-    def __init__(self, epochs: int = 10, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 batch_size: int = 256, augment: bool = True):
+    def __init__(
+        self,
+        epochs: int = 10,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        batch_size: int = 256,
+        augment: bool = True,
+    ):
         super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
 
     def unlearn(self, model, data, ctx):

@@ -89,13 +89,21 @@ def mean_ce(model: nn.Module, batches: Iterable, ctx: UnlearnContext) -> float:
         count += int(y.numel())
     model.train(was_training)
     if count == 0:
-        raise UserError("gradtau: the validation split is empty; ∇τ needs D_val to set tau "
-                        "(set dataset.val_fraction > 0)")
+        raise UserError(
+            "gradtau: the validation split is empty; ∇τ needs D_val to set tau (set dataset.val_fraction > 0)"
+        )
     return total / count
 
 
-def gradtau_loss(model: nn.Module, x_forget: torch.Tensor, y_forget: torch.Tensor, x_retain: torch.Tensor,
-                 y_retain: torch.Tensor, tau: float, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gradtau_loss(
+    model: nn.Module,
+    x_forget: torch.Tensor,
+    y_forget: torch.Tensor,
+    x_retain: torch.Tensor,
+    y_retain: torch.Tensor,
+    tau: float,
+    alpha: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, forget CE) for one paired step: alpha * relu(tau - CE_f)^2 + (1 - alpha) * CE_r.
 
     The relu makes the forget term, and its gradient, exactly zero once CE_f >= tau.
@@ -111,9 +119,18 @@ class GradTau(Method):
 
     needs = frozenset({"forget", "retain", "val"})
 
-    def __init__(self, alpha0: float | None = None, lr: float = 1e-3, weight_decay: float = 0.01,
-                 batch_size: int = 256, tau_refresh_every: int = 5, max_epochs: int | None = None,
-                 lr_end_factor: float = 0.1, bn_mode: str = "eval", augment: bool = False):
+    def __init__(
+        self,
+        alpha0: float | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        batch_size: int = 256,
+        tau_refresh_every: int = 5,
+        max_epochs: int | None = None,
+        lr_end_factor: float = 0.1,
+        bn_mode: str = "eval",
+        augment: bool = False,
+    ):
         check_number("method.alpha0", alpha0, 0, 1, allow_none=True, hint="null: (5/3) * forget_ratio")
         check_int("method.batch_size", batch_size, 1)
         check_int("method.tau_refresh_every", tau_refresh_every, 1)
@@ -131,8 +148,10 @@ class GradTau(Method):
             return self.alpha0
         alpha0 = default_alpha0(forget_ratio)
         if alpha0 > 1.0:
-            raise UserError(f"gradtau: the default alpha0 = (5/3) * forget_ratio = {alpha0:.3f} exceeds 1 "
-                            f"(forget_ratio {forget_ratio:.3f}); set method.alpha0 to a number in [0, 1]")
+            raise UserError(
+                f"gradtau: the default alpha0 = (5/3) * forget_ratio = {alpha0:.3f} exceeds 1 "
+                f"(forget_ratio {forget_ratio:.3f}); set method.alpha0 to a number in [0, 1]"
+            )
         return alpha0
 
     def unlearn(self, model: nn.Module, data: GrantedSplits, ctx: UnlearnContext) -> nn.Module:
@@ -147,8 +166,9 @@ class GradTau(Method):
 
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=self.lr_end_factor,
-                                                  total_iters=epochs)
+        sched = torch.optim.lr_scheduler.LinearLR(
+            opt, start_factor=1.0, end_factor=self.lr_end_factor, total_iters=epochs
+        )
         model.train(self.bn_mode == "train")
         tau = float("nan")
         with tqdm(range(epochs), desc="gradtau", disable=not ctx.runtime.progress, leave=False) as bar:
@@ -169,8 +189,12 @@ class GradTau(Method):
                     forget_ce_sum += float(forget_ce.detach())
                     steps += 1
                 sched.step()
-                stats = {"loss": loss_sum / max(steps, 1), "forget_ce": forget_ce_sum / max(steps, 1),
-                         "tau": tau, "alpha": alpha}
+                stats = {
+                    "loss": loss_sum / max(steps, 1),
+                    "forget_ce": forget_ce_sum / max(steps, 1),
+                    "tau": tau,
+                    "alpha": alpha,
+                }
                 bar.set_postfix({k: f"{v:.4f}" for k, v in stats.items()})
                 ctx.log({f"gradtau/{k}": v for k, v in stats.items()} | {"gradtau/epoch": epoch})
         check_weights_finite(model, "gradtau")

@@ -29,8 +29,9 @@ def _trainable(model: nn.Module) -> dict[str, nn.Parameter]:
     return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
-def _batch_squared_grads(model: nn.Module, params: dict[str, nn.Parameter], x, y,
-                         autocast) -> list[torch.Tensor]:
+def _batch_squared_grads(
+    model: nn.Module, params: dict[str, nn.Parameter], x, y, autocast
+) -> list[torch.Tensor]:
     """Squared gradients of the batch-mean CE (one backward pass)."""
     with autocast():
         loss = F.cross_entropy(model(x), y)

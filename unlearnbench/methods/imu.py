@@ -122,7 +122,9 @@ class IMU(Method):
 
     def unlearn(self, model: nn.Module, data: GrantedSplits, ctx: UnlearnContext) -> nn.Module:
         if not hasattr(model, "features") or not isinstance(getattr(model, "head", None), nn.Module):
-            raise UserError(f"method=imu needs a model with `features(x)` and a `head` module; got {type(model).__name__}")
+            raise UserError(
+                f"method=imu needs a model with `features(x)` and a `head` module; got {type(model).__name__}"
+            )
         forget = data.forget
         trainable = list(model.head.parameters()) if self.update_scope == "fc" else list(model.parameters())
         saved_flags = [(p, p.requires_grad) for p in model.parameters()]
@@ -133,8 +135,9 @@ class IMU(Method):
             features = None
             if self.uses_feature_cache():
                 batches = ctx.batches(forget, ctx.runtime.eval_batch_size, shuffle=False, augment=False)
-                features, _ = penultimate_features(model, batches, ctx.runtime.autocast, ctx.runtime.progress,
-                                                   "imu features")
+                features, _ = penultimate_features(
+                    model, batches, ctx.runtime.autocast, ctx.runtime.progress, "imu features"
+                )
             rounds = self.epochs if self.recompute_influence == "epoch" else 1
             for r in range(rounds):
                 positions, weights = self._select(model, forget, features, ctx, r)
@@ -143,25 +146,47 @@ class IMU(Method):
                     break
                 labels = forget.y[positions.to(forget.y.device)].to(ctx.device)
                 weights = weights.to(ctx.device)
-                ctx.log({"imu/selected": int(positions.numel()), "imu/round": r,
-                         "imu/weight_mean": float(weights.mean())})
-                self._train(model, forget, positions, labels, weights, features, optimizer, ctx, r,
-                            self.epochs // rounds)
+                ctx.log(
+                    {
+                        "imu/selected": int(positions.numel()),
+                        "imu/round": r,
+                        "imu/weight_mean": float(weights.mean()),
+                    }
+                )
+                self._train(
+                    model,
+                    forget,
+                    positions,
+                    labels,
+                    weights,
+                    features,
+                    optimizer,
+                    ctx,
+                    r,
+                    self.epochs // rounds,
+                )
         finally:
             for p, flag in saved_flags:
                 p.requires_grad_(flag)
         return model
 
-    def _select(self, model: nn.Module, forget: Split, features: torch.Tensor | None, ctx: UnlearnContext,
-                round_: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _select(
+        self, model: nn.Module, forget: Split, features: torch.Tensor | None, ctx: UnlearnContext, round_: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Influence of every forget sample under the current model (eval mode), then the selection."""
         if features is not None:
             feats, labels = features, forget.y.to(ctx.device)
         else:
-            batches = ctx.batches(forget, ctx.runtime.eval_batch_size, shuffle=False, augment=self.augment,
-                                  stream=("influence", round_))
-            feats, labels = penultimate_features(model, batches, ctx.runtime.autocast, ctx.runtime.progress,
-                                                 "imu influence")
+            batches = ctx.batches(
+                forget,
+                ctx.runtime.eval_batch_size,
+                shuffle=False,
+                augment=self.augment,
+                stream=("influence", round_),
+            )
+            feats, labels = penultimate_features(
+                model, batches, ctx.runtime.autocast, ctx.runtime.progress, "imu influence"
+            )
         was_training = model.training
         model.eval()
         try:
@@ -170,23 +195,39 @@ class IMU(Method):
             model.train(was_training)
         return select_by_influence(influence, self.top_data, self.weight_clip_quantile)
 
-    def _train(self, model: nn.Module, forget: Split, positions: torch.Tensor, labels: torch.Tensor,
-               weights: torch.Tensor, features: torch.Tensor | None, optimizer: torch.optim.Optimizer,
-               ctx: UnlearnContext, round_: int, epochs: int) -> None:
+    def _train(
+        self,
+        model: nn.Module,
+        forget: Split,
+        positions: torch.Tensor,
+        labels: torch.Tensor,
+        weights: torch.Tensor,
+        features: torch.Tensor | None,
+        optimizer: torch.optim.Optimizer,
+        ctx: UnlearnContext,
+        round_: int,
+        epochs: int,
+    ) -> None:
         """`epochs` passes of weighted gradient ascent over the selected samples."""
         if features is not None:
             feats = features[positions.to(features.device)]
             # The batches only carry positions; a 1-byte stand-in image keeps ctx.batches' seeded order.
             stand_in = torch.zeros(len(positions), 1, 1, 1, dtype=torch.uint8, device=forget.x.device)
-            batches = ctx.batches(_position_split(stand_in), self.batch_size, shuffle=True,
-                                  stream=("train", round_))
+            batches = ctx.batches(
+                _position_split(stand_in), self.batch_size, shuffle=True, stream=("train", round_)
+            )
 
             def logits_of(m: nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
                 return m.head(feats[pos])
         else:
             images = forget.x[positions.to(forget.x.device)]
-            batches = ctx.batches(_position_split(images), self.batch_size, shuffle=True, augment=self.augment,
-                                  stream=("train", round_))
+            batches = ctx.batches(
+                _position_split(images),
+                self.batch_size,
+                shuffle=True,
+                augment=self.augment,
+                stream=("train", round_),
+            )
 
             def logits_of(m: nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
                 return m(x)
@@ -198,8 +239,9 @@ class IMU(Method):
         finally:
             model.eval()
 
-    def _step_loss(self, logits_of: Callable, labels: torch.Tensor,
-                   weights: torch.Tensor) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    def _step_loss(
+        self, logits_of: Callable, labels: torch.Tensor, weights: torch.Tensor
+    ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
         alpha = self.alpha_l1
 
         def step_loss(m: nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:

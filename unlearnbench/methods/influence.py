@@ -121,7 +121,9 @@ def head_grads_vmap(head: nn.Module, features: torch.Tensor, labels: torch.Tenso
         logits = functional_call(head, (p, buffers), (h.unsqueeze(0),))
         return F.cross_entropy(logits, y.unsqueeze(0))
 
-    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, features.detach().to(torch.float64), labels)
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))(
+        params, features.detach().to(torch.float64), labels
+    )
     return torch.cat([g.reshape(g.shape[0], -1) for g in per_sample.values()], dim=1)
 
 
@@ -154,7 +156,9 @@ def is_plain_linear(module: nn.Module) -> bool:
     return type(module) is nn.Linear
 
 
-def head_influence(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, damping: float) -> torch.Tensor:
+def head_influence(
+    head: nn.Module, features: torch.Tensor, labels: torch.Tensor, damping: float
+) -> torch.Tensor:
     """Influence of each sample on the head: closed form for a plain `nn.Linear`, else vmap."""
     if is_plain_linear(head):
         return linear_head_influence(features, labels, head.weight, head.bias, damping)

@@ -38,8 +38,17 @@ def l1_sparse_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, gamma: fl
 class L1Sparse(FineTune):
     """FT on D_r (same knobs as `ft`) plus the decaying L1 penalty."""
 
-    def __init__(self, epochs: int = 10, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 batch_size: int = 256, augment: bool = True, gamma: float = 5e-4, no_l1_epochs: int = 0):
+    def __init__(
+        self,
+        epochs: int = 10,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        batch_size: int = 256,
+        augment: bool = True,
+        gamma: float = 5e-4,
+        no_l1_epochs: int = 0,
+    ):
         check_int("method.no_l1_epochs", no_l1_epochs, 0, epochs, hint="at most method.epochs")
         check_number("method.gamma", gamma, 0, hint="e.g. 5e-4")
         super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
@@ -50,8 +59,15 @@ class L1Sparse(FineTune):
         opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
         batches = ctx.batches(data.retain, self.batch_size, shuffle=True, augment=self.augment)
         for epoch, gamma in enumerate(gamma_schedule(self.gamma, self.epochs, self.no_l1_epochs), start=1):
-            train_epochs(model, 1, batches, partial(l1_sparse_loss, gamma=gamma), opt, ctx,
-                         f"l1_sparse {epoch}/{self.epochs} gamma={gamma:.2e}")
+            train_epochs(
+                model,
+                1,
+                batches,
+                partial(l1_sparse_loss, gamma=gamma),
+                opt,
+                ctx,
+                f"l1_sparse {epoch}/{self.epochs} gamma={gamma:.2e}",
+            )
             l1 = float(l1_norm(model).detach())
             ctx.log({"l1_sparse/gamma": gamma, "l1_sparse/l1": l1, "l1_sparse/epoch": epoch})
         return model

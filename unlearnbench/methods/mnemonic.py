@@ -69,8 +69,13 @@ def mix_codes(
     return torch.where(coin, codes.to(device=x.device, dtype=x.dtype)[y], x), y
 
 
-def code_fisher(model: nn.Module, codes: torch.Tensor, classes: Sequence[int], progress: bool = False,
-                desc: str = "mnemonic fisher") -> Importances:
+def code_fisher(
+    model: nn.Module,
+    codes: torch.Tensor,
+    classes: Sequence[int],
+    progress: bool = False,
+    desc: str = "mnemonic fisher",
+) -> Importances:
     """(1e-16 + sum over `classes` of g_c^2) / len(classes), g_c the CE gradient of code c (batch of one).
 
     Keyed by trainable parameter name. Runs in float32 without autocast: the ratio F_f / F_r of
@@ -97,8 +102,9 @@ def log_ratio(fisher_forget: torch.Tensor, fisher_remain: torch.Tensor) -> torch
     return torch.where(finite, l, top)
 
 
-def perturbation(fisher_forget: torch.Tensor, fisher_remain: torch.Tensor, lambda1: float,
-                 lambda2: float) -> torch.Tensor:
+def perturbation(
+    fisher_forget: torch.Tensor, fisher_remain: torch.Tensor, lambda1: float, lambda2: float
+) -> torch.Tensor:
     """delta = min(lambda1, lambda2 / max r) * r with r = exp(log_ratio): one tensor's step size.
 
     lambda2 caps the largest entry of delta; lambda1 caps the scale of every entry's ratio.
@@ -109,8 +115,9 @@ def perturbation(fisher_forget: torch.Tensor, fisher_remain: torch.Tensor, lambd
 
 
 @torch.no_grad()
-def code_accuracies(model: nn.Module, codes: torch.Tensor,
-                    forget_classes: Sequence[int]) -> tuple[float, float]:
+def code_accuracies(
+    model: nn.Module, codes: torch.Tensor, forget_classes: Sequence[int]
+) -> tuple[float, float]:
     """(accuracy on the forgotten classes' codes, accuracy on the other codes); code c has label c."""
     hits = correct(model(codes), torch.arange(len(codes), device=codes.device)).cpu()
     forget = torch.zeros(len(codes), dtype=torch.bool)
@@ -129,8 +136,9 @@ def choose_sign(score_plus: float, score_minus: float) -> int:
 
 
 @torch.no_grad()
-def set_shifted_(model: nn.Module, theta: dict[str, torch.Tensor], deltas: dict[str, torch.Tensor],
-                 sign: int) -> None:
+def set_shifted_(
+    model: nn.Module, theta: dict[str, torch.Tensor], deltas: dict[str, torch.Tensor], sign: int
+) -> None:
     """Write theta + sign * delta into the model's parameters (buffers are left alone)."""
     for name, p in model.named_parameters():
         if name in deltas:
@@ -175,16 +183,22 @@ class MnemonicUnlearning(Method):
                 on_device[key] = codes.to(device=x.device, dtype=x.dtype)
             return mix_codes(x, y, on_device[key], t_mix, generator)
 
-        spec = {"name": "mnemonic_codes", "t_mix": t_mix, "code_seed": cseed,
-                "shape": [int(s) for s in sample_shape],
-                "num_classes": int(num_classes)}
+        spec = {
+            "name": "mnemonic_codes",
+            "t_mix": t_mix,
+            "code_seed": cseed,
+            "shape": [int(s) for s in sample_shape],
+            "num_classes": int(num_classes),
+        }
         return TrainingHook(spec=spec, state={"codes": codes}, apply=apply)
 
     def unlearn(self, model, data, ctx):
         codes = ctx.hook_state.get("codes")
         if codes is None:
-            raise UserError("mnemonic: the original model has no mnemonic codes "
-                            "(it was not trained with the mnemonic training hook)")
+            raise UserError(
+                "mnemonic: the original model has no mnemonic codes "
+                "(it was not trained with the mnemonic training hook)"
+            )
         if len(codes) != ctx.num_classes:
             raise UserError(f"mnemonic: {len(codes)} codes saved for a {ctx.num_classes}-class model")
         forget, remain = check_classes(ctx.forget_classes, ctx.num_classes)
@@ -193,8 +207,10 @@ class MnemonicUnlearning(Method):
 
         fisher_f = code_fisher(model, codes, forget, ctx.runtime.progress, "mnemonic fisher (forget codes)")
         fisher_r = code_fisher(model, codes, remain, ctx.runtime.progress, "mnemonic fisher (other codes)")
-        deltas = {name: perturbation(fisher_f[name], fisher_r[name], self.lambda1, self.lambda2)
-                  for name in fisher_f}
+        deltas = {
+            name: perturbation(fisher_f[name], fisher_r[name], self.lambda1, self.lambda2)
+            for name in fisher_f
+        }
         theta = {name: p.detach().clone() for name, p in model.named_parameters() if name in deltas}
 
         scores, accs = {}, {}
@@ -205,7 +221,12 @@ class MnemonicUnlearning(Method):
         sign = choose_sign(scores[1], scores[-1])
         set_shifted_(model, theta, deltas, sign)
         check_weights_finite(model, "mnemonic perturbation")
-        ctx.log({"mnemonic/sign": sign, "mnemonic/code_forget_acc": accs[sign][0],
-                 "mnemonic/code_remain_acc": accs[sign][1],
-                 "mnemonic/max_delta": max(float(d.max()) for d in deltas.values())})
+        ctx.log(
+            {
+                "mnemonic/sign": sign,
+                "mnemonic/code_forget_acc": accs[sign][0],
+                "mnemonic/code_remain_acc": accs[sign][1],
+                "mnemonic/max_delta": max(float(d.max()) for d in deltas.values()),
+            }
+        )
         return model

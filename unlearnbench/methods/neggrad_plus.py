@@ -43,8 +43,9 @@ class PairedBatches:
 
     def __init__(self, forget: Iterable, retain: Iterable, pass_over: str = "retain"):
         self.forget_drives = pass_over == "forget"
-        self.driver, partner, partner_name = (forget, retain, "retain") if self.forget_drives else \
-            (retain, forget, "forget")
+        self.driver, partner, partner_name = (
+            (forget, retain, "retain") if self.forget_drives else (retain, forget, "forget")
+        )
         self.partner = endless(partner, f"neggrad_plus: the {partner_name} set")
 
     def __len__(self) -> int:
@@ -69,9 +70,18 @@ def neggrad_plus_loss(model: nn.Module, x: Pair, y: Pair, beta: float) -> torch.
 class NegGradPlus(Method):
     needs = frozenset({"forget", "retain"})
 
-    def __init__(self, epochs: int = 5, lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
-                 beta: float = 0.9999, forget_batch_size: int = 64, retain_batch_size: int = 128,
-                 pass_over: str = "retain", augment: bool = False):
+    def __init__(
+        self,
+        epochs: int = 5,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        beta: float = 0.9999,
+        forget_batch_size: int = 64,
+        retain_batch_size: int = 128,
+        pass_over: str = "retain",
+        augment: bool = False,
+    ):
         check_number("method.beta", beta, 0, 1)
         check_choice("method.pass_over", pass_over, PASS_OVER)
         self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
@@ -85,5 +95,6 @@ class NegGradPlus(Method):
         forget = batches(data.forget, self.forget_batch_size, stream="forget")
         retain = batches(data.retain, self.retain_batch_size, stream="retain")
         pairs = PairedBatches(forget, retain, self.pass_over)
-        return train_epochs(model, self.epochs, pairs, partial(neggrad_plus_loss, beta=self.beta), opt, ctx,
-                            "neggrad_plus")
+        return train_epochs(
+            model, self.epochs, pairs, partial(neggrad_plus_loss, beta=self.beta), opt, ctx, "neggrad_plus"
+        )

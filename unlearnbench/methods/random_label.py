@@ -28,13 +28,21 @@ class RandomLabel(Method):
     needs = frozenset({"forget", "retain"})
     tag = "rl"  # progress-bar label
 
-    def __init__(self, epochs: int = 10, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 batch_size: int = 256, augment: bool = True):
+    def __init__(
+        self,
+        epochs: int = 10,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        batch_size: int = 256,
+        augment: bool = True,
+    ):
         self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
         self.batch_size, self.augment = batch_size, augment
 
-    def optimiser(self, model: nn.Module, data: GrantedSplits,
-                  ctx: UnlearnContext) -> tuple[Optimizer, Hook | None]:
+    def optimiser(
+        self, model: nn.Module, data: GrantedSplits, ctx: UnlearnContext
+    ) -> tuple[Optimizer, Hook | None]:
         """The optimiser and an optional `after_backward` hook (SalUn overrides this to mask updates)."""
         return sgd(model.parameters(), self.lr, self.momentum, self.weight_decay), None
 

@@ -58,10 +58,26 @@ def random_label_epochs(
         return F.cross_entropy(m(x), y)
 
     for epoch in range(1, epochs + 1):
-        train_epochs(model, 1, forget, forget_loss, optimizer, ctx, f"{desc} forget {epoch}/{epochs}",
-                     after_backward=after_backward)
-        train_epochs(model, 1, retain, retain_loss, optimizer, ctx, f"{desc} retain {epoch}/{epochs}",
-                     after_backward=after_backward)
+        train_epochs(
+            model,
+            1,
+            forget,
+            forget_loss,
+            optimizer,
+            ctx,
+            f"{desc} forget {epoch}/{epochs}",
+            after_backward=after_backward,
+        )
+        train_epochs(
+            model,
+            1,
+            retain,
+            retain_loss,
+            optimizer,
+            ctx,
+            f"{desc} retain {epoch}/{epochs}",
+            after_backward=after_backward,
+        )
     return model
 
 

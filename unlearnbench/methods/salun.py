@@ -25,8 +25,16 @@ from unlearnbench.methods.relabel import masked_gradients, saliency_mask
 class SalUn(RandomLabel):
     tag = "salun"
 
-    def __init__(self, epochs: int = 10, lr: float = 0.013, momentum: float = 0.9, weight_decay: float = 5e-4,
-                 batch_size: int = 256, augment: bool = True, mask_fraction: float = 0.5):
+    def __init__(
+        self,
+        epochs: int = 10,
+        lr: float = 0.013,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        batch_size: int = 256,
+        augment: bool = True,
+        mask_fraction: float = 0.5,
+    ):
         check_number("method.mask_fraction", mask_fraction, 0, 1, low_open=True, hint="e.g. 0.5")
         super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
         self.mask_fraction = float(mask_fraction)

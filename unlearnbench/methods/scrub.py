@@ -33,16 +33,24 @@ def max_phase_schedule(epochs: int, msteps: int) -> list[bool]:
     return [epoch < msteps for epoch in range(epochs)]
 
 
-def max_step_loss(student: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: nn.Module,
-                  temperature: float) -> torch.Tensor:
+def max_step_loss(
+    student: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: nn.Module, temperature: float
+) -> torch.Tensor:
     """Negative distillation KL on a forget batch: descending it pushes the student away."""
     with torch.no_grad():
         target = teacher(x)
     return -distill_kl(student(x), target, temperature)
 
 
-def min_step_loss(student: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher: nn.Module,
-                  temperature: float, gamma: float, alpha: float) -> torch.Tensor:
+def min_step_loss(
+    student: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    teacher: nn.Module,
+    temperature: float,
+    gamma: float,
+    alpha: float,
+) -> torch.Tensor:
     """gamma * CE + alpha * KL on a retain batch: keep the student's retain behaviour."""
     with torch.no_grad():
         target = teacher(x)
@@ -53,10 +61,20 @@ def min_step_loss(student: nn.Module, x: torch.Tensor, y: torch.Tensor, teacher:
 class SCRUB(Method):
     needs = frozenset({"forget", "retain"})
 
-    def __init__(self, epochs: int = 3, msteps: int = 2, lr: float = 5e-4, momentum: float = 0.9,
-                 weight_decay: float = 5e-4, gamma: float = 0.99, alpha: float = 0.001,
-                 temperature: float = 4.0, forget_batch_size: int = 512, retain_batch_size: int = 256,
-                 augment: bool = False):
+    def __init__(
+        self,
+        epochs: int = 3,
+        msteps: int = 2,
+        lr: float = 5e-4,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        gamma: float = 0.99,
+        alpha: float = 0.001,
+        temperature: float = 4.0,
+        forget_batch_size: int = 512,
+        retain_batch_size: int = 256,
+        augment: bool = False,
+    ):
         check_int("method.msteps", msteps, 0, hint="epochs with a max phase")
         check_number("method.temperature", temperature, 0, low_open=True)
         self.epochs, self.msteps, self.lr = epochs, msteps, lr
@@ -69,13 +87,16 @@ class SCRUB(Method):
         teacher = frozen_copy(model)
         model.train()
         opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
-        forget = ctx.batches(data.forget, self.forget_batch_size, shuffle=True, augment=self.augment,
-                             stream="forget")
-        retain = ctx.batches(data.retain, self.retain_batch_size, shuffle=True, augment=self.augment,
-                             stream="retain")
+        forget = ctx.batches(
+            data.forget, self.forget_batch_size, shuffle=True, augment=self.augment, stream="forget"
+        )
+        retain = ctx.batches(
+            data.retain, self.retain_batch_size, shuffle=True, augment=self.augment, stream="retain"
+        )
         maximise = partial(max_step_loss, teacher=teacher, temperature=self.temperature)
-        minimise = partial(min_step_loss, teacher=teacher, temperature=self.temperature, gamma=self.gamma,
-                           alpha=self.alpha)
+        minimise = partial(
+            min_step_loss, teacher=teacher, temperature=self.temperature, gamma=self.gamma, alpha=self.alpha
+        )
         for epoch, with_max in enumerate(max_phase_schedule(self.epochs, self.msteps), start=1):
             if with_max:
                 train_epochs(model, 1, forget, maximise, opt, ctx, f"scrub max {epoch}/{self.epochs}")

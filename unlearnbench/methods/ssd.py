@@ -25,8 +25,9 @@ from unlearnbench.methods.base import Method
 from unlearnbench.methods.importance import Importances, mean_squared_gradients
 
 
-def dampening_factors(imp_forget: torch.Tensor, imp_full: torch.Tensor, alpha: float,
-                      lam: float) -> torch.Tensor:
+def dampening_factors(
+    imp_forget: torch.Tensor, imp_full: torch.Tensor, alpha: float, lam: float
+) -> torch.Tensor:
     """min(lam * imp_D / imp_f, 1) where imp_f > alpha * imp_D, else exactly 1."""
     selected = imp_forget > alpha * imp_full
     # Unselected entries may have imp_f = 0: divide by 1 there, their factor is replaced anyway.
@@ -35,8 +36,9 @@ def dampening_factors(imp_forget: torch.Tensor, imp_full: torch.Tensor, alpha: f
 
 
 @torch.no_grad()
-def dampen_(model: nn.Module, imp_forget: Importances, imp_full: Importances, alpha: float,
-            lam: float) -> float:
+def dampen_(
+    model: nn.Module, imp_forget: Importances, imp_full: Importances, alpha: float, lam: float
+) -> float:
     """Scale the selected parameters in place; return the fraction of parameter entries selected."""
     selected = total = 0
     for name, p in model.named_parameters():
@@ -52,15 +54,25 @@ def dampen_(model: nn.Module, imp_forget: Importances, imp_full: Importances, al
 
 def full_training_set(forget: Split, retain: Split) -> Split:
     """D = D_r followed by D_f (the training set the original model saw)."""
-    return Split("train", torch.cat([retain.x, forget.x]), torch.cat([retain.y, forget.y]),
-                 torch.cat([retain.indices, forget.indices]))
+    return Split(
+        "train",
+        torch.cat([retain.x, forget.x]),
+        torch.cat([retain.y, forget.y]),
+        torch.cat([retain.indices, forget.indices]),
+    )
 
 
 class SelectiveSynapticDampening(Method):
     needs = frozenset({"forget", "retain"})
 
-    def __init__(self, dampening_constant: float = 1.0, selection_weighting: float = 10.0,
-                 batch_size: int = 128, drop_last: bool = True, augment: bool = False):
+    def __init__(
+        self,
+        dampening_constant: float = 1.0,
+        selection_weighting: float = 10.0,
+        batch_size: int = 128,
+        drop_last: bool = True,
+        augment: bool = False,
+    ):
         check_number("method.selection_weighting", selection_weighting, 0, low_open=True, hint="alpha")
         self.lam, self.alpha = dampening_constant, selection_weighting
         self.batch_size, self.drop_last, self.augment = batch_size, drop_last, augment
@@ -68,8 +80,9 @@ class SelectiveSynapticDampening(Method):
     def importances(self, model: nn.Module, split: Split, batch_size: int, ctx, desc: str) -> Importances:
         # Shuffled (seeded, one stream per split): the dropped tail is random, not always the last samples.
         batches = ctx.batches(split, batch_size, shuffle=True, augment=self.augment, drop_last=self.drop_last)
-        return mean_squared_gradients(model, batches, autocast=ctx.runtime.autocast,
-                                      progress=ctx.runtime.progress, desc=desc)
+        return mean_squared_gradients(
+            model, batches, autocast=ctx.runtime.autocast, progress=ctx.runtime.progress, desc=desc
+        )
 
     def unlearn(self, model, data, ctx):
         model.eval()

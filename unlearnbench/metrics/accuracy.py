@@ -28,9 +28,14 @@ class Accuracy(Metric):
     """Top-1 accuracy per split; closer to Retrain is better."""
 
     def columns(self) -> list[Column]:
-        return [Column(f"{split}_acc", order=10 * (i + 1), label=split.replace("test_forget", "test-f"))
-                for i, split in enumerate(SPLITS)]
+        return [
+            Column(f"{split}_acc", order=10 * (i + 1), label=split.replace("test_forget", "test-f"))
+            for i, split in enumerate(SPLITS)
+        ]
 
     def per_model(self, outputs) -> dict[str, float]:
-        return {f"{name}_acc": float(accuracy(out.logits, out.labels)) for name, out in outputs.items()
-                if len(out)}
+        return {
+            f"{name}_acc": float(accuracy(out.logits, out.labels))
+            for name, out in outputs.items()
+            if len(out)
+        }

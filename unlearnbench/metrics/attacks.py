@@ -124,9 +124,7 @@ def _group_stats(
     global_std = phi[mask].std()
     # Pool within-example residuals over the examples whose own estimate is usable.
     ok = count >= min_count
-    pooled_std = (
-        np.sqrt((resid[:, ok] ** 2).sum() / count[ok].sum()) if ok.any() else global_std
-    )
+    pooled_std = np.sqrt((resid[:, ok] ** 2).sum() / count[ok].sum()) if ok.any() else global_std
     mean = np.where(ok, mean, global_mean)
     std = np.where(ok, np.sqrt(var), global_std)
     return mean, std, pooled_std

@@ -38,10 +38,21 @@ class AvgGap(Metric):
         return {self.key: sum(gaps) / len(gaps)}
 
     def columns(self) -> list[Column]:
-        tuning = self.key != "avg_gap"  # a second Avg Gap (the tuning objective) stays out of the console table
-        return [Column(self.key, order=91 if tuning else 90, label="TuneGap" if tuning else "AvgGap", ideal=0.0,
-                       direction="lower", table=not tuning, extra={
-            "components": list(self.components),
-            "definition": "mean of |model - retrain| over the components (fractions); absent without a "
-                          "Retrain model",
-        })]
+        tuning = (
+            self.key != "avg_gap"
+        )  # a second Avg Gap (the tuning objective) stays out of the console table
+        return [
+            Column(
+                self.key,
+                order=91 if tuning else 90,
+                label="TuneGap" if tuning else "AvgGap",
+                ideal=0.0,
+                direction="lower",
+                table=not tuning,
+                extra={
+                    "components": list(self.components),
+                    "definition": "mean of |model - retrain| over the components (fractions); absent without a "
+                    "Retrain model",
+                },
+            )
+        ]

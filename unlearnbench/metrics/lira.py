@@ -30,8 +30,9 @@ from unlearnbench.metrics.shadows import check_options, half_shadows, phi, stack
 _SAMPLE_STREAM = 7  # third seed word: keeps this sample's generator apart from the shadow masks'
 
 
-def balanced_sample(n_members: int, n_nonmembers: int, seed: int,
-                    seed_offset: int) -> tuple[np.ndarray, np.ndarray]:
+def balanced_sample(
+    n_members: int, n_nonmembers: int, seed: int, seed_offset: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Sorted positions of n = min(n_members, n_nonmembers) members and non-members, seeded."""
     n = min(n_members, n_nonmembers)
     rng = np.random.default_rng([int(seed), int(seed_offset), _SAMPLE_STREAM])
@@ -63,7 +64,8 @@ class LiRA(Metric):
         forget, test = ctx.splits.forget, ctx.splits.test
         members, nonmembers = balanced_sample(len(forget), len(test), ctx.seed, self.seed_offset)
         shadow_phi = np.concatenate(
-            [stack_phi(outputs, "forget")[:, members], stack_phi(outputs, "test")[:, nonmembers]], axis=1)
+            [stack_phi(outputs, "forget")[:, members], stack_phi(outputs, "test")[:, nonmembers]], axis=1
+        )
         # A shadow is "out" for e in F_k (trained without it) and for every test example.
         always_out = np.ones((len(outputs), len(nonmembers)), bool)
         out_mask = np.concatenate([masks.numpy()[:, members], always_out], axis=1)
@@ -83,12 +85,20 @@ class LiRA(Metric):
         return values
 
     def columns(self) -> list[Column]:
-        common = {"num_shadows": self.num_shadows, "seed_offset": self.seed_offset, "variant": "offline",
-                  "fix_variance": self.fix_variance,
-                  "definition": "LiRA (Carlini et al. S&P 2022), offline, on the unlearned model: members "
-                                "D_f vs an equal-size sample of D_test; out-Gaussians of phi from N models "
-                                "retrained without a random half of D_f; see unlearnbench/metrics/lira.py"}
-        reference = {"ideal": None, "direction": "reference (Retrain never saw D_f: about 0.5)", "table": False}
+        common = {
+            "num_shadows": self.num_shadows,
+            "seed_offset": self.seed_offset,
+            "variant": "offline",
+            "fix_variance": self.fix_variance,
+            "definition": "LiRA (Carlini et al. S&P 2022), offline, on the unlearned model: members "
+            "D_f vs an equal-size sample of D_test; out-Gaussians of phi from N models "
+            "retrained without a random half of D_f; see unlearnbench/metrics/lira.py",
+        }
+        reference = {
+            "ideal": None,
+            "direction": "reference (Retrain never saw D_f: about 0.5)",
+            "table": False,
+        }
         return [
             Column("lira_acc", order=100, label="LiRA", extra={**common, "target": "lira_acc_retrain"}),
             Column("lira_auc", order=101, table=False, extra={**common, "target": "lira_auc_retrain"}),

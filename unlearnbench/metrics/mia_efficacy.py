@@ -52,16 +52,28 @@ class MIAEfficacy(Metric):
     def columns(self) -> list[Column]:
         shown = self.nonmembers == "test"
         return [
-            Column(self.key, order=60 if shown else 62, label="MIA-eff" if shown else "MIA-val", table=shown,
-                   extra={"feature": self.feature, "nonmembers": f"D_{self.nonmembers}"}),
-            Column(f"{self.key}_extrapolated", order=61 if shown else 63, ideal=None, direction="diagnostic",
-                   table=False, extra={
-                "flags": self.key, "threshold": EXTRAPOLATION_THRESHOLD,
-                "definition": "share of D_f whose feature lies outside the 1st-99th percentile range of the "
-                              "features the SVC was fitted on",
-                "meaning": "most of the forget set lies outside the range the attack's SVC was fitted on, so "
-                           "its answer there is set by the SVC's intercept, not by the data: models that "
-                           "forget equally well can score 0 or 100 (typical of class-wise forgetting); "
-                           "compare forget_acc and the loss / entropy attacks instead",
-            }),
+            Column(
+                self.key,
+                order=60 if shown else 62,
+                label="MIA-eff" if shown else "MIA-val",
+                table=shown,
+                extra={"feature": self.feature, "nonmembers": f"D_{self.nonmembers}"},
+            ),
+            Column(
+                f"{self.key}_extrapolated",
+                order=61 if shown else 63,
+                ideal=None,
+                direction="diagnostic",
+                table=False,
+                extra={
+                    "flags": self.key,
+                    "threshold": EXTRAPOLATION_THRESHOLD,
+                    "definition": "share of D_f whose feature lies outside the 1st-99th percentile range of the "
+                    "features the SVC was fitted on",
+                    "meaning": "most of the forget set lies outside the range the attack's SVC was fitted on, so "
+                    "its answer there is set by the SVC's intercept, not by the data: models that "
+                    "forget equally well can score 0 or 100 (typical of class-wise forgetting); "
+                    "compare forget_acc and the loss / entropy attacks instead",
+                },
+            ),
         ]

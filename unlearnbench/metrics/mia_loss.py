@@ -37,16 +37,29 @@ class LogisticMIA(Metric):
     def per_model(self, outputs) -> dict[str, float]:
         forget, test = outputs["forget"], outputs["test"]
         feature = type(self).feature
-        value = logistic_mia(feature(forget.logits, forget.labels), feature(test.logits, test.labels),
-                             n_splits=self.n_splits, seed=self.seed)
+        value = logistic_mia(
+            feature(forget.logits, forget.labels),
+            feature(test.logits, test.labels),
+            n_splits=self.n_splits,
+            seed=self.seed,
+        )
         return {self.key: value}
 
     def columns(self) -> list[Column]:
-        return [Column(self.key, order=self.order, label=self.label, ideal=0.5, direction="closer to 0.5", extra={
-            "feature": self.feature_doc,
-            "definition": "mean CV accuracy of LogisticRegression on the feature, D_f (1) vs D_test (0), "
-                          "balanced by subsampling the larger set (NeurIPS 2023 starting kit)",
-        })]
+        return [
+            Column(
+                self.key,
+                order=self.order,
+                label=self.label,
+                ideal=0.5,
+                direction="closer to 0.5",
+                extra={
+                    "feature": self.feature_doc,
+                    "definition": "mean CV accuracy of LogisticRegression on the feature, D_f (1) vs D_test (0), "
+                    "balanced by subsampling the larger set (NeurIPS 2023 starting kit)",
+                },
+            )
+        ]
 
 
 class MIALoss(LogisticMIA):

@@ -35,18 +35,38 @@ class NeurIPSScore(Metric):
         forget, _ = forget_score_from_phi(stack_phi(unlearned, "forget"), stack_phi(retrained, "forget"))
         score = final_score(
             forget,
-            mean_accuracy(unlearned, "retain"), mean_accuracy(retrained, "retain"),
-            mean_accuracy(unlearned, "test"), mean_accuracy(retrained, "test"),
+            mean_accuracy(unlearned, "retain"),
+            mean_accuracy(retrained, "retain"),
+            mean_accuracy(unlearned, "test"),
+            mean_accuracy(retrained, "test"),
         )
         return {"neurips_score": score, "neurips_forget_score": forget}
 
     def columns(self) -> list[Column]:
         common = {"num_shadows": self.num_shadows, "seed_offset": self.seed_offset}
         return [
-            Column("neurips_score", order=120, label="NeurIPS", ideal=1.0, direction="higher", extra={
-                **common, "definition": "forget score x RA ratio x TA ratio, unlearned vs retrained models "
-                                        "(Triantafillou et al. arXiv 2406.09073)"}),
-            Column("neurips_forget_score", order=121, ideal=1.0, direction="higher", table=False, extra={
-                **common, "definition": "mean points over D_f of the per-example epsilon buckets, N unlearned "
-                                        "vs N retrained models"}),
+            Column(
+                "neurips_score",
+                order=120,
+                label="NeurIPS",
+                ideal=1.0,
+                direction="higher",
+                extra={
+                    **common,
+                    "definition": "forget score x RA ratio x TA ratio, unlearned vs retrained models "
+                    "(Triantafillou et al. arXiv 2406.09073)",
+                },
+            ),
+            Column(
+                "neurips_forget_score",
+                order=121,
+                ideal=1.0,
+                direction="higher",
+                table=False,
+                extra={
+                    **common,
+                    "definition": "mean points over D_f of the per-example epsilon buckets, N unlearned "
+                    "vs N retrained models",
+                },
+            ),
         ]

@@ -50,8 +50,10 @@ Outputs = dict[str, SplitOutputs]
 
 def check_options(metric: str, num_shadows: int, seed_offset: int) -> tuple[int, int]:
     """Validated (num_shadows, seed_offset) of the metric configured at eval.metrics.<metric>."""
-    return (check_int(f"eval.metrics.{metric}.num_shadows", num_shadows, 2),
-            check_int(f"eval.metrics.{metric}.seed_offset", seed_offset, 0))
+    return (
+        check_int(f"eval.metrics.{metric}.num_shadows", num_shadows, 2),
+        check_int(f"eval.metrics.{metric}.seed_offset", seed_offset, 0),
+    )
 
 
 def half_masks(n_forget: int, num_shadows: int, run_seed: int, seed_offset: int = 0) -> torch.Tensor:
@@ -93,8 +95,12 @@ def _memoised(ctx, key: tuple, make: Callable[[], torch.nn.Module], splits: tupl
     return store[key]
 
 
-def _memoise_many(ctx, keys: list[tuple], make_many: Callable[[list[int]], Iterable[torch.nn.Module]],
-                  splits: tuple[str, ...]) -> None:
+def _memoise_many(
+    ctx,
+    keys: list[tuple],
+    make_many: Callable[[list[int]], Iterable[torch.nn.Module]],
+    splits: tuple[str, ...],
+) -> None:
     """Memoise the outputs of every key not stored yet from one request for all their models:
     `make_many(positions)` yields them in order, one at a time (the context may train them together)."""
     store = _store(ctx)
@@ -123,16 +129,18 @@ def _run_hook_state(ctx) -> dict:
     return dict(ctx.hook.state) if getattr(ctx, "hook", None) is not None else {}
 
 
-def half_shadows(ctx, kind: str, num_shadows: int,
-                 seed_offset: int = 0) -> tuple[torch.Tensor, list[Outputs]]:
+def half_shadows(
+    ctx, kind: str, num_shadows: int, seed_offset: int = 0
+) -> tuple[torch.Tensor, list[Outputs]]:
     """(masks [N, |D_f|], per-shadow outputs on forget and test) of the half-forget family."""
     _check_kind(kind)
     masks = half_masks(len(ctx.splits.forget), num_shadows, ctx.seed, seed_offset)
     seeds = [HALF_SEED_BASE + seed_offset + k for k in range(num_shadows)]
     keys = [("half", kind, seed, _mask_digest(mask)) for seed, mask in zip(seeds, masks)]
     if kind == "retrained" and hasattr(ctx, "retrained_many"):
-        _memoise_many(ctx, keys, lambda todo: ctx.retrained_many(masks[todo], [seeds[i] for i in todo]),
-                      HALF_SPLITS)
+        _memoise_many(
+            ctx, keys, lambda todo: ctx.retrained_many(masks[todo], [seeds[i] for i in todo]), HALF_SPLITS
+        )
     hook_state = _run_hook_state(ctx)
     outputs = []
     for k in _progress(ctx, num_shadows, f"shadows: {kind} without a random half of D_f"):
@@ -151,9 +159,14 @@ def challenge_shadows(ctx, kind: str, num_shadows: int, seed_offset: int = 0) ->
     seeds = [CHALLENGE_SEED_BASE + seed_offset + k for k in range(num_shadows)]
     keys = [("challenge", kind, seed) for seed in seeds]
     if kind == "retrained" and hasattr(ctx, "retrained_many"):
-        _memoise_many(ctx, keys, lambda todo: ctx.retrained_many(everything.expand(len(todo), -1),
-                                                                 [seeds[i] for i in todo]), CHALLENGE_SPLITS)
+        _memoise_many(
+            ctx,
+            keys,
+            lambda todo: ctx.retrained_many(everything.expand(len(todo), -1), [seeds[i] for i in todo]),
+            CHALLENGE_SPLITS,
+        )
     elif kind == "unlearned" and hasattr(ctx, "original_many"):
+
         def unlearned_many(todo):
             chosen = [seeds[i] for i in todo]
             for seed, (original, hook_state) in zip(chosen, ctx.original_many(chosen), strict=True):

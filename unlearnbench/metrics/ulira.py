@@ -61,26 +61,49 @@ class ULiRA(Metric):
         none = np.zeros_like(forgot)
         in_mask = np.concatenate([forgot, none])
         out_mask = np.concatenate([none, forgot])
-        targets = np.stack([phi(ctx.predict(ctx.models["unlearned"], ctx.splits.forget)),
-                            phi(ctx.predict(retrain, ctx.splits.forget))])
-        scores = lira_scores(targets, shadow_phi, in_mask, fix_variance=self.fix_variance,
-                             shadow_out_mask=out_mask)
+        targets = np.stack(
+            [
+                phi(ctx.predict(ctx.models["unlearned"], ctx.splits.forget)),
+                phi(ctx.predict(retrain, ctx.splits.forget)),
+            ]
+        )
+        scores = lira_scores(
+            targets, shadow_phi, in_mask, fix_variance=self.fix_variance, shadow_out_mask=out_mask
+        )
         labels = np.concatenate([np.ones(scores.shape[1], bool), np.zeros(scores.shape[1], bool)])
         summary = attack_summary(scores.ravel(), labels)
         return {"ulira_acc": decision_accuracy(scores[0], scores[1]), **summary_keys("ulira", summary)}
 
     def columns(self) -> list[Column]:
-        common = {"num_shadows": self.num_shadows, "seed_offset": self.seed_offset,
-                  "fix_variance": self.fix_variance, "requires": SKIP_NOTE,
-                  "definition": "U-LiRA (Hayes et al. arXiv 2403.01218): per-example Gaussians of phi from N "
-                                "unlearned vs N retrained shadows each forgetting a random half of D_f; "
-                                "targets: the unlearned model (positive) vs the Retrain model (negative) on "
-                                "D_f; see unlearnbench/metrics/ulira.py"}
+        common = {
+            "num_shadows": self.num_shadows,
+            "seed_offset": self.seed_offset,
+            "fix_variance": self.fix_variance,
+            "requires": SKIP_NOTE,
+            "definition": "U-LiRA (Hayes et al. arXiv 2403.01218): per-example Gaussians of phi from N "
+            "unlearned vs N retrained shadows each forgetting a random half of D_f; "
+            "targets: the unlearned model (positive) vs the Retrain model (negative) on "
+            "D_f; see unlearnbench/metrics/ulira.py",
+        }
         return [
-            Column("ulira_acc", order=110, label="U-LiRA", ideal=0.5, direction="closer to 0.5", extra=common),
+            Column(
+                "ulira_acc", order=110, label="U-LiRA", ideal=0.5, direction="closer to 0.5", extra=common
+            ),
             Column("ulira_auc", order=111, ideal=0.5, direction="closer to 0.5", table=False, extra=common),
-            Column("ulira_tpr@1%fpr", order=112, ideal=0.01, direction="lower (down to 0.01)", table=False,
-                   extra=common),
-            Column("ulira_tpr@0.1%fpr", order=113, ideal=0.001, direction="lower (down to 0.001)", table=False,
-                   extra=common),
+            Column(
+                "ulira_tpr@1%fpr",
+                order=112,
+                ideal=0.01,
+                direction="lower (down to 0.01)",
+                table=False,
+                extra=common,
+            ),
+            Column(
+                "ulira_tpr@0.1%fpr",
+                order=113,
+                ideal=0.001,
+                direction="lower (down to 0.001)",
+                table=False,
+                extra=common,
+            ),
         ]

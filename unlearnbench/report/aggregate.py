@@ -208,7 +208,11 @@ def _cache_hits(cache: object) -> dict[str, bool]:
     """``{"retrain": True}`` from ``cache: {"retrain": {"hit": true, ...}}``; malformed entries dropped."""
     if not isinstance(cache, Mapping):
         return {}
-    return {str(k): v["hit"] for k, v in cache.items() if isinstance(v, Mapping) and isinstance(v.get("hit"), bool)}
+    return {
+        str(k): v["hit"]
+        for k, v in cache.items()
+        if isinstance(v, Mapping) and isinstance(v.get("hit"), bool)
+    }
 
 
 def method_label(data: Mapping[str, Any]) -> str:
@@ -301,7 +305,9 @@ def run_gap(run: Run) -> dict[str, float]:
     return subtract(run.metrics, run.retrain) if run.retrain else {}
 
 
-def avg_abs_gap(model: Mapping[str, float], retrain: Mapping[str, float], components: Sequence[str]) -> float | None:
+def avg_abs_gap(
+    model: Mapping[str, float], retrain: Mapping[str, float], components: Sequence[str]
+) -> float | None:
     """Mean |model - retrain| over ``components``, as the runner computes ``avg_gap``; ``None`` if one is missing."""
     if not components or any(c not in model or c not in retrain for c in components):
         return None
@@ -321,7 +327,9 @@ def diagnostics(info: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, f
     }
 
 
-def flag_counts(dicts: Sequence[Mapping[str, float]], diag: Mapping[str, tuple[str, float]]) -> dict[str, tuple[int, int]]:
+def flag_counts(
+    dicts: Sequence[Mapping[str, float]], diag: Mapping[str, tuple[str, float]]
+) -> dict[str, tuple[int, int]]:
     """Per flagged metric: (seeds whose flag value is above its threshold, seeds with the flag), when > 0."""
     out: dict[str, tuple[int, int]] = {}
     for key, (metric, threshold) in diag.items():
@@ -387,7 +395,9 @@ def retrain_by_seed(runs: Sequence[Run]) -> dict[Seed, dict[str, float]]:
     Both are the same model (same seed, same cache key); the method run adds what only the unlearned
     model is evaluated on, its ``avg_gap`` (0 by definition) left out.
     """
-    own = per_seed([r for r in runs if r.method == RETRAIN_METHOD and r.ok], lambda r: _without(r.metrics, AVG_GAP))
+    own = per_seed(
+        [r for r in runs if r.method == RETRAIN_METHOD and r.ok], lambda r: _without(r.metrics, AVG_GAP)
+    )
     refs = per_seed(runs, lambda r: r.retrain)
     return {seed: {**own.get(seed, {}), **refs.get(seed, {})} for seed in {**own, **refs}}
 
@@ -406,7 +416,10 @@ def retrain_row(runs: Sequence[Run], diag: Mapping[str, tuple[str, float]]) -> R
     times: dict[Seed, float] = {}
     for run in runs:
         is_own = run.method == RETRAIN_METHOD and run.ok
-        for t in (run.time_s.get("retrain") if run.retrain else None, run.time_s.get("unlearn") if is_own else None):
+        for t in (
+            run.time_s.get("retrain") if run.retrain else None,
+            run.time_s.get("unlearn") if is_own else None,
+        ):
             if t is not None:
                 times[run.seed] = max(t, times.get(run.seed, t))
     # A 'retrain' run records the cache state of its own training call (a hit once its reference
@@ -425,8 +438,12 @@ def retrain_row(runs: Sequence[Run], diag: Mapping[str, tuple[str, float]]) -> R
     )
 
 
-def original_row(runs: Sequence[Run], retrain: Mapping[Seed, Mapping[str, float]], components: Sequence[str],
-                 diag: Mapping[str, tuple[str, float]]) -> Row | None:
+def original_row(
+    runs: Sequence[Run],
+    retrain: Mapping[Seed, Mapping[str, float]],
+    components: Sequence[str],
+    diag: Mapping[str, tuple[str, float]],
+) -> Row | None:
     """The model before unlearning; its gaps and Avg Gap against the same seed's Retrain."""
     original = per_seed(runs, lambda r: r.original)
     if not original:
@@ -505,8 +522,11 @@ def summarize_setting(key: SettingKey, runs: Sequence[Run]) -> SettingSummary:
     info = merge_metric_info(runs)
     diag = diagnostics(info)
     components = [str(c) for c in info.get(AVG_GAP, {}).get("components") or []]
-    rows = [row for row in (retrain_row(runs, diag),
-                            original_row(runs, retrain_by_seed(runs), components, diag)) if row]
+    rows = [
+        row
+        for row in (retrain_row(runs, diag), original_row(runs, retrain_by_seed(runs), components, diag))
+        if row
+    ]
     for method, method_runs in sorted(group_by_method(runs).items()):
         if method != RETRAIN_METHOD:
             rows.append(method_row(method, method_runs, diag))

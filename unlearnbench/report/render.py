@@ -197,27 +197,42 @@ def flag_notes(summary: SettingSummary) -> list[str]:
     """One line per flagged metric: what the mark means and which rows carry it in how many seeds."""
     notes = []
     for key, (metric, threshold) in diagnostics(summary.metric_info).items():
-        rows = [f"{row.name} {k}/{n} seeds" for row in summary.rows for m, (k, n) in row.flags.items() if m == metric]
+        rows = [
+            f"{row.name} {k}/{n} seeds"
+            for row in summary.rows
+            for m, (k, n) in row.flags.items()
+            if m == metric
+        ]
         if rows:
-            meaning = summary.metric_info[key].get("meaning") or summary.metric_info[key].get("definition", "")
-            notes.append(f"{FLAG} {metric}: {key} > {percent_text(threshold)} in {', '.join(rows)}: {meaning}.")
+            meaning = summary.metric_info[key].get("meaning") or summary.metric_info[key].get(
+                "definition", ""
+            )
+            notes.append(
+                f"{FLAG} {metric}: {key} > {percent_text(threshold)} in {', '.join(rows)}: {meaning}."
+            )
     inherited = [row.name for row in summary.rows if AVG_GAP in row.flags]
     if inherited:
-        notes.append(f"{FLAG} Avg Gap of {', '.join(inherited)}: averages a component marked {FLAG} in that row or "
-                     "in Retrain (the gap is taken against Retrain), so it carries the same caveat.")
+        notes.append(
+            f"{FLAG} Avg Gap of {', '.join(inherited)}: averages a component marked {FLAG} in that row or "
+            "in Retrain (the gap is taken against Retrain), so it carries the same caveat."
+        )
     return notes
 
 
 def left_out_notes(summary: SettingSummary) -> list[str]:
     """``ga, seed 2: diverged — loss became NaN`` for every run left out of the means."""
-    return [f"{run.method}, seed {run.seed}: {run.status}" + (f" — {run.reason}" if run.reason else "")
-            for run in summary.left_out]
+    return [
+        f"{run.method}, seed {run.seed}: {run.status}" + (f" — {run.reason}" if run.reason else "")
+        for run in summary.left_out
+    ]
 
 
 def avg_gap_legend(summaries: Sequence[SettingSummary]) -> str:
     """Avg Gap's definition with the components the runs were configured with."""
     variants = {", ".join(s.avg_gap_components) for s in summaries if s.avg_gap_components}
-    over = " or ".join(sorted(variants)) if variants else "the components recorded in the runs (none recorded)"
+    over = (
+        " or ".join(sorted(variants)) if variants else "the components recorded in the runs (none recorded)"
+    )
     return (
         f"Avg Gap: mean of |gap to Retrain| over {over} (metric_info.avg_gap.components), as stored by each "
         "run (metrics.avg_gap) and averaged over seeds; for Original computed per seed from the same "
@@ -242,15 +257,21 @@ def render_markdown(summaries: Sequence[SettingSummary]) -> str:
             out += ["", *(f"- {n}" for n in notes)]
         left_out = left_out_notes(summary)
         if left_out:
-            out += ["", "Runs left out of the means (diverged or failed jobs):", *(f"- {n}" for n in left_out)]
+            out += [
+                "",
+                "Runs left out of the means (diverged or failed jobs):",
+                *(f"- {n}" for n in left_out),
+            ]
     out += ["", "## Legend", "", f"- {ROWS_LEGEND}", f"- {CELL_LEGEND}"]
     out += [f"- {describe_metric(name, info)}" for name, info in _all_metric_info(summaries).items()]
     out += [f"- {avg_gap_legend(summaries)}", f"- {RTE_LEGEND}"]
     diag = {k: v for s in summaries for k, v in diagnostics(s.metric_info).items()}
     for key, (metric, _) in sorted(diag.items()):
         info = next(s.metric_info[key] for s in summaries if key in s.metric_info)
-        out.append(f"- {FLAG} on a {metric} cell: {key} ({info.get('definition', 'a diagnostic')}) is above its "
-                   "threshold in at least one seed; the note under the table says where and what it means.")
+        out.append(
+            f"- {FLAG} on a {metric} cell: {key} ({info.get('definition', 'a diagnostic')}) is above its "
+            "threshold in at least one seed; the note under the table says where and what it means."
+        )
     return "\n".join(out + [""])
 
 
@@ -411,8 +432,13 @@ class Panel:
 
 
 def _bar(row: Row, stat: Stat, offset: float = 0.0, flagged: bool = False) -> Bar:
-    return Bar(row_label(row), row.kind, 100.0 * (stat.mean - offset), 100.0 * stat.std if stat.n > 1 else None,
-               flagged)
+    return Bar(
+        row_label(row),
+        row.kind,
+        100.0 * (stat.mean - offset),
+        100.0 * stat.std if stat.n > 1 else None,
+        flagged,
+    )
 
 
 def gap_panels(summary: SettingSummary) -> list[Panel]:
@@ -424,19 +450,29 @@ def gap_panels(summary: SettingSummary) -> list[Panel]:
     """
     retrain = [r for r in summary.rows if r.kind == "retrain"]
     panels = []
-    avg = [_bar(r, r.avg_gap, 0.0, AVG_GAP in r.flags) for r in summary.rows
-           if r.avg_gap is not None and r.kind != "retrain"]
+    avg = [
+        _bar(r, r.avg_gap, 0.0, AVG_GAP in r.flags)
+        for r in summary.rows
+        if r.avg_gap is not None and r.kind != "retrain"
+    ]
     if avg:
         zero = [Bar(row_label(r), r.kind, 0.0, None, zero=True) for r in retrain]
         panels.append(Panel("avg_gap", "Avg Gap (pp)\nlower is better; Retrain = 0", tuple(zero + avg)))
     for metric in summary.metric_names:
         ideal = ideal_value(summary.metric_info.get(metric, {}))
         if ideal is not None:
-            bars = [_bar(r, r.metrics[metric], ideal, metric in r.flags) for r in summary.rows if metric in r.metrics]
+            bars = [
+                _bar(r, r.metrics[metric], ideal, metric in r.flags)
+                for r in summary.rows
+                if metric in r.metrics
+            ]
             title = f"{metric}: value − {percent_text(ideal)} (pp)\nbest: 0 (= {percent_text(ideal)})"
         else:
-            gaps = [_bar(r, r.gaps[metric], 0.0, metric in r.flags) for r in summary.rows
-                    if metric in r.gaps and r.kind != "retrain"]
+            gaps = [
+                _bar(r, r.gaps[metric], 0.0, metric in r.flags)
+                for r in summary.rows
+                if metric in r.gaps and r.kind != "retrain"
+            ]
             zero = [Bar(row_label(r), r.kind, 0.0, None, metric in r.flags, zero=True) for r in retrain]
             bars = zero + gaps if gaps else []
             title = f"{metric}: gap to Retrain (pp)\nbest: 0 (= Retrain)"
@@ -452,8 +488,15 @@ def _draw_panel(ax, panel: Panel, ypos: dict[str, int], colors: dict[str, object
         if bar.zero:
             ax.plot(0.0, y, marker="D", color=colors[bar.row], markersize=6, zorder=3)
         else:
-            ax.barh(y, bar.mean, height=0.6, color=colors[bar.row], xerr=bar.std,
-                    error_kw={"elinewidth": 1.0, "capsize": 2, "ecolor": "0.2"}, zorder=2)
+            ax.barh(
+                y,
+                bar.mean,
+                height=0.6,
+                color=colors[bar.row],
+                xerr=bar.std,
+                error_kw={"elinewidth": 1.0, "capsize": 2, "ecolor": "0.2"},
+                zorder=2,
+            )
         if bar.flagged:  # just past the bar's (or error bar's) end, on its side of 0
             side = -1.0 if bar.mean < 0 else 1.0
             x = bar.mean + side * ((bar.std or 0.0) + 0.05 * reach)
@@ -478,12 +521,14 @@ def gap_figure(summary: SettingSummary) -> Figure | None:
     ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig = Figure(figsize=(1.6 + 3.3 * ncols, 1.6 + nrows * (1.0 + 0.32 * len(rows))))
-    fig.set_layout_engine("constrained", wspace=0.1)  # room between one panel's last x tick and the next's first
+    fig.set_layout_engine(
+        "constrained", wspace=0.1
+    )  # room between one panel's last x tick and the next's first
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel()
     for ax, panel in zip(axes, panels):
         _draw_panel(ax, panel, ypos, colors)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         fig.delaxes(ax)
     first = fig.axes[0]
     first.set_yticks(range(len(rows)), list(ypos))
@@ -494,8 +539,10 @@ def gap_figure(summary: SettingSummary) -> Figure | None:
     for key, (metric, threshold) in diagnostics(summary.metric_info).items():
         if any(b.flagged for p in panels if p.metric in (metric, AVG_GAP) for b in p.bars):
             definition = summary.metric_info[key].get("definition", key)
-            notes.append(f"{FLAG} {metric} unreliable: {key} > {percent_text(threshold)} ({definition}); "
-                         "Avg Gap inherits it. See the note under the report's table.")
+            notes.append(
+                f"{FLAG} {metric} unreliable: {key} > {percent_text(threshold)} ({definition}); "
+                "Avg Gap inherits it. See the note under the report's table."
+            )
     fig.suptitle(summary.key.label(), fontsize="medium")
     width = int(fig.get_figwidth() * 13)  # characters per line at the small font size
     fig.supxlabel("\n".join(textwrap.fill(note, width) for note in notes), fontsize="small")
@@ -521,8 +568,18 @@ def forget_vs_test_figure(summary: SettingSummary) -> Figure | None:
         x, y = 100.0 * fx.mean, 100.0 * tx.mean
         same = seen.setdefault((round(x, 1), round(y, 1)), row.name)
         reference = row.kind in _REFERENCE_MARKER
-        ax.errorbar(x, y, xerr=100.0 * fx.std, yerr=100.0 * tx.std, fmt="none", ecolor=color, alpha=0.5,
-                    elinewidth=1.0, capsize=2, zorder=2)
+        ax.errorbar(
+            x,
+            y,
+            xerr=100.0 * fx.std,
+            yerr=100.0 * tx.std,
+            fmt="none",
+            ecolor=color,
+            alpha=0.5,
+            elinewidth=1.0,
+            capsize=2,
+            zorder=2,
+        )
         if reference:
             marker, size = _REFERENCE_MARKER[row.kind], 18.0 if row.kind == "retrain" else 14.0
         else:
@@ -530,9 +587,18 @@ def forget_vs_test_figure(summary: SettingSummary) -> Figure | None:
             marker, size = _METHOD_MARKERS[i % len(_METHOD_MARKERS)], _METHOD_SIZES[i % len(_METHOD_SIZES)]
         label = {"retrain": "Retrain (reference)", "original": "Original (before unlearning)"}.get(row.kind)
         label = label or row_label(row) + (f" (same point as {same})" if same != row.name else "")
-        ax.plot(x, y, linestyle="none", marker=marker, markersize=size, markerfacecolor="none",
-                markeredgecolor=color, markeredgewidth=2.0 if reference else 1.4,
-                zorder=5 if reference else 3, label=label)
+        ax.plot(
+            x,
+            y,
+            linestyle="none",
+            marker=marker,
+            markersize=size,
+            markerfacecolor="none",
+            markeredgecolor=color,
+            markeredgewidth=2.0 if reference else 1.4,
+            zorder=5 if reference else 3,
+            label=label,
+        )
         if row.kind == "retrain":
             # Guides: the closer a method sits to both lines, the closer it is to the oracle.
             ax.axvline(x, color=color, linestyle=":", linewidth=0.8, zorder=1)

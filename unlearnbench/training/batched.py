@@ -115,9 +115,14 @@ def fit_many(
 def _save(path: Path, epoch: int, params, buffers, opt, sched, streams) -> None:
     from unlearnbench.files import atomic_write_bytes
 
-    state = {"epoch": epoch, "params": {k: v.detach() for k, v in params.items()}, "buffers": dict(buffers),
-             "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched is not None else None,
-             "generators": [s.generator.get_state() for s in streams]}
+    state = {
+        "epoch": epoch,
+        "params": {k: v.detach() for k, v in params.items()},
+        "buffers": dict(buffers),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else None,
+        "generators": [s.generator.get_state() for s in streams],
+    }
     atomic_write_bytes(path, lambda f: torch.save(state, f))
 
 

@@ -86,7 +86,9 @@ class ModelCache:
             self._write(kind, key, spec, payload)
         return payload, CacheHit(key, False, str(ckpt), time.perf_counter() - start)
 
-    def create_many(self, kind: str, specs: list[dict], create: Callable[[list[int]], list[dict]]) -> list[int]:
+    def create_many(
+        self, kind: str, specs: list[dict], create: Callable[[list[int]], list[dict]]
+    ) -> list[int]:
         """Build the entries of `specs` that are absent with one call `create(positions)` (e.g. a batched
         training of several models); return those positions.
 
@@ -99,8 +101,11 @@ class ModelCache:
         with contextlib.ExitStack() as locks:
             for key in sorted(set(keys)):
                 locks.enter_context(FileLock(str(self.paths(key)[2])))
-            missing = [i for i, key in enumerate(keys)
-                       if keys.index(key) == i and not all(p.exists() for p in self.paths(key)[:2])]
+            missing = [
+                i
+                for i, key in enumerate(keys)
+                if keys.index(key) == i and not all(p.exists() for p in self.paths(key)[:2])
+            ]
             if missing:
                 for i, payload in zip(missing, create(missing), strict=True):
                     self._write(kind, keys[i], specs[i], payload)
@@ -109,4 +114,6 @@ class ModelCache:
     def _write(self, kind: str, key: str, spec: dict, payload: dict) -> None:
         ckpt, meta, _ = self.paths(key)
         atomic_write_bytes(ckpt, lambda f: torch.save(payload, f))
-        atomic_write_text(meta, json.dumps({"kind": kind, "sha256": file_sha256(ckpt), "spec": spec}, indent=1, default=str))
+        atomic_write_text(
+            meta, json.dumps({"kind": kind, "sha256": file_sha256(ckpt), "spec": spec}, indent=1, default=str)
+        )

@@ -20,11 +20,16 @@ from unlearnbench.training.recipe import build_optimizer
 log = logging.getLogger(__name__)
 
 
-
 class LitClassifier(pl.LightningModule):
     """Cross-entropy training with the recipe's optimiser and schedule, logged under `stage/`."""
 
-    def __init__(self, model: nn.Module, recipe: dict, stage: str = "original", generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        recipe: dict,
+        stage: str = "original",
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         self.model, self.recipe, self.stage, self.generator = model, recipe, stage, generator
 
@@ -90,9 +95,19 @@ class DurationEstimate(pl.Callback):
         estimate = per_step * left
         if estimate > LONG_TRAINING_S:
             device = pl_module.device.type
-            hint = "; trainer=gpu, or experiment=memorise_cifar10 for a CPU-sized setting" if device == "cpu" else ""
-            log.warning("%s: ~%s on %s (%d epochs)%s", self.stage, _duration(estimate), device,
-                        trainer.max_epochs, hint)
+            hint = (
+                "; trainer=gpu, or experiment=memorise_cifar10 for a CPU-sized setting"
+                if device == "cpu"
+                else ""
+            )
+            log.warning(
+                "%s: ~%s on %s (%d epochs)%s",
+                self.stage,
+                _duration(estimate),
+                device,
+                trainer.max_epochs,
+                hint,
+            )
 
 
 class ForwardMetrics(pl.Callback):
@@ -103,7 +118,9 @@ class ForwardMetrics(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         values = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(f"{self.stage}/")}
-        self.run_logger.log_metrics({**values, f"{self.stage}/epoch": trainer.current_epoch}, step=trainer.current_epoch)
+        self.run_logger.log_metrics(
+            {**values, f"{self.stage}/epoch": trainer.current_epoch}, step=trainer.current_epoch
+        )
 
 
 def make_trainer(trainer_cfg: dict, **run_args: Any) -> pl.Trainer:
@@ -138,21 +155,38 @@ def fit(
         callbacks.append(ForwardMetrics(logger, stage))
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
-        callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename="last", every_n_epochs=1,
-                                         save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=True))
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=checkpoint_dir,
+                filename="last",
+                every_n_epochs=1,
+                save_top_k=1,
+                enable_version_counter=False,
+                save_on_train_epoch_end=True,
+            )
+        )
         last = checkpoint_dir / "last.ckpt"
         resume = last if last.is_file() else None
     with warnings.catch_warnings():
         # Our batches are GPU-resident iterables, not DataLoaders: Lightning's worker hints do not apply.
-        warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers|DataLoader|bottleneck|log_every_n_steps|Precision|checkpoint).*")
+        warnings.filterwarnings(
+            "ignore",
+            message=".*(num_workers|does not have many workers|DataLoader|bottleneck|log_every_n_steps|Precision|checkpoint).*",
+        )
         # Upstream noise on every run: Lightning's own use of a deprecated torch pytree API, and its hint to
         # use `srun` wherever Slurm is installed (our Slurm jobs are started by submitit, not srun).
-        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning
+        )
         warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
-        trainer = make_trainer(trainer_cfg, max_epochs=int(recipe["epochs"]),
-                               logger=False,
-                               enable_checkpointing=checkpoint_dir is not None, callbacks=callbacks,
-                               default_root_dir=root_dir)
+        trainer = make_trainer(
+            trainer_cfg,
+            max_epochs=int(recipe["epochs"]),
+            logger=False,
+            enable_checkpointing=checkpoint_dir is not None,
+            callbacks=callbacks,
+            default_root_dir=root_dir,
+        )
         if resume is not None:
             try:
                 checkpoint = torch.load(resume, map_location="cpu", weights_only=True)
@@ -163,6 +197,11 @@ def fit(
                 log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", resume, err)
                 resume.unlink(missing_ok=True)
                 resume = None
-        trainer.fit(module, train_dataloaders=train_batches, val_dataloaders=val_batches, ckpt_path=resume,
-                    weights_only=True)
+        trainer.fit(
+            module,
+            train_dataloaders=train_batches,
+            val_dataloaders=val_batches,
+            ckpt_path=resume,
+            weights_only=True,
+        )
     return model.eval()

@@ -6,12 +6,22 @@ from typing import Any
 
 # Optimisers whose update of each entry depends on that entry alone: stacking several models' parameters
 # into one tensor (training/batched.py) leaves each model's update exactly as when trained alone.
-ELEMENTWISE_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "torch.optim.RMSprop",
-                          "torch.optim.Adagrad")
+ELEMENTWISE_OPTIMIZERS = (
+    "torch.optim.SGD",
+    "torch.optim.Adam",
+    "torch.optim.AdamW",
+    "torch.optim.RMSprop",
+    "torch.optim.Adagrad",
+)
 
 
 # Trainer fields that change the trained weights, hence belong in cache keys.
-RESULT_AFFECTING_TRAINER_KEYS = ("precision", "limit_train_batches", "accumulate_grad_batches", "gradient_clip_val")
+RESULT_AFFECTING_TRAINER_KEYS = (
+    "precision",
+    "limit_train_batches",
+    "accumulate_grad_batches",
+    "gradient_clip_val",
+)
 
 
 def seed_everything(seed: int) -> None:
