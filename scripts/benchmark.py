@@ -7,12 +7,15 @@ Cases:
          model, optimiser, augmentation, precision and memory format. Prints images/s and the ratio.
   imu    IMU influence scores: closed form vs per-sample autograd loop (scripts/bench_imu.py).
   lira   shadow-model metrics (LiRA, U-LiRA, challenge score): shadow models per minute (scripts/bench_lira.py).
+  cli    the command's own wait: a cached default `unlearn` (every model from the cache) and `unlearn --help`,
+         timed side by side with `python -c "import torch"` (the floor) in one run; goals 3.5 s and 1.5 s.
   all    every case with its defaults.
 
 Examples:
   python scripts/benchmark.py train --dataset fashion_mnist --data-dir ../shared/data --device cuda
   python scripts/benchmark.py train --dataset cifar10_jpeg --data-dir ../shared/data --model resnet18 --device cuda
   python scripts/benchmark.py train --device cpu --model small_cnn --limit 4096
+  python scripts/benchmark.py cli --repeats 5
 """
 
 from __future__ import annotations
@@ -198,6 +201,43 @@ def bench_train(args) -> dict:
     return result
 
 
+def _seconds(command: list[str], cwd: str, env: dict) -> float:
+    import subprocess
+
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def bench_cli(args) -> dict:
+    """Median wall seconds of a cached default `unlearn`, `unlearn --help` and `import torch`, interleaved."""
+    import os
+    import statistics
+
+    unlearn = str(Path(sys.executable).parent / "unlearn")
+    with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp:
+        env = {**os.environ, "UNLEARN_CACHE": f"{tmp}/cache", "WANDB_MODE": "offline"}
+        env.pop("PYTHONPATH", None)
+        first = _seconds([unlearn], tmp, env)  # trains the original and Retrain: fills the cache
+        times: dict[str, list[float]] = {"import torch": [], "unlearn (cached)": [], "unlearn --help": []}
+        for _ in range(args.repeats):  # interleaved, so machine load hits every command alike
+            times["import torch"].append(_seconds([sys.executable, "-c", "import torch"], tmp, env))
+            times["unlearn (cached)"].append(_seconds([unlearn], tmp, env))
+            times["unlearn --help"].append(_seconds([unlearn, "--help"], tmp, env))
+    median = {k: statistics.median(v) for k, v in times.items()}
+    goals = {"unlearn (cached)": 3.5, "unlearn --help": 1.5}
+    print(f"\n{args.repeats} interleaved repeats, median wall seconds (first, uncached run: {first:.1f} s)\n")
+    print("| command | seconds | vs import torch | goal |\n|---|---:|---:|---|")
+    for name, value in median.items():
+        goal = (
+            f"<= {goals[name]} s: {'met' if value <= goals[name] else 'NOT met'}"
+            if name in goals
+            else "floor"
+        )
+        print(f"| `{name}` | {value:.2f} | {value / median['import torch']:.2f}x | {goal} |")
+    return {"median_s": median, "first_s": first}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -218,6 +258,8 @@ def main(argv=None) -> int:
     train.add_argument("--repeats", type=int, default=2)
     sub.add_parser("imu", help="IMU influence: closed form vs per-sample loop", add_help=False)
     sub.add_parser("lira", help="shadow models per minute for eval=full", add_help=False)
+    cli = sub.add_parser("cli", help="cached default unlearn and --help vs import torch, seconds")
+    cli.add_argument("--repeats", type=int, default=5)
     sub.add_parser("all", help="every case with its defaults")
     args, rest = parser.parse_known_args(argv)
     if args.case == "train":
@@ -226,6 +268,8 @@ def main(argv=None) -> int:
         import bench_imu
 
         bench_imu.main(rest)
+    elif args.case == "cli":
+        bench_cli(args)
     elif args.case == "lira":
         import bench_lira
 

@@ -21,7 +21,19 @@ def _auto(value: Any, on_cuda: Any, on_cpu: Any, cuda: bool) -> Any:
 
 def apply_determinism(mode: Any) -> None:
     """`trainer.deterministic` for the whole run (methods and evaluation run outside Lightning too)."""
-    torch.use_deterministic_algorithms(mode in (True, "warn"), warn_only=mode == "warn")
+    on, warn_only = mode in (True, "warn"), mode == "warn"
+    if (
+        torch.are_deterministic_algorithms_enabled() == on
+        and torch.is_deterministic_algorithms_warn_only_enabled() == warn_only
+    ):
+        return
+    # torch.use_deterministic_algorithms also configures the inductor compiler, and importing it costs seconds
+    # on every run; nothing here is compiled, so set the flag itself where torch exposes it.
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:
+        torch.use_deterministic_algorithms(on, warn_only=warn_only)
+    else:
+        setter(on, warn_only=warn_only)
 
 
 @dataclass
