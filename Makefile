@@ -38,7 +38,8 @@ report: ## aggregate results: make report RUNS=outputs/multirun/<sweep>
 format: ## format the code
 	$(PYTHON) -m ruff format unlearnbench tests scripts
 
-lint: ## lint the code
+lint: ## lint and check the formatting (as CI does)
 	$(PYTHON) -m ruff check unlearnbench tests scripts
+	$(PYTHON) -m ruff format --check unlearnbench tests scripts
 
 .PHONY: help install test smoke bench gpu-check tune results paper report format lint

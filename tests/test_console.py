@@ -1,0 +1,31 @@
+"""The table `unlearn` prints: fits 100 columns, one unit, each column's ideal, doing nothing's Avg Gap."""
+
+from __future__ import annotations
+
+from unlearnbench import run
+from unlearnbench.console import WIDTH, format_table
+
+
+def test_the_default_table_fits_100_columns_and_says_what_is_ideal(make_cfg):
+    results = run(make_cfg(["recipe.epochs=2"]))  # the embedded default: digits, IMU, eval=standard
+    table = format_table(results)
+    lines = table.splitlines()
+    assert WIDTH == 100 and max(len(line) for line in lines) <= 100, table
+    header, ideal, original, method = lines[:4]
+    assert header.split() == ["forget", "retain", "val", "test", "MIA-eff", "MIA-loss", "MIA-ent", "AvgGap"]
+    assert ideal.split() == ["ideal", *["=Retrain"] * 5, "50.0", "50.0", "0.0"]
+    assert original.startswith("original") and method.startswith("imu")
+    # The original's own Avg Gap sits beside the method's, in the same unit (percentage points).
+    assert float(original.split()[-1]) == round(100 * results["original"]["metrics"]["avg_gap"], 2)
+    assert float(method.split()[-1]) == round(100 * results["metrics"]["avg_gap"], 2)
+    gap_row = next(line for line in lines if line.startswith("gap to retrain"))
+    assert len(gap_row.split()) == 3 + 5  # gaps only where Retrain is the ideal (not for the 50 % attacks)
+
+
+def test_a_flagged_mia_efficacy_is_explained_under_the_table(make_cfg):
+    results = run(
+        make_cfg(["forget=class", "forget.classes=[0]", "method=ft", "method.epochs=2", "recipe.epochs=4"])
+    )
+    flagged = results["retrain"]["metrics"]["mia_efficacy_extrapolated"] > 0.5
+    notes = [line for line in format_table(results).splitlines() if line.startswith("! MIA-eff unreliable")]
+    assert bool(notes) == flagged
