@@ -459,8 +459,17 @@ def gap_panels(summary: SettingSummary) -> list[Panel]:
         zero = [Bar(row_label(r), r.kind, 0.0, None, zero=True) for r in retrain]
         panels.append(Panel("avg_gap", "Avg Gap (pp)\nlower is better; Retrain = 0", tuple(zero + avg)))
     for metric in summary.metric_names:
-        ideal = ideal_value(summary.metric_info.get(metric, {}))
-        if ideal is not None:
+        info = summary.metric_info.get(metric, {})
+        ideal = ideal_value(info)
+        if "components" in info:  # another mean |gap| to Retrain (tune_gap): drawn like Avg Gap
+            zero = [Bar(row_label(r), r.kind, 0.0, None, zero=True) for r in retrain]
+            bars = zero + [
+                _bar(r, r.metrics[metric])
+                for r in summary.rows
+                if metric in r.metrics and r.kind != "retrain"
+            ]
+            title = f"{metric} (pp)\nlower is better; Retrain = 0"
+        elif ideal is not None:
             bars = [
                 _bar(r, r.metrics[metric], ideal, metric in r.flags)
                 for r in summary.rows
