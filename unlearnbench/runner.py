@@ -87,6 +87,21 @@ class Pipeline:
             split.x, split.y, batch_size=batch_size, shuffle=shuffle, augment=augment, seed=seed, hook=hook
         )
 
+    def fresh(self, split: Split, seed: int, hook: TrainingHook | None):
+        """A model initialised from `seed` and its training batches on `split` (order, augmentation and the
+        training hook's draws from `seed` too): where every model trained from scratch starts."""
+        seed_everything(seed)
+        model = self.new_model()
+        batches = self.batches(
+            split,
+            int(self.cfg.recipe.batch_size),
+            True,
+            self.augment,
+            seed,
+            hook.apply if hook is not None else None,
+        )
+        return model, batches
+
     def trained(
         self,
         split: Split,
@@ -106,19 +121,10 @@ class Pipeline:
         partial = self.cache.root / "partial" / f"{stage}-{spec_hash(spec)}"
 
         def train() -> dict:
-            seed_everything(seed)
-            model = self.new_model()
+            model, train_batches = self.fresh(split, seed, hook)
             if self.runtime.channels_last:
                 model = model.to(memory_format=torch.channels_last)
             recipe = _container(cfg.recipe)
-            train_batches = self.batches(
-                split,
-                recipe["batch_size"],
-                True,
-                self.augment,
-                seed,
-                hook.apply if hook is not None else None,
-            )
             val_batches = self.batches(self.splits.val, self.runtime.eval_batch_size, False, None, 0)
             log.info(
                 "training %s model (%s, %d samples, %d epochs, seed %d) on %s",
@@ -222,18 +228,9 @@ class Pipeline:
             splits, seeds, hooks = zip(*(jobs[i] for i in todo))
             models, streams = [], []
             for split, seed, hook in zip(splits, seeds, hooks):
-                seed_everything(seed)  # each model's init, exactly as in `trained`
-                models.append(self.new_model().to(self.runtime.device))
-                streams.append(
-                    self.batches(
-                        split,
-                        recipe["batch_size"],
-                        True,
-                        self.augment,
-                        seed,
-                        hook.apply if hook is not None else None,
-                    )
-                )
+                model, batches = self.fresh(split, seed, hook)  # exactly as `trained` starts each model
+                models.append(model.to(self.runtime.device))
+                streams.append(batches)
             log.info(
                 "training %d %s models together (%s, %d samples each, %d epochs, seeds %s) on %s",
                 len(models),

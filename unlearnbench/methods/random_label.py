@@ -18,13 +18,13 @@ from torch import nn
 from torch.optim import Optimizer
 
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import sgd
+from unlearnbench.methods.common import SGDMethod, sgd
 from unlearnbench.methods.relabel import random_label_epochs
 
 Hook = Callable[[nn.Module], None]
 
 
-class RandomLabel(Method):
+class RandomLabel(SGDMethod, Method):
     needs = frozenset({"forget", "retain"})
     tag = "rl"  # progress-bar label
 
@@ -37,8 +37,7 @@ class RandomLabel(Method):
         batch_size: int = 256,
         augment: bool = True,
     ):
-        self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
-        self.batch_size, self.augment = batch_size, augment
+        super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
 
     def optimiser(
         self, model: nn.Module, data: GrantedSplits, ctx: UnlearnContext
