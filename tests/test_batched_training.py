@@ -208,7 +208,7 @@ def test_eval_full_batched_and_sequential_shadows_share_the_cache(make_cfg, tmp_
     # 3. Data streamed from host memory cannot be batched (logged); every model is a cache hit.
     with (
         caplog.at_level(logging.INFO, logger="unlearnbench.runner"),
-        mock.patch.object(runner, "fit", side_effect=AssertionError("trained again")),
+        mock.patch("unlearnbench.training.lightning.fit", side_effect=AssertionError("trained again")),
     ):
         third = run(
             cfg(3, "runtime.data_on_device=false", "runtime.num_workers=0", subdir="three"), groups=[]
