@@ -443,8 +443,13 @@ def shadow_args(check: Check) -> list[str]:
         if check.args.tiny
         else ["--dataset", "fashion_mnist", "--data-dir", str(check.args.data_dir)]
     )
-    # The SVC attack (mia_efficacy) costs CPU time and no shadow model: left out here.
-    overrides = ["~eval.metrics.mia_efficacy", "~eval.metrics.avg_gap"]
+    # The SVC attacks (mia_efficacy, its D_val twin) cost CPU time and no shadow model: left out here.
+    overrides = [
+        "~eval.metrics.mia_efficacy",
+        "~eval.metrics.mia_efficacy_val",
+        "~eval.metrics.avg_gap",
+        "~eval.metrics.tune_gap",
+    ]
     if not check.args.tiny:
         overrides.append("dataset.download=false")
     return [

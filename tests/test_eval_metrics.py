@@ -415,7 +415,15 @@ def test_shadow_metric_info_states_direction_and_ideal():
 def test_eval_presets(make_cfg):
     fast, standard, full = (make_cfg([f"eval={name}"]).eval for name in ("fast", "standard", "full"))
     assert set(fast.metrics) == {"accuracy"} and fast.retrain is False
-    assert set(standard.metrics) == {"accuracy", "mia_efficacy", "mia_loss", "mia_entropy", "avg_gap"}
+    assert set(standard.metrics) == {
+        "accuracy",
+        "mia_efficacy",
+        "mia_loss",
+        "mia_entropy",
+        "avg_gap",
+        "mia_efficacy_val",
+        "tune_gap",
+    }
     assert set(full.metrics) == set(standard.metrics) | {"lira", "ulira", "neurips_score"}
     assert full.retrain is True
     assert full.metrics.lira.num_shadows == 16 == full.metrics.neurips_score.num_shadows

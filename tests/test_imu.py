@@ -333,7 +333,7 @@ def test_digits_end_to_end_with_defaults_and_a_split_spy(make_cfg, monkeypatch):
     cfg = make_cfg(["method=imu", "recipe.epochs=3", "eval.retrain=false"])  # no Retrain: halves the time
     # The authors' defaults, except the two keys conf/preset/imu/digits.yaml adjusts for 130-image forget sets
     assert cfg.method.epochs == 10 and cfg.method.alpha_l1 == 0.2 and cfg.method.damping == 0.01
-    assert (cfg.method.lr, cfg.method.top_data) == (0.006, 0.3)
+    assert (cfg.method.lr, cfg.method.top_data) == (0.002, 0.3)
     res = run(cfg)
     assert set(requested) == {"forget"}
     assert res["method"] == "imu" and res["forget"]["size"] > 0
