@@ -260,6 +260,7 @@ def main(argv=None) -> int:
     sub.add_parser("lira", help="shadow models per minute for eval=full", add_help=False)
     cli = sub.add_parser("cli", help="cached default unlearn and --help vs import torch, seconds")
     cli.add_argument("--repeats", type=int, default=5)
+    cli.add_argument("--doc", help="write the table into this markdown file (between <!-- cli:start/end -->)")
     sub.add_parser("all", help="every case with its defaults")
     args, rest = parser.parse_known_args(argv)
     if args.case == "train":

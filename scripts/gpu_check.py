@@ -705,12 +705,12 @@ def markdown(report: dict, json_path: str) -> str:
     return "\n".join([*lines, END])
 
 
-def replace_section(doc: Path, section: str) -> None:
+def replace_section(doc: Path, section: str, start: str = START, end: str = END) -> None:
     """Replace the text between the markers (inclusive) with `section`, keeping the rest; append if absent."""
     text = doc.read_text() if doc.exists() else ""
-    if START in text and END in text.split(START, 1)[1]:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
+    if start in text and end in text.split(start, 1)[1]:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
