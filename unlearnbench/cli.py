@@ -33,8 +33,11 @@ def app(cfg: DictConfig) -> float:
 
 def main() -> None:
     """Bad input is one line on stderr and exit code 2 (HYDRA_FULL_ERROR=1 keeps the traceback)."""
-    from unlearnbench.usage import check_group_options, one_line
+    from unlearnbench.usage import check_group_options, help_text, one_line
 
+    if {"--help", "-h"} & set(sys.argv[1:]):  # Hydra's --hydra-help stays Hydra's
+        print(help_text())
+        return
     users_setting = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line printout
     try:

@@ -82,3 +82,35 @@ def check_group_options(argv: list[str]) -> None:
             for value in match.group(2).split(","):
                 if value not in group_options(match.group(1)) and value != "null":
                     raise UserError(unknown_option(match.group(1), value))
+
+
+def help_text() -> str:
+    """`unlearn --help`: the header, every config group with its options, and the footer of
+    conf/hydra/default.yaml's `help` (read directly: Hydra's own help composes the config once per group)."""
+    import string
+
+    from omegaconf import OmegaConf
+
+    conf = config_dir()
+    texts = OmegaConf.load(conf / "hydra" / "default.yaml").help
+    groups = sorted(
+        str(folder.relative_to(conf))
+        for folder in conf.rglob("*")
+        if folder.is_dir() and folder.name != "hydra" and any(folder.glob("*.yaml"))
+    )
+    lines = [f"{group}: {', '.join(group_options(group))}" for group in groups]
+    body = "\n".join(
+        [
+            texts.header.rstrip(),
+            "",
+            "== Configuration groups ==",
+            "Compose your configuration from those groups (group=option)",
+            "",
+            *lines,
+            "",
+            "Print the composed configuration: unlearn --cfg job [overrides]",
+            "",
+            texts.footer.rstrip(),
+        ]
+    )
+    return string.Template(body).safe_substitute()
