@@ -38,6 +38,7 @@ METHODS = (
     "fisher",
     "imu",
     "gradtau",
+    "boundary_shrink",
     *CLASSWISE,
 )
 
