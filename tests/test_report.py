@@ -628,9 +628,29 @@ def crowded_setting(tmp_path):
     return summary
 
 
+def many_methods_setting(tmp_path, n: int = 28):
+    """As many rows as a default-and-tuned table of every method (the results doc has 28)."""
+    rng = np.random.default_rng(5)
+    retrain = {"forget_acc": 0.46, "retain_acc": 0.99, "test_acc": 0.45, "mia_efficacy": 0.7, "mia_loss": 0.5}
+    original = {
+        "forget_acc": 0.99,
+        "retain_acc": 0.99,
+        "test_acc": 0.45,
+        "mia_efficacy": 0.03,
+        "mia_loss": 0.8,
+    }
+    datas = [_results("retrain", 0, RANDOM, dict(retrain), original, retrain, 0.1)]
+    for i in range(n):
+        metrics = {k: float(rng.uniform(0.1, 0.99)) for k in retrain}
+        datas.append(_results(f"method_{i:02d}_long_name", 0, RANDOM, metrics, original, retrain, 0.1))
+    (summary,) = write_runs(tmp_path, datas)
+    return summary
+
+
 def test_figures_have_no_overlapping_text(tmp_path, tree):
     root, _ = tree
     for summary in [
+        many_methods_setting(tmp_path / "many"),
         crowded_setting(tmp_path / "crowded"),
         flagged_setting(tmp_path / "flagged"),
         *summaries_of(root).values(),

@@ -567,7 +567,13 @@ def forget_vs_test_figure(summary: SettingSummary) -> Figure | None:
     rows = [r for r in summary.rows if "forget_acc" in r.metrics and "test_acc" in r.metrics]
     if not rows:
         return None
-    fig = Figure(figsize=(7.5, 5.0), layout="constrained")
+    # The legend (one entry per row, beside the axes) sets the size: past 16 rows it takes two columns,
+    # and the figure grows with it, so no entry is cut off.
+    legend_cols = 1 if len(rows) <= 16 else 2
+    legend_rows = -(-len(rows) // legend_cols)
+    fig = Figure(
+        figsize=(7.5 + 2.6 * (legend_cols - 1), max(5.0, 0.8 + 0.3 * legend_rows)), layout="constrained"
+    )
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     methods = [r for r in rows if r.kind == "method"]
@@ -616,7 +622,14 @@ def forget_vs_test_figure(summary: SettingSummary) -> Figure | None:
     ax.set_ylabel("test_acc (%): closer to Retrain is better")
     ax.set_title(f"{summary.key.label()}\nmean ± std over seeds", fontsize="medium")
     ax.margins(0.08)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    ax.legend(
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        frameon=False,
+        ncols=legend_cols,
+        markerscale=0.7,
+    )
     return fig
 
 
