@@ -48,13 +48,12 @@ from omegaconf import OmegaConf
 from pytorch_lightning.loggers.logger import Logger
 
 from unlearnbench import compose, run
-from unlearnbench.config import build, validate
+from unlearnbench.config import validate
 from unlearnbench.data.batches import TensorBatches
-from unlearnbench.data.splits import Split, build_splits
+from unlearnbench.data.splits import Split
 from unlearnbench.evaluation import predict
 from unlearnbench.metrics.accuracy import accuracy
-from unlearnbench.runner import Pipeline
-from unlearnbench.runtime import Runtime, apply_determinism
+from unlearnbench.runner import Pipeline, prepare_data
 from unlearnbench.training.lightning import fit
 
 START, END = "<!-- gpu-check:start -->", "<!-- gpu-check:end -->"
@@ -244,22 +243,7 @@ def run_setup(check: Check, overrides: list[str]) -> tuple[Pipeline, object]:
     cache = check.fresh_dir()
     cfg = compose([*check.common(cache), *overrides], output_dir=cache / "run")
     scenario, method = validate(cfg)
-    raw = build(cfg.dataset.source)
-    splits = build_splits(
-        raw,
-        scenario,
-        float(cfg.dataset.val_fraction),
-        int(cfg.dataset.split_seed),
-        cfg.dataset.get("train_subset"),
-    )
-    runtime = Runtime.from_cfg(
-        OmegaConf.to_container(cfg.trainer, resolve=True),
-        OmegaConf.to_container(cfg.runtime, resolve=True),
-        raw.train_x.numel(),
-    )
-    apply_determinism(cfg.trainer.get("deterministic", False))
-    for name in ("train", "forget", "retain", "val", "test"):
-        setattr(splits, name, getattr(splits, name).to(runtime.device))
+    _, splits, runtime = prepare_data(cfg, scenario)
     return Pipeline(cfg, splits, runtime, None), method
 
 

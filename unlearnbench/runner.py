@@ -355,19 +355,8 @@ def _env(runtime: Runtime) -> dict:
     }
 
 
-def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = ShadowContext) -> dict:
-    """Run one experiment and return its results (also written to `<output_dir>/results.json`).
-
-    Prints nothing (progress goes to `logging`); `unlearnbench.compose` builds `cfg` without Hydra.
-    `shadow_context` builds what shadow-model metrics use (a subclass can instrument it).
-    """
-    wall = time.perf_counter()
-    cfg = copy.deepcopy(cfg)
-    scenario, method = validate(cfg)
-    out_dir = Path(cfg.paths.output_dir)
-    times: dict[str, float | None] = {}
-
-    seed_everything(int(cfg.seed))
+def prepare_data(cfg: DictConfig, scenario) -> tuple[Any, Splits, Runtime]:
+    """(dataset, splits, runtime) as a run uses them: the splits on the device when the runtime keeps data there."""
     raw = build(cfg.dataset.source)
     splits = build_splits(
         raw,
@@ -384,6 +373,23 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
         for name in ("train", "forget", "retain", "val", "test", "test_forget"):
             if getattr(splits, name) is not None:
                 setattr(splits, name, getattr(splits, name).to(runtime.device))
+    return raw, splits, runtime
+
+
+def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = ShadowContext) -> dict:
+    """Run one experiment and return its results (also written to `<output_dir>/results.json`).
+
+    Prints nothing (progress goes to `logging`); `unlearnbench.compose` builds `cfg` without Hydra.
+    `shadow_context` builds what shadow-model metrics use (a subclass can instrument it).
+    """
+    wall = time.perf_counter()
+    cfg = copy.deepcopy(cfg)
+    scenario, method = validate(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    times: dict[str, float | None] = {}
+
+    seed_everything(int(cfg.seed))
+    raw, splits, runtime = prepare_data(cfg, scenario)
 
     logger = make_logger(cfg.logger)
     status = "failed"
