@@ -275,19 +275,10 @@ def main(argv: list[str] | None = None) -> dict:
     ]
     print("\n" + "\n".join(out))
     if args.doc:
-        from gpu_check import replace_section
+        from benchmark import replace_section
 
-        section = "\n".join(
-            [
-                "<!-- lira:start -->",
-                "## Shadow models for `eval=full` (LiRA, U-LiRA, challenge score)",
-                "",
-                *out,
-            ]
-        )
-        replace_section(
-            Path(args.doc), section + "\n<!-- lira:end -->", "<!-- lira:start -->", "<!-- lira:end -->"
-        )
+        title = "## Shadow models for `eval=full` (LiRA, U-LiRA, challenge score)"
+        replace_section(Path(args.doc), "lira", "\n".join([title, "", *out]))
         print(f"wrote the lira section of {args.doc}")
     return {
         mode: {key: run[key] for key in ("models_per_minute", "trainings_per_minute", "total_s")}

@@ -202,6 +202,25 @@ def bench_train(args) -> dict:
     return result
 
 
+def doc_markers(name: str) -> tuple[str, str]:
+    """The comments that enclose a script-written section of a markdown doc."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def replace_section(doc: Path, name: str, body: str) -> None:
+    """Write `body` as the doc's section `name` (between its markers), keeping the rest; append if absent."""
+    start, end = doc_markers(name)
+    section = f"{start}\n{body}\n{end}"
+    text = doc.read_text() if doc.exists() else ""
+    if start in text and end in text.split(start, 1)[1]:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+
+
 def _seconds(command: list[str], cwd: str, env: dict, stdout: list | None = None) -> float:
     import subprocess
 
@@ -270,13 +289,8 @@ def bench_cli(args) -> dict:
     ]
     print("\n" + "\n".join(lines))
     if args.doc:
-        from gpu_check import replace_section
-
-        section = "\n".join(
-            ["<!-- cli:start -->", "## The command's own wait (`unlearn`, cached)", "", *lines]
-        )
         replace_section(
-            Path(args.doc), section + "\n<!-- cli:end -->", "<!-- cli:start -->", "<!-- cli:end -->"
+            Path(args.doc), "cli", "\n".join(["## The command's own wait (`unlearn`, cached)", "", *lines])
         )
         print(f"wrote the cli section of {args.doc}")
     return {"median_s": median, "first_s": first}

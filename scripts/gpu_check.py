@@ -56,7 +56,7 @@ from unlearnbench.metrics.accuracy import accuracy
 from unlearnbench.runner import Pipeline, prepare_data
 from unlearnbench.training.lightning import fit
 
-START, END = "<!-- gpu-check:start -->", "<!-- gpu-check:end -->"
+START, END = benchmark.doc_markers("gpu-check")
 
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, from NVIDIA's H100 / H200 / A100 datasheets (their
 # "with sparsity" figures halved). First match in the device name wins, so the specific names come first.
@@ -660,7 +660,6 @@ def markdown(report: dict, json_path: str) -> str:
     """The doc section: one table of every goal, then what each step ran."""
     when = report["started"][:16].replace("T", " ")
     lines = [
-        START,
         "## GPU check (`make gpu-check`)",
         "",
         f"Written by `scripts/gpu_check.py` ({when} UTC{', **tiny CPU run**' if report['tiny'] else ''}) on "
@@ -686,19 +685,7 @@ def markdown(report: dict, json_path: str) -> str:
             f"- **{step['name']}** ({step['status']}, {step['seconds']:.0f} s of {step['budget_s']:.0f}): "
             f"{what}"
         )
-    return "\n".join([*lines, END])
-
-
-def replace_section(doc: Path, section: str, start: str = START, end: str = END) -> None:
-    """Replace the text between the markers (inclusive) with `section`, keeping the rest; append if absent."""
-    text = doc.read_text() if doc.exists() else ""
-    if start in text and end in text.split(start, 1)[1]:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
+    return "\n".join(lines)
 
 
 def write_outputs(report: dict, args: argparse.Namespace) -> None:
@@ -706,7 +693,7 @@ def write_outputs(report: dict, args: argparse.Namespace) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2, default=str))
     if args.doc:
-        replace_section(Path(args.doc), markdown(report, args.json))
+        benchmark.replace_section(Path(args.doc), "gpu-check", markdown(report, args.json))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
