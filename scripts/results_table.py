@@ -87,25 +87,32 @@ def sweeps(args) -> dict[str, list[str]]:
     return out
 
 
-def run_sweep(name: str, overrides: list[str], args) -> None:
+def run_named_sweep(
+    name: str, overrides: list[str], data_dir: str, parallel: int = 1, tag: str = "[results]"
+) -> tuple[subprocess.CompletedProcess, str]:
+    """`unlearn -m OVERRIDES` as the named (resumable) sweep NAME, without logger or progress bars, in
+    `parallel` joblib processes; return the finished process and the sweep's summary line ("" if none)."""
     command = [
         str(Path(sys.executable).parent / "unlearn"),
         "-m",
-        f"experiment={SETTING}",
         *overrides,
         f"sweep={name}",
         "logger=none",
         "trainer.enable_progress_bar=false",
-        f"paths.data_dir={args.data_dir}",
-        *(["launcher=joblib", f"hydra.launcher.n_jobs={args.parallel}"] if args.parallel > 1 else []),
+        f"paths.data_dir={data_dir}",
+        *(["launcher=joblib", f"hydra.launcher.n_jobs={parallel}"] if parallel > 1 else []),
     ]
-    print(f"[results] {' '.join(command[2:])}", flush=True)
-    started = time.time()
+    print(f"{tag} {' '.join(command[2:])}", flush=True)
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     summary = [line for line in done.stdout.splitlines() if " jobs: " in line]
+    return done, summary[-1] if summary else ""
+
+
+def run_sweep(name: str, overrides: list[str], args) -> None:
+    started = time.time()
+    done, summary = run_named_sweep(name, [f"experiment={SETTING}", *overrides], args.data_dir, args.parallel)
     print(
-        f"[results] {name}: {summary[-1] if summary else done.stderr.strip()[-500:]} "
-        f"({time.time() - started:.0f} s)",
+        f"[results] {name}: {summary or done.stderr.strip()[-500:]} ({time.time() - started:.0f} s)",
         flush=True,
     )
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,27 +49,20 @@ def scenario(method: str) -> list[str]:
 def tune(method: str, args: argparse.Namespace) -> dict:
     """Run (or resume) the method's study; return its best trial as {"params", "value"}."""
     from omegaconf import OmegaConf
+    from results_table import run_named_sweep
 
     name = f"tune_{args.setting}_{method}"
-    command = [
-        str(Path(sys.executable).parent / "unlearn"),
-        "-m",
+    overrides = [
         f"experiment={args.setting}",
         f"hparams_search={method}",
         *scenario(method),
         "seed=0",
-        f"sweep={name}",
         f"hydra.sweeper.n_trials={args.trials}",
         f"hydra.sweeper.n_jobs={args.parallel}",
-        "logger=none",
-        "trainer.enable_progress_bar=false",
-        f"paths.data_dir={args.data_dir}",
-        *(["launcher=joblib", f"hydra.launcher.n_jobs={args.parallel}"] if args.parallel > 1 else []),
         *args.overrides,
     ]
-    print(f"[tune] {method}: {' '.join(command[1:])}", flush=True)
     started = time.time()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    done, summary = run_named_sweep(name, overrides, args.data_dir, args.parallel, tag=f"[tune] {method}:")
     sweep = ROOT / "outputs" / "sweeps" / name
     best = sweep / "optimization_results.yaml"
     if not best.is_file():
@@ -78,14 +70,13 @@ def tune(method: str, args: argparse.Namespace) -> dict:
             f"{method}: no optimization_results.yaml (exit {done.returncode}): "
             f"{done.stderr.strip().splitlines()[-1:] or done.stdout.strip().splitlines()[-1:]}"
         )
-    summary = [line for line in done.stdout.splitlines() if " jobs: " in line]
     result = OmegaConf.to_container(OmegaConf.load(best))
     print(
         f"[tune] {method}: best tune_gap {result['best_value']:.4f} with {result['best_params']} "
-        f"({summary[-1] if summary else 'no summary'}; {time.time() - started:.0f} s)",
+        f"({summary or 'no summary'}; {time.time() - started:.0f} s)",
         flush=True,
     )
-    return {"params": result["best_params"], "value": result["best_value"], "summary": summary[-1:]}
+    return {"params": result["best_params"], "value": result["best_value"], "summary": summary}
 
 
 def write_preset(method: str, best: dict, args: argparse.Namespace) -> Path:
@@ -101,7 +92,7 @@ def write_preset(method: str, best: dict, args: argparse.Namespace) -> Path:
         f"# {args.trials} Optuna TPE trials (conf/hparams_search/{method}.yaml), best tune_gap "
         f"{best['value']:.4f} (mean |gap| to Retrain over forget / retain / val accuracy and MIA-efficacy on\n"
         f"# D_val; no test-split value). Applied with `tuning={args.setting}`; evaluate on other seeds.\n"
-        f"# {(best['summary'] or [''])[0]}\n"
+        f"# {best['summary']}\n"
         f"preset: tuned/{args.setting}\n{values.replace('True', 'true').replace('False', 'false')}\n"
     )
     return path
