@@ -114,16 +114,42 @@ def test_batched_training_gives_the_models_of_sequential_training(tmp_path, make
         )
 
 
+def relabel_some(x, y, gen):
+    """A training hook that draws after the augmentation: a random half of the batch gets label 0."""
+    return x, torch.where(torch.rand(len(y), generator=gen) < 0.5, 0, y)
+
+
+@pytest.mark.parametrize(
+    "augment, hook", [(Augment(2, True), None), (Augment(0, True), relabel_some), (None, relabel_some)]
+)
+def test_lockstep_batches_are_each_streams_batches_alone(augment, hook):
+    x = torch.randint(0, 256, (90, 1, 8, 8), dtype=torch.uint8)
+    y = torch.randint(1, 10, (90,))
+
+    def make():  # each stream its own data order, augmentation and hook draws (seeds 0, 1, 2)
+        return [TensorBatches(x, y, 16, shuffle=True, augment=augment, seed=s, hook=hook) for s in range(3)]
+
+    alone = [list(s) for s in make()]
+    together = list(batched.lockstep(make()))
+    assert len(together) == len(alone[0]) == 6
+    for step, (xs, ys) in enumerate(together):
+        for k in range(3):
+            assert torch.equal(xs[k], alone[k][step][0]) and torch.equal(ys[k], alone[k][step][1])
+    assert not torch.equal(together[0][0][0], together[0][0][1])  # the streams differ
+    if hook is not None:
+        assert (together[0][1] == 0).any()
+
+
 class InterruptedBatches(TensorBatches):
     """Batches that stop the process (as a kill would) when the second epoch starts."""
 
     epochs_started = 0
 
-    def __iter__(self):
+    def draws(self):  # where the batched trainer starts each stream's epoch
         self.epochs_started += 1
         if self.epochs_started == 2:
             raise KeyboardInterrupt
-        yield from super().__iter__()
+        yield from super().draws()
 
 
 def test_interrupted_batched_training_resumes_to_the_same_models(tmp_path):

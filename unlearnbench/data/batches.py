@@ -56,6 +56,11 @@ class Augment:
         return self.apply(x, *self.draw(x.shape[0], gen))
 
 
+def to_float(x_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 images as float32 in [0, 1]."""
+    return x_u8.float().div_(255.0)
+
+
 class TensorBatches:
     """Shuffled (or ordered) batches from tensors that already live on the compute device."""
 
@@ -88,20 +93,33 @@ class TensorBatches:
         return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x_u8, y, crop_flip in self.draws():
+            yield self.finish(self.augmented(to_float(x_u8), crop_flip), y)
+
+    def draws(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, tuple | None]]:
+        """(uint8 images, labels, augmentation parameters or None) of each batch, drawn from the generator
+        in the order iterating draws them; `augmented` then `finish` turn one into the batch. Split so
+        that several streams can be augmented in one op (training/batched.py), drawing as when alone."""
         order = self._order().to(self.x.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self._make(self.x[idx], self.y[idx])
+            crop_flip = self.augment.draw(len(idx), self.generator) if self.augment is not None else None
+            yield self.x[idx], self.y[idx], crop_flip
 
-    def _make(self, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x_u8.float().div_(255.0)
-        if self.augment is not None:
-            x = self.augment(x, self.generator)
+    def augmented(self, x: torch.Tensor, crop_flip: tuple | None) -> torch.Tensor:
+        return x if crop_flip is None else self.augment.apply(x, *crop_flip)
+
+    def finish(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The steps after augmentation: the training hook (which draws next) and the memory format."""
         if self.hook is not None:
             x, y = self.hook(x, y, self.generator)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
+
+    def _make(self, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        crop_flip = self.augment.draw(len(y), self.generator) if self.augment is not None else None
+        return self.finish(self.augmented(to_float(x_u8), crop_flip), y)
 
 
 class LoaderBatches(TensorBatches):
