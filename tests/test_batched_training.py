@@ -140,6 +140,18 @@ def test_lockstep_batches_are_each_streams_batches_alone(augment, hook):
         assert (together[0][1] == 0).any()
 
 
+def test_stacked_optimiser_is_fused_where_torch_has_a_kernel_and_the_recipe_does_not_choose():
+    params = [torch.zeros(3, 4, requires_grad=True)]
+
+    def fused(**optimizer):
+        recipe = {"optimizer": {"_partial_": True, "lr": 0.1, **optimizer}, "scheduler": None}
+        return batched._stacked_optimizer(params, recipe)[0].defaults.get("fused")
+
+    assert fused(_target_="torch.optim.SGD", momentum=0.9) is True
+    assert not fused(_target_="torch.optim.SGD", foreach=True)  # the recipe's choice stands
+    assert fused(_target_="torch.optim.RMSprop") is None  # no fused kernel: the plain optimiser
+
+
 class InterruptedBatches(TensorBatches):
     """Batches that stop the process (as a kill would) when the second epoch starts."""
 

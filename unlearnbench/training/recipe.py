@@ -37,10 +37,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # all devices
 
 
-def build_optimizer(params, recipe: dict) -> tuple[Any, Any]:
-    """(optimiser over `params`, its per-epoch scheduler or None) from the recipe."""
+def build_optimizer(params, recipe: dict, **options) -> tuple[Any, Any]:
+    """(optimiser over `params`, its per-epoch scheduler or None) from the recipe; `options` are passed to
+    the optimiser's constructor (e.g. `fused=True`)."""
     from hydra.utils import instantiate
 
-    optimizer = instantiate(recipe["optimizer"])(params)
+    optimizer = instantiate(recipe["optimizer"])(params, **options)
     scheduler = instantiate(recipe["scheduler"])(optimizer) if recipe.get("scheduler") is not None else None
     return optimizer, scheduler
