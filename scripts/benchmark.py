@@ -232,8 +232,12 @@ def _seconds(command: list[str], cwd: str, env: dict, stdout: list | None = None
 
 
 # What a cached default run cannot avoid importing: torch, torch._dynamo (imported by the first torch.optim
-# optimiser), scikit-learn (the MIA-efficacy SVC) and Hydra.
-RUN_IMPORTS = "import torch, torch._dynamo, sklearn.svm, hydra, omegaconf"
+# optimiser), scikit-learn (the default MIAs: SVC for MIA-efficacy, logistic regression for MIA-loss and
+# MIA-entropy; unlearnbench/metrics/attacks.py) and Hydra.
+RUN_IMPORTS = (
+    "import torch, torch._dynamo, sklearn.svm, sklearn.linear_model, sklearn.metrics, sklearn.model_selection, "
+    "hydra, omegaconf"
+)
 
 
 def bench_cli(args) -> dict:
