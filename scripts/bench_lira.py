@@ -254,9 +254,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"**Result: batched shadow trainings per minute {wall:.2f}x the sequential ones by the clock, "
             f"{cpu:.2f}x in CPU time; the >= {goal:g}x goal on this device is "
             f"{'met' if min(wall, cpu) >= goal else 'NOT met'}.** Stacking removes the per-model framework "
-            "costs (the trainer's set-up, step hooks, logging, per-epoch validation, checkpoints) and makes each "
-            "step's batches for all models in one op, but not the matrix products, which cost the same stacked or not where one model already keeps the device busy "
-            "(a CPU); on a GPU, one small model leaves most of the device idle and the stacked group fills it.",
+            "costs (the trainer's set-up, step hooks, logging, per-epoch validation, checkpoints) and makes "
+            "each step's batches for all models in one op, but not the matrix products, which cost the same "
+            "stacked or not where one model already keeps the device busy (a CPU); on a GPU, one small model "
+            "leaves most of the device idle and the stacked group fills it.",
             "",
         ]
     retrain = (first["results"]["retrain"] or {}).get("metrics", {})

@@ -93,8 +93,8 @@ class TensorBatches:
         return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x_u8, y, crop_flip in self.draws():
-            yield self.finish(self.augmented(to_float(x_u8), crop_flip), y)
+        for drawn in self.draws():
+            yield self._make(*drawn)
 
     def draws(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, tuple | None]]:
         """(uint8 images, labels, augmentation parameters or None) of each batch, drawn from the generator
@@ -103,8 +103,10 @@ class TensorBatches:
         order = self._order().to(self.x.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            crop_flip = self.augment.draw(len(idx), self.generator) if self.augment is not None else None
-            yield self.x[idx], self.y[idx], crop_flip
+            yield self.x[idx], self.y[idx], self._draw_crop_flip(len(idx))
+
+    def _draw_crop_flip(self, n: int) -> tuple | None:
+        return self.augment.draw(n, self.generator) if self.augment is not None else None
 
     def augmented(self, x: torch.Tensor, crop_flip: tuple | None) -> torch.Tensor:
         return x if crop_flip is None else self.augment.apply(x, *crop_flip)
@@ -117,8 +119,9 @@ class TensorBatches:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
 
-    def _make(self, x_u8: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        crop_flip = self.augment.draw(len(y), self.generator) if self.augment is not None else None
+    def _make(
+        self, x_u8: torch.Tensor, y: torch.Tensor, crop_flip: tuple | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.finish(self.augmented(to_float(x_u8), crop_flip), y)
 
 
@@ -142,4 +145,5 @@ class LoaderBatches(TensorBatches):
             pin_memory=self.device.type == "cuda",
         )
         for x_u8, y in loader:
-            yield self._make(x_u8.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+            x_u8, y = x_u8.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            yield self._make(x_u8, y, self._draw_crop_flip(len(y)))

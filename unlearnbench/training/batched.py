@@ -138,14 +138,14 @@ def lockstep(streams: Sequence) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     ops: the same values as K separate calls, for a K-th of the op overhead).
     """
     first = streams[0]
-    hooked = any(s.hook is not None or s.channels_last for s in streams)
+    finished_per_stream = any(s.hook is not None or s.channels_last for s in streams)
     for drawn in zip(*(s.draws() for s in streams)):
         x = to_float(torch.stack([d[0] for d in drawn]))
         y = torch.stack([d[1] for d in drawn])
         if drawn[0][2] is not None:
             crop_flip = [None if p[0] is None else torch.cat(p) for p in zip(*(d[2] for d in drawn))]
             x = first.augmented(x.flatten(0, 1), crop_flip).unflatten(0, x.shape[:2])
-        if hooked:  # the hooks draw after the augmentation, each from its stream's generator
+        if finished_per_stream:  # the hooks draw after the augmentation, each from its stream's generator
             x, y = (torch.stack(t) for t in zip(*(s.finish(*xy) for s, *xy in zip(streams, x, y))))
         yield x, y
 
