@@ -8,10 +8,10 @@
 #                                     torch, Lightning, scikit-learn; wandb, 20 MB, is imported only by logger=wandb)
 #        data/FashionMNIST/raw/*.gz   the four idx files gzipped, 53 MB -> 31 MB (unpacked there)
 #        data/cifar10-jpeg.tar.gz     19 MB as it is (the official cifar-10-batches-py, 178 MB, cannot travel)
-# 2. The device tool's run, with carry ["outputs/gpu_carry"] and timeout_s 570:
+# 2. The device tool's run, with carry ["outputs/gpu_carry"] and timeout_s 600:
 #        bash scripts/gpu_session.sh run [more gpu_check.py arguments]
-#    installs the wheels, unpacks Fashion-MNIST and runs the check (steps within 465 s, killed at 540 s), writing
-#    $OUT/gpu_check.json, $OUT/gpu_check.log and $OUT/benchmarks.md (docs/benchmarks.md with its gpu-check
+#    installs the wheels, unpacks Fashion-MNIST, runs the CUDA-trainer tests ($OUT/pytest_gpu.log, <= 45 s) and
+#    the check (steps within 465 s, killed at 540 s), writing $OUT/gpu_check.json, $OUT/gpu_check.log and $OUT/benchmarks.md (docs/benchmarks.md with its gpu-check
 #    section rewritten): copy that one over docs/benchmarks.md here. The project is not pip-installed there:
 #    its build backend (hatchling) is not on that machine and nothing can be downloaded, so PYTHONPATH points
 #    at the checkout (gpu_check.py also puts it on sys.path).
@@ -41,6 +41,9 @@ run)
     done
     out=${OUT:-outputs}
     cp docs/benchmarks.md "$out/benchmarks.md"
+    # The tests that build a CUDA trainer (skipped on CPU machines) first; a failure is reported, not fatal.
+    timeout 45 python3 -m pytest -q -p no:cacheprovider -o addopts="--strict-markers -ra" -m "not slow" \
+        tests/test_configs.py -k trainer 2>&1 | tee "$out/pytest_gpu.log" || true
     timeout 540 python3 scripts/gpu_check.py --data-dir "$CARRY/data" --budget 465 \
         --json "$out/gpu_check.json" --doc "$out/benchmarks.md" "$@" 2>&1 | tee "$out/gpu_check.log"
     ;;
