@@ -82,6 +82,21 @@ SETTINGS = {
         # 4 shadows (12 trainings, 8 unlearning runs): stacked ResNet-18 groups run grouped convolutions,
         # whose speed is unknown here, so the step stays well inside its budget.
         "shadows": ["--num-shadows", "4", "--model", "resnet18", "--epochs", "1"],
+        # The CPU case of scripts/benchmark.py lira (docs/benchmarks.md), sequential and batched.
+        "small_shadows": [
+            "--num-shadows",
+            "16",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--method",
+            "ga",
+            "--method-epochs",
+            "1",
+            "model.hidden=[512]",
+            "model.activation=relu",
+        ],
         "mission": ["recipe.epochs=3"],
         "repeats": 5,
     },
@@ -92,6 +107,7 @@ SETTINGS = {
         "accuracy": ["recipe.epochs=1", "recipe.batch_size=256"],
         "imu_bench": ["--samples", "64", "--loop-samples", "4", "--model", "small_cnn", "--repeats", "1"],
         "shadows": ["--num-shadows", "2", "--model", "small_cnn", "--epochs", "1"],
+        "small_shadows": ["--num-shadows", "2", "--model", "mlp", "--epochs", "1", "--method", "ga"],
         "mission": ["recipe.epochs=1"],
         "repeats": 1,
     },
@@ -331,7 +347,7 @@ def time_to_accuracy(check: Check) -> dict:
         )
         sync(rt.device)
         seconds = time.perf_counter() - start
-    out = predict(model, test, rt)
+    out = predict(model.to(rt.device), test, rt)  # Lightning's teardown hands the model back on the CPU
     acc = float(accuracy(out.logits, out.labels))
     reached = next((t for t, a in log.rows if a >= 0.935), None)
     recipe = setup.recipe
@@ -421,8 +437,8 @@ def inference(check: Check) -> dict:
     }
 
 
-def shadow_args(check: Check) -> list[str]:
-    """scripts/bench_lira.py's arguments: the mission's method, batched shadows."""
+def shadow_args(check: Check, setting: str = "shadows") -> list[str]:
+    """scripts/bench_lira.py's arguments for `setting` (default: the mission's method, batched shadows)."""
     dataset = (
         ["--dataset", "synthetic"]
         if check.args.tiny
@@ -439,13 +455,10 @@ def shadow_args(check: Check) -> list[str]:
         overrides.append("dataset.download=false")
     return [
         *dataset,
-        "--method",
-        "imu",
+        *(["--method", "imu"] if setting == "shadows" else []),
         "--device",
         check.device.type,
-        "--mode",
-        "batched",
-        *check.setting["shadows"],
+        *check.setting[setting],
         *overrides,
     ]
 
@@ -466,6 +479,29 @@ def shadows(check: Check) -> dict:
             f"{args.dataset} / {args.model}, method {args.method}, N = {args.num_shadows} shadows, recipe "
             f"{r['epochs']} epoch(s), eval.batched_shadows=true, shadow models by kind {groups}; "
             f"{r['trainings_per_minute']:.1f} trainings/min; whole eval=full run {r['total_s']:.0f} s"
+        ),
+    }
+
+
+def small_shadows(check: Check) -> dict:
+    """scripts/bench_lira.py's CPU case on the GPU: shadow trainings per minute, sequential vs batched."""
+    args = bench_lira.parse_args(shadow_args(check, "small_shadows"))
+    runs = {mode: bench_lira.measure(args, batched=mode == "batched") for mode in ("sequential", "batched")}
+    per_min = {mode: r["trainings_per_minute"] for mode, r in runs.items()}
+    trainings = len(runs["batched"]["groups"]["all shadow trainings"])
+    return {
+        "speedup": per_min["batched"] / per_min["sequential"],
+        "speedup_note": (
+            f"{per_min['batched']:.1f} vs {per_min['sequential']:.1f} trainings/min, {trainings} trainings each"
+        ),
+        "trainings_per_minute": per_min,
+        "run_s": {mode: r["total_s"] for mode, r in runs.items()},
+        "setup": (
+            f"{args.dataset} / {args.model} {' '.join(args.overrides[:2])}, method {args.method}, "
+            f"N = {args.num_shadows} shadows ({trainings} shadow trainings), recipe {runs['batched']['epochs']} "
+            f"epoch(s), fresh cache per mode; shadow trainings per minute sequential "
+            f"{per_min['sequential']:.1f}, batched {per_min['batched']:.1f}; whole eval=full runs "
+            + ", ".join(f"{mode} {r['total_s']:.0f} s" for mode, r in runs.items())
         ),
     }
 
@@ -546,7 +582,7 @@ STEPS = (
     Step(
         "train_fashion_mnist",
         "Training, Fashion-MNIST ResNet-18",
-        50,
+        80,  # the first step: CUDA start-up and cuDNN's autotuning fall in it
         lambda c: training_speed(c, "fmnist"),
         TRAINING_GOALS,
     ),
@@ -594,6 +630,13 @@ STEPS = (
         110,
         shadows,
         (Goal("models_per_minute", "shadow models per minute", ">=", 20, "{:.1f}"),),
+    ),
+    Step(
+        "small_shadows",
+        "Shadow models for eval=full, Fashion-MNIST MLP, batched vs sequential",
+        130,
+        small_shadows,
+        (Goal("speedup", "batched / sequential shadow trainings per minute", ">=", 8, "{:.1f}x"),),
     ),
     Step(
         "mission",
@@ -661,16 +704,29 @@ def run_step(step: Step, check: Check, seconds_left: float) -> dict:
     return entry
 
 
+def keep_earlier(report: dict, earlier: dict, steps: list[str]) -> None:
+    """Give the steps not run now (not in `steps`) their entries from an `earlier` run, if it ran them."""
+    before = {step["name"]: step for step in earlier["steps"]}
+    for i, step in enumerate(report["steps"]):
+        old = before.get(step["name"])
+        if step["name"] not in steps and old is not None and old["status"] != "not run":
+            report["steps"][i] = {**old, "earlier_run": old.get("earlier_run") or earlier["started"]}
+
+
 def markdown(report: dict, json_path: str) -> str:
     """The doc section: one table of every goal, then what each step ran."""
-    when = report["started"][:16].replace("T", " ")
     lines = [
         "## GPU check (`make gpu-check`)",
         "",
-        f"Written by `scripts/gpu_check.py` ({when} UTC{', **tiny CPU run**' if report['tiny'] else ''}) on "
+        f"Written by `scripts/gpu_check.py` ({_when(report['started'])}{', **tiny CPU run**' if report['tiny'] else ''}) on "
         f"{report['device_name']}, torch {report['torch']}, Lightning {report['lightning']}: "
         f"{report['total_s']:.0f} s of a {report['budget_s']:.0f} s budget. The run's JSON "
-        f"(`{Path(json_path).name}`) holds every figure. Goals are for one H100 / H200-class GPU.",
+        f"(`{Path(json_path).name}`) holds every figure. Goals are for one H100 / H200-class GPU."
+        + (
+            " Steps marked 'run of ...' were not run this time: their entries are an earlier run's (`--keep`)."
+            if any(step.get("earlier_run") for step in report["steps"])
+            else ""
+        ),
         "",
         "| step | figure | value | goal | status |",
         "|---|---|---:|---|---|",
@@ -678,6 +734,8 @@ def markdown(report: dict, json_path: str) -> str:
     for step in report["steps"]:
         for goal in step["goals"]:
             status = goal["status"] if step["status"] == "ok" else f"{goal['status']} (step {step['status']})"
+            if step.get("earlier_run"):
+                status += f", run of {_when(step['earlier_run'])}"
             note = f" ({goal['note']})" if goal["note"] else ""
             lines.append(
                 f"| {step['title']} | {goal['what']} | {goal['shown'] or '-'} | {goal['goal']} | "
@@ -686,11 +744,16 @@ def markdown(report: dict, json_path: str) -> str:
     lines += ["", "What each step ran:", ""]
     for step in report["steps"]:
         what = step["figures"].get("setup") or step["error"] or ""
+        earlier = f", run of {_when(step['earlier_run'])}" if step.get("earlier_run") else ""
         lines.append(
-            f"- **{step['name']}** ({step['status']}, {step['seconds']:.0f} s of {step['budget_s']:.0f}): "
-            f"{what}"
+            f"- **{step['name']}** ({step['status']}, {step['seconds']:.0f} s of {step['budget_s']:.0f}"
+            f"{earlier}): {what}"
         )
     return "\n".join(lines)
+
+
+def _when(started: str) -> str:
+    return started[:16].replace("T", " ") + " UTC"
 
 
 def write_outputs(report: dict, args: argparse.Namespace) -> None:
@@ -725,6 +788,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds for all steps together (465: under 8 min with the start-up)",
     )
     p.add_argument("--steps", nargs="+", choices=[s.name for s in STEPS], help="run only these steps")
+    p.add_argument(
+        "--keep",
+        help="an earlier run's JSON: the steps that --steps leaves out keep their entries from it (marked so)",
+    )
     args = p.parse_args(argv)
     if args.doc is None and not args.tiny:
         args.doc = str(REPO / "docs" / "benchmarks.md")
@@ -766,6 +833,8 @@ def main(argv: list[str] | None = None) -> dict:
             for step in STEPS
         ],
     }
+    if args.keep:
+        keep_earlier(report, json.loads(Path(args.keep).read_text()), args.steps or [])
     write_outputs(report, args)  # every step listed from the start, in case the run is killed
     start = time.perf_counter()
     for i, step in enumerate(STEPS):

@@ -114,6 +114,44 @@ def test_batched_training_gives_the_models_of_sequential_training(tmp_path, make
         )
 
 
+class ToDtype(nn.Module):
+    def __init__(self, dtype: torch.dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.dtype)
+
+
+def test_stacked_batchnorm_of_bf16_activations_normalises_in_float32(monkeypatch):
+    # What bf16 autocast does on a GPU: a bf16 activation into a BatchNorm with float32 statistics, a mix
+    # that fails under vmap on CUDA. (On a CPU autocast does not act inside vmap, so the cast is explicit.)
+    seen = []
+    batch_norm = torch.nn.functional.batch_norm
+
+    def recording(x, *args, **kwargs):
+        seen.append(x.dtype)
+        return batch_norm(x, *args, **kwargs)
+
+    def make():
+        return nn.Sequential(
+            nn.Conv2d(1, 4, 3),
+            ToDtype(torch.bfloat16),
+            nn.BatchNorm2d(4),
+            ToDtype(torch.float32),
+            nn.Flatten(),
+            nn.Linear(4 * 6 * 6, 10),
+        )
+
+    monkeypatch.setattr(torch.nn.functional, "batch_norm", recording)
+    trained = fit_many(
+        seeded_models(make), streams(digits_subsets(128), None), RECIPE, {**TRAINER, "limit_train_batches": 2}
+    )
+    assert seen and set(seen) == {torch.float32}
+    assert all(int(m["2.num_batches_tracked"]) == 2 for m in trained)
+    assert all(torch.isfinite(v).all() for m in trained for v in m.values())
+
+
 def relabel_some(x, y, gen):
     """A training hook that draws after the augmentation: a random half of the batch gets label 0."""
     return x, torch.where(torch.rand(len(y), generator=gen) < 0.5, 0, y)

@@ -129,3 +129,47 @@ def test_gpu_settings_compose(gpu_check, tmp_path):
     cfg = bench_lira.compose_cfg(bench_lira.parse_args(gpu_check.shadow_args(check)), tmp_path, batched=True)
     assert cfg.dataset.name == "fashion_mnist" and cfg.dataset.download is False
     assert "mia_efficacy" not in cfg.eval.metrics and cfg.eval.num_shadows == 4
+    args = bench_lira.parse_args(gpu_check.shadow_args(check, "small_shadows"))
+    cfg = bench_lira.compose_cfg(args, tmp_path, batched=False)
+    assert (cfg.model.name, list(cfg.model.hidden), cfg.method.name) == ("mlp", [512], "ga")
+    assert cfg.eval.num_shadows == 16 and cfg.recipe.epochs == 1 and not cfg.eval.batched_shadows
+
+
+def test_steps_left_out_keep_an_earlier_runs_entries(gpu_check):
+    def entry(step, status, figures):
+        return {
+            **gpu_check.not_run(step, None),
+            "status": status,
+            "figures": figures,
+            "goals": [g.judge(figures) for g in step.goals],
+        }
+
+    steps = {s.name: s for s in gpu_check.STEPS}
+    earlier = {
+        "started": "2026-11-30T17:40:05+00:00",
+        "steps": [
+            entry(s, "ok", {"img_s": 290_000.0, "setup": "earlier"})
+            if s.name == "inference"
+            else gpu_check.not_run(s, "not reached")
+            for s in gpu_check.STEPS
+        ],
+    }
+    report = {
+        "started": "2026-11-30T18:30:00+00:00",
+        "tiny": False,
+        "device_name": "NVIDIA H200",
+        "torch": "2",
+        "lightning": "2",
+        "total_s": 1.0,
+        "budget_s": 2.0,
+        "steps": [gpu_check.not_run(s, "left out by --steps") for s in gpu_check.STEPS],
+    }
+    gpu_check.keep_earlier(report, earlier, ["inference", "imu_stage"])
+    assert all(s["status"] == "not run" for s in report["steps"])  # run now: not taken from before
+    gpu_check.keep_earlier(report, earlier, ["imu_stage"])
+    kept = {s["name"]: s for s in report["steps"]}
+    assert kept["inference"]["goals"][0]["status"] == "met" and kept["inference"]["earlier_run"]
+    assert kept["mission"]["status"] == "not run" and "earlier_run" not in kept["mission"]
+    text = gpu_check.markdown(report, "gpu_check.json")
+    assert "met, run of 2026-11-30 17:40 UTC" in text and "(`--keep`)" in text
+    assert f"| {steps['mission'].title} |" in text

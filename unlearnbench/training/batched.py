@@ -91,6 +91,8 @@ def fit_many(
     for module in base.modules():
         if type(module) is nn.Linear:
             module.forward = MethodType(_linear_weight_first, module)
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.forward = MethodType(_batch_norm_in_float32, module)
     opt, sched = _stacked_optimizer(list(params.values()), recipe)
     epochs = int(recipe["epochs"])
     steps = num_batches(len(streams[0]), trainer_cfg.get("limit_train_batches"))
@@ -158,6 +160,19 @@ def _linear_weight_first(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)
     out = torch.matmul(self.weight, x.mT).mT
     return out if self.bias is None else out + self.bias
+
+
+def _batch_norm_in_float32(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """The BatchNorm's forward on a float32 copy of a bf16 / fp16 input, cast back to the input's dtype.
+
+    Under bf16 autocast a BatchNorm gets bf16 input with float32 statistics. CUDA's kernel takes that mix
+    alone, but not under vmap: the backward fails ("Expected running_mean to have type BFloat16 but got
+    Float"). The mixed kernel computes in float32 too, so the values are those of the unstacked model.
+    """
+    forward = type(self).forward
+    if x.dtype in (torch.bfloat16, torch.float16):
+        return forward(self, x.float()).to(x.dtype)
+    return forward(self, x)
 
 
 def _save(path: Path, epoch: int, params, buffers, opt, sched, streams) -> None:

@@ -1,0 +1,64 @@
+"""The Lightning training path (training/lightning.py): what it reports per epoch."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from unlearnbench.data.batches import TensorBatches
+from unlearnbench.data.sources import load_digits
+from unlearnbench.metrics.accuracy import accuracy
+from unlearnbench.models.small import MLP
+from unlearnbench.training.lightning import fit
+
+TRAINER = {
+    "_target_": "pytorch_lightning.Trainer",
+    "accelerator": "cpu",
+    "devices": 1,
+    "precision": "32-true",
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "num_sanity_val_steps": 0,
+}
+
+
+class EpochValues:
+    """A run logger (unlearnbench.loggers interface) that keeps what each epoch sends."""
+
+    def __init__(self):
+        self.rows = []
+
+    def log_metrics(self, values: dict, step: int | None = None) -> None:
+        self.rows.append(values)
+
+
+def test_epoch_training_loss_and_accuracy_are_the_means_over_the_epochs_images(tmp_path):
+    # lr 0: the model does not change, so the epoch's means are the loss and accuracy of the untrained model
+    # on the whole training set, with the short last batch weighted by its size (100 = 3 x 32 + 4).
+    raw = load_digits()
+    x, y = raw.train_x[:100], raw.train_y[:100]
+    torch.manual_seed(0)
+    model = MLP(10, 1, 8, [0.3], [0.4], hidden=[16], activation="relu")
+    with torch.no_grad():
+        logits = model(x.float() / 255)
+        loss, acc = F.cross_entropy(logits, y).item(), accuracy(logits, y).item()
+    recipe = {
+        "epochs": 2,
+        "batch_size": 32,
+        "optimizer": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.0},
+        "scheduler": None,
+    }
+    logger = EpochValues()
+    fit(
+        model,
+        TensorBatches(x, y, 32, shuffle=True, seed=1),
+        None,
+        recipe,
+        TRAINER,
+        logger,
+        root_dir=str(tmp_path),
+    )
+    assert [row["original/epoch"] for row in logger.rows] == [0, 1]
+    for row in logger.rows:
+        assert abs(row["original/train_loss"] - loss) < 1e-5
+        assert abs(row["original/train_acc"] - acc) < 1e-6
