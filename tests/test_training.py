@@ -1,12 +1,15 @@
-"""The Lightning training path (training/lightning.py): what it reports per epoch."""
+"""What the training loops report per epoch: Lightning's (training/lightning.py) and the methods'
+(methods/common.py), read once per epoch rather than per step."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from unlearnbench.data.batches import TensorBatches
 from unlearnbench.data.sources import load_digits
+from unlearnbench.methods.common import DivergedError, EpochLoss
 from unlearnbench.metrics.accuracy import accuracy
 from unlearnbench.models.small import MLP
 from unlearnbench.training.lightning import fit
@@ -62,3 +65,15 @@ def test_epoch_training_loss_and_accuracy_are_the_means_over_the_epochs_images(t
     for row in logger.rows:
         assert abs(row["original/train_loss"] - loss) < 1e-5
         assert abs(row["original/train_acc"] - acc) < 1e-6
+
+
+def test_epoch_loss_is_the_mean_of_its_steps_and_a_non_finite_step_fails_it():
+    epoch = EpochLoss()
+    assert torch.isnan(torch.tensor(epoch.mean("empty")))
+    for value in (1.0, 2.0, 6.0):
+        epoch.add(torch.tensor(value, dtype=torch.bfloat16, requires_grad=True) * 1)
+    assert epoch.mean("ft epoch 0") == pytest.approx(3.0)
+    epoch.add(torch.tensor(float("nan")))
+    epoch.add(torch.tensor(1.0))  # a later finite step does not hide it
+    with pytest.raises(DivergedError, match="non-finite loss .* in ft epoch 0"):
+        epoch.mean("ft epoch 0")

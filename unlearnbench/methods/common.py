@@ -25,9 +25,27 @@ def sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) ->
     )
 
 
-def check_finite(loss: torch.Tensor, where: str) -> None:
-    if not math.isfinite(float(loss.detach())):
-        raise DivergedError(f"non-finite loss ({float(loss.detach())}) in {where}")
+class EpochLoss:
+    """An epoch's losses summed on the device and read once, at its end: reading each step's loss (to check
+    it, to show it) would make the host wait for the GPU every step."""
+
+    def __init__(self):
+        self.total: torch.Tensor | None = None
+        self.steps = 0
+
+    def add(self, loss: torch.Tensor) -> None:
+        value = loss.detach().float()
+        self.total = value if self.total is None else self.total + value
+        self.steps += 1
+
+    def mean(self, where: str) -> float:
+        """The mean loss of the epoch's steps; DivergedError if one of them was not finite."""
+        if self.total is None:
+            return float("nan")
+        value = float(self.total) / self.steps
+        if not math.isfinite(value):
+            raise DivergedError(f"non-finite loss ({value}) in {where}")
+        return value
 
 
 def check_weights_finite(model: nn.Module, where: str) -> None:
@@ -71,17 +89,18 @@ def train_epochs(
     total = len(batches) * epochs
     with tqdm(total=total, desc=desc, disable=not ctx.runtime.progress, leave=False) as bar:
         for epoch in range(epochs):
+            epoch_loss = EpochLoss()
             for x, y in batches:
                 with ctx.runtime.autocast():
                     loss = step_loss(model, x, y)
-                check_finite(loss, f"{desc} epoch {epoch}")
+                epoch_loss.add(loss)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if after_backward is not None:
                     after_backward(model)
                 optimizer.step()
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            bar.set_postfix(loss=f"{epoch_loss.mean(f'{desc} epoch {epoch}'):.4f}")
             if scheduler is not None:
                 scheduler.step()
     check_weights_finite(model, desc)

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from unlearnbench.checks import check_choice, check_int, check_number
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import check_finite, check_weights_finite, endless
+from unlearnbench.methods.common import EpochLoss, check_weights_finite, endless
 
 BN_MODES = ("eval", "train")
 
@@ -176,22 +176,20 @@ class GradTau(Method):
                 if epoch in refresh:
                     tau = mean_ce(model, val, ctx)
                 alpha = alphas[epoch]
-                loss_sum, forget_ce_sum, steps = 0.0, 0.0, 0
+                epoch_loss, epoch_forget_ce = EpochLoss(), EpochLoss()
                 for x_f, y_f in forget:
                     x_r, y_r = next(retain)
                     with ctx.runtime.autocast():
                         loss, forget_ce = gradtau_loss(model, x_f, y_f, x_r, y_r, tau, alpha)
-                    check_finite(loss, f"gradtau epoch {epoch}")
+                    epoch_loss.add(loss)
+                    epoch_forget_ce.add(forget_ce)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    loss_sum += float(loss.detach())
-                    forget_ce_sum += float(forget_ce.detach())
-                    steps += 1
                 sched.step()
                 stats = {
-                    "loss": loss_sum / max(steps, 1),
-                    "forget_ce": forget_ce_sum / max(steps, 1),
+                    "loss": epoch_loss.mean(f"gradtau epoch {epoch}"),
+                    "forget_ce": epoch_forget_ce.mean(f"gradtau epoch {epoch}"),
                     "tau": tau,
                     "alpha": alpha,
                 }

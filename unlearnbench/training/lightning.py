@@ -94,9 +94,12 @@ class DurationEstimate(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.steps += 1
+        if self.steps not in (1, self.probe_steps + 1):
+            return
+        if pl_module.device.type == "cuda":  # the host queues steps ahead of the GPU: wait for them, twice
+            torch.cuda.synchronize(pl_module.device)
         if self.steps == 1:  # the first step pays one-off costs (allocation, kernel selection)
             self.start = time.perf_counter()
-        if self.steps != self.probe_steps + 1:
             return
         per_step = (time.perf_counter() - self.start) / self.probe_steps
         left = trainer.num_training_batches * trainer.max_epochs - self.steps
