@@ -17,8 +17,8 @@ bench: ## speed benchmarks (prints side-by-side ratios)
 	$(PYTHON) scripts/benchmark.py all
 
 DATA ?= ../shared/data
-gpu-check: ## every GPU goal in one run (<= 8 min, one H100): outputs/gpu_check.json + docs/benchmarks.md section
-	$(PYTHON) scripts/gpu_check.py --data-dir $(DATA) --json outputs/gpu_check.json --doc docs/benchmarks.md
+gpu-check: ## every GPU goal in one run (<= 8 min, one H100): docs/gpu_check.json + docs/benchmarks.md section
+	$(PYTHON) scripts/gpu_check.py --data-dir $(DATA) --json docs/gpu_check.json --doc docs/benchmarks.md
 
 SETTING ?= memorise_cifar10
 TRIALS ?= 8

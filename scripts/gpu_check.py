@@ -3,6 +3,8 @@
 
     python scripts/gpu_check.py --data-dir DATA                      # the check (<= 8 min on an H100)
     python scripts/gpu_check.py --device cpu --tiny --json J --doc D  # the same code paths in seconds
+    python scripts/gpu_check.py --steps A B --keep EARLIER.json      # rerun steps A, B; keep the others
+    python scripts/gpu_check.py --from-json RUN.json --steps A --keep EARLIER.json   # write, run nothing
 
 DATA holds FashionMNIST/raw (the four idx files) and cifar10-jpeg.tar.gz (or cifar-10-batches-py/).
 The steps (STEPS, at the bottom) run in sequence, each under its own time budget (SIGALRM) and all
@@ -789,6 +791,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--steps", nargs="+", choices=[s.name for s in STEPS], help="run only these steps")
     p.add_argument(
+        "--from-json",
+        help="run nothing: write --json and --doc from this run's JSON (with --steps and --keep, the steps "
+        "named come from it and the others from --keep)",
+    )
+    p.add_argument(
         "--keep",
         help="an earlier run's JSON: the steps that --steps leaves out keep their entries from it (marked so)",
     )
@@ -800,6 +807,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+        if args.keep:
+            keep_earlier(
+                report, json.loads(Path(args.keep).read_text()), args.steps or [s.name for s in STEPS]
+            )
+        write_outputs(report, args)
+        print(f"wrote {args.json}" + (f" and the gpu-check section of {args.doc}" if args.doc else ""))
+        return report
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is visible")
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")

@@ -135,7 +135,7 @@ def test_gpu_settings_compose(gpu_check, tmp_path):
     assert cfg.eval.num_shadows == 16 and cfg.recipe.epochs == 1 and not cfg.eval.batched_shadows
 
 
-def test_steps_left_out_keep_an_earlier_runs_entries(gpu_check):
+def test_steps_left_out_keep_an_earlier_runs_entries(gpu_check, tmp_path):
     def entry(step, status, figures):
         return {
             **gpu_check.not_run(step, None),
@@ -173,3 +173,21 @@ def test_steps_left_out_keep_an_earlier_runs_entries(gpu_check):
     text = gpu_check.markdown(report, "gpu_check.json")
     assert "met, run of 2026-11-30 17:40 UTC" in text and "(`--keep`)" in text
     assert f"| {steps['mission'].title} |" in text
+
+    # --from-json writes the same from the files, running nothing.
+    (tmp_path / "now.json").write_text(json.dumps({**report, "steps": [dict(s) for s in report["steps"]]}))
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"{gpu_check.START}\n{gpu_check.END}\n")
+    args = [
+        "--from-json",
+        str(tmp_path / "now.json"),
+        "--steps",
+        "mission",
+        "--keep",
+        str(tmp_path / "earlier.json"),
+    ]
+    gpu_check.main([*args, "--json", str(tmp_path / "merged.json"), "--doc", str(doc)])
+    merged = {s["name"]: s for s in json.loads((tmp_path / "merged.json").read_text())["steps"]}
+    assert merged["inference"]["figures"]["img_s"] == 290_000.0 and merged["mission"]["status"] == "not run"
+    assert "met, run of 2026-11-30 17:40 UTC" in doc.read_text()

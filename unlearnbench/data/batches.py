@@ -47,26 +47,13 @@ class Augment:
             # A view of every h x w window, [b, dy, dx, c, h, w]: picking one per image copies whole
             # rows, about 2x faster than indexing pixel by pixel (same values).
             windows = padded.unfold(2, h, 1).unfold(3, w, 1).permute(0, 2, 3, 1, 4, 5)
-            x = windows[torch.arange(b, device=x.device), upload(dy, x.device), upload(dx, x.device)]
+            x = windows[torch.arange(b, device=x.device), dy.to(x.device), dx.to(x.device)]
         if flip is not None:
-            x = torch.where(upload(flip, x.device)[:, None, None, None], x.flip(3), x)
+            x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
         return x
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return self.apply(x, *self.draw(x.shape[0], gen))
-
-
-def upload(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A small host tensor (a batch's random draws) on `device`, without waiting for the GPU.
-
-    A plain `.to("cuda")` from pageable memory waits until the GPU has run everything queued before it:
-    one host synchronisation per batch, so the host could never queue the next step while the GPU runs
-    this one. From pinned memory the copy is queued like a kernel (the caching host allocator keeps the
-    pinned block until the copy has run).
-    """
-    if t.device.type != "cpu" or torch.device(device).type != "cuda":
-        return t.to(device)
-    return t.pin_memory().to(device, non_blocking=True)
 
 
 def to_float(x_u8: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from unlearnbench.checks import check_number
-from unlearnbench.data.batches import upload
 from unlearnbench.data.scenarios import check_classwise
 from unlearnbench.errors import ConfigError, UserError
 from unlearnbench.methods.base import Method, TrainingHook, derive_seed
@@ -66,7 +65,7 @@ def mix_codes(
     The coins come from `generator` (a CPU generator), so the same seed gives the same replacements.
     """
     coin = torch.rand(len(y), generator=generator) < t_mix
-    coin = upload(coin, x.device)[:, None, None, None]
+    coin = coin.to(x.device)[:, None, None, None]
     return torch.where(coin, codes.to(device=x.device, dtype=x.dtype)[y], x), y
 
 
