@@ -83,7 +83,7 @@ SETTINGS = {
         "imu_bench": ["--samples", "10000", "--loop-samples", "512", "--model", "resnet18"],
         # 4 shadows (12 trainings, 8 unlearning runs): stacked ResNet-18 groups run grouped convolutions,
         # whose speed is unknown here, so the step stays well inside its budget.
-        "shadows": ["--num-shadows", "4", "--model", "resnet18", "--epochs", "1"],
+        "shadows": ["--method", "imu", "--num-shadows", "4", "--model", "resnet18", "--epochs", "1"],
         # The CPU case of scripts/benchmark.py lira (docs/benchmarks.md), sequential and batched.
         "small_shadows": [
             "--num-shadows",
@@ -108,7 +108,7 @@ SETTINGS = {
         "train": ["recipe.epochs=1", "recipe.batch_size=256"],
         "accuracy": ["recipe.epochs=1", "recipe.batch_size=256"],
         "imu_bench": ["--samples", "64", "--loop-samples", "4", "--model", "small_cnn", "--repeats", "1"],
-        "shadows": ["--num-shadows", "2", "--model", "small_cnn", "--epochs", "1"],
+        "shadows": ["--method", "imu", "--num-shadows", "2", "--model", "small_cnn", "--epochs", "1"],
         "small_shadows": ["--num-shadows", "2", "--model", "mlp", "--epochs", "1", "--method", "ga"],
         "mission": ["recipe.epochs=1"],
         "repeats": 1,
@@ -440,7 +440,8 @@ def inference(check: Check) -> dict:
 
 
 def shadow_args(check: Check, setting: str = "shadows") -> list[str]:
-    """scripts/bench_lira.py's arguments for `setting` (default: the mission's method, batched shadows)."""
+    """scripts/bench_lira.py's arguments for the SETTINGS entry `setting` (default: the ResNet-18 shadows of
+    the mission's method)."""
     dataset = (
         ["--dataset", "synthetic"]
         if check.args.tiny
@@ -457,7 +458,6 @@ def shadow_args(check: Check, setting: str = "shadows") -> list[str]:
         overrides.append("dataset.download=false")
     return [
         *dataset,
-        *(["--method", "imu"] if setting == "shadows" else []),
         "--device",
         check.device.type,
         *check.setting[setting],
@@ -736,8 +736,7 @@ def markdown(report: dict, json_path: str) -> str:
     for step in report["steps"]:
         for goal in step["goals"]:
             status = goal["status"] if step["status"] == "ok" else f"{goal['status']} (step {step['status']})"
-            if step.get("earlier_run"):
-                status += f", run of {_when(step['earlier_run'])}"
+            status += _earlier(step)
             note = f" ({goal['note']})" if goal["note"] else ""
             lines.append(
                 f"| {step['title']} | {goal['what']} | {goal['shown'] or '-'} | {goal['goal']} | "
@@ -746,16 +745,20 @@ def markdown(report: dict, json_path: str) -> str:
     lines += ["", "What each step ran:", ""]
     for step in report["steps"]:
         what = step["figures"].get("setup") or step["error"] or ""
-        earlier = f", run of {_when(step['earlier_run'])}" if step.get("earlier_run") else ""
         lines.append(
             f"- **{step['name']}** ({step['status']}, {step['seconds']:.0f} s of {step['budget_s']:.0f}"
-            f"{earlier}): {what}"
+            f"{_earlier(step)}): {what}"
         )
     return "\n".join(lines)
 
 
 def _when(started: str) -> str:
     return started[:16].replace("T", " ") + " UTC"
+
+
+def _earlier(step: dict) -> str:
+    """ ", run of <when>" for a step whose entry an earlier run measured (`--keep`), else ""."""
+    return f", run of {_when(step['earlier_run'])}" if step.get("earlier_run") else ""
 
 
 def write_outputs(report: dict, args: argparse.Namespace) -> None:
@@ -805,17 +808,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    if args.from_json:
-        report = json.loads(Path(args.from_json).read_text())
-        if args.keep:
-            keep_earlier(
-                report, json.loads(Path(args.keep).read_text()), args.steps or [s.name for s in STEPS]
-            )
-        write_outputs(report, args)
-        print(f"wrote {args.json}" + (f" and the gpu-check section of {args.doc}" if args.doc else ""))
-        return report
+def start_run(args: argparse.Namespace, now: list[str]) -> tuple[Check, dict]:
+    """The check's device and working folder, and a report that lists every step, none measured yet."""
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is visible")
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
@@ -824,7 +818,6 @@ def main(argv: list[str] | None = None) -> dict:
     )
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    check = Check(args, device, work)
     peak, source = bf16_peak(args.device_name)
     report = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -840,25 +833,30 @@ def main(argv: list[str] | None = None) -> dict:
         "budget_s": args.budget,
         "total_s": 0.0,
         "steps": [
-            not_run(
-                step,
-                "not reached (the run was stopped)"
-                if not args.steps or step.name in args.steps
-                else "left out by --steps",
-            )
+            not_run(step, "not reached (the run was stopped)" if step.name in now else "left out by --steps")
             for step in STEPS
         ],
     }
+    return Check(args, device, work), report
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    now = args.steps or [step.name for step in STEPS]  # the steps run now (or taken from --from-json)
+    if args.from_json:
+        check, report = None, json.loads(Path(args.from_json).read_text())
+    else:
+        check, report = start_run(args, now)
     if args.keep:
-        keep_earlier(report, json.loads(Path(args.keep).read_text()), args.steps or [])
+        keep_earlier(report, json.loads(Path(args.keep).read_text()), now)
     write_outputs(report, args)  # every step listed from the start, in case the run is killed
-    start = time.perf_counter()
-    for i, step in enumerate(STEPS):
-        if args.steps and step.name not in args.steps:
-            continue
-        report["steps"][i] = run_step(step, check, args.budget - (time.perf_counter() - start))
-        report["total_s"] = time.perf_counter() - start
-        write_outputs(report, args)
+    if check is not None:
+        start = time.perf_counter()
+        for i, step in enumerate(STEPS):
+            if step.name in now:
+                report["steps"][i] = run_step(step, check, args.budget - (time.perf_counter() - start))
+                report["total_s"] = time.perf_counter() - start
+                write_outputs(report, args)
     print(f"\nwrote {args.json}" + (f" and the gpu-check section of {args.doc}" if args.doc else ""))
     return report
 
