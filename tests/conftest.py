@@ -20,6 +20,18 @@ from unlearnbench import compose  # noqa: E402
 from unlearnbench.config import config_dir  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# A `trainer` config (conf/trainer/) for tests that call `lightning.fit` directly: CPU, float32, quiet.
+CPU_TRAINER = {
+    "_target_": "pytorch_lightning.Trainer",
+    "accelerator": "cpu",
+    "devices": 1,
+    "precision": "32-true",
+    "deterministic": True,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "num_sanity_val_steps": 0,
+}
 CONF = config_dir()
 
 

@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 import torch
+from conftest import CPU_TRAINER as TRAINER
 from torch import nn
 
 from unlearnbench import runner
@@ -22,16 +23,6 @@ from unlearnbench.training.lightning import fit
 from unlearnbench.training.recipe import seed_everything
 
 SEEDS = (5, 6, 7)
-TRAINER = {
-    "_target_": "pytorch_lightning.Trainer",
-    "accelerator": "cpu",
-    "devices": 1,
-    "precision": "32-true",
-    "deterministic": True,
-    "enable_progress_bar": False,
-    "enable_model_summary": False,
-    "num_sanity_val_steps": 0,
-}
 
 
 def make_recipe(epochs: int, cosine: bool = True, **sgd) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import CPU_TRAINER as TRAINER
 
 from unlearnbench.data.batches import TensorBatches
 from unlearnbench.data.sources import load_digits
@@ -13,16 +14,6 @@ from unlearnbench.methods.common import DivergedError, EpochLoss
 from unlearnbench.metrics.accuracy import accuracy
 from unlearnbench.models.small import MLP
 from unlearnbench.training.lightning import fit
-
-TRAINER = {
-    "_target_": "pytorch_lightning.Trainer",
-    "accelerator": "cpu",
-    "devices": 1,
-    "precision": "32-true",
-    "enable_progress_bar": False,
-    "enable_model_summary": False,
-    "num_sanity_val_steps": 0,
-}
 
 
 class EpochValues:
