@@ -8,16 +8,23 @@ import torch
 from unlearnbench.data.batches import Augment, LoaderBatches, TensorBatches
 
 
-def test_augment_crops_and_flips_each_image_by_its_own_draw():
-    x = torch.rand(40, 3, 6, 7)
-    aug = Augment(crop_padding=2, flip=True)
-    dy, dx, flip = aug.draw(len(x), torch.Generator().manual_seed(0))
-    assert len(set(zip(dy.tolist(), dx.tolist()))) > 10 and 0 < int(flip.sum()) < len(x)
-    out = aug.apply(x, dy, dx, flip)
-    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+@pytest.mark.parametrize("padding, flip", [(2, True), (1, False), (0, True)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_augment_crops_and_flips_each_image_by_its_own_draw(padding, flip, dtype):
+    x = (torch.rand(40, 3, 6, 7) * 255).to(dtype)
+    aug = Augment(crop_padding=padding, flip=flip)
+    dy, dx, flips = aug.draw(len(x), torch.Generator().manual_seed(0))
+    if padding:
+        assert len(set(zip(dy.tolist(), dx.tolist()))) > 2 * padding
+    if flip:
+        assert 0 < int(flips.sum()) < len(x)
+    out = aug.apply(x, dy, dx, flips)
+    assert out.dtype == dtype and out.shape == x.shape
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
     for i in range(len(x)):
-        crop = padded[i, :, dy[i] : dy[i] + 6, dx[i] : dx[i] + 7]
-        assert torch.equal(out[i], crop.flip(2) if flip[i] else crop)
+        top, left = (int(dy[i]), int(dx[i])) if padding else (0, 0)
+        crop = padded[i, :, top : top + 6, left : left + 7]
+        assert torch.equal(out[i], crop.flip(2) if flip and flips[i] else crop)
     # __call__ draws from the generator exactly as draw() does.
     assert torch.equal(aug(x, torch.Generator().manual_seed(0)), out)
 

@@ -39,18 +39,26 @@ class Augment:
     def apply(
         self, x: torch.Tensor, dy: torch.Tensor | None, dx: torch.Tensor | None, flip: torch.Tensor | None
     ) -> torch.Tensor:
-        """Crop and flip every image of `x` by its drawn parameters (one batched op for any batch)."""
-        b, _, h, w = x.shape
-        if dy is not None:
-            p = self.crop_padding
-            padded = torch.nn.functional.pad(x, (p, p, p, p))
-            # A view of every h x w window, [b, dy, dx, c, h, w]: picking one per image copies whole
-            # rows, about 2x faster than indexing pixel by pixel (same values).
-            windows = padded.unfold(2, h, 1).unfold(3, w, 1).permute(0, 2, 3, 1, 4, 5)
-            x = windows[torch.arange(b, device=x.device), dy.to(x.device), dx.to(x.device)]
+        """Crop and flip every image of `x` (any dtype) by its drawn parameters, in one gather for any batch."""
+        if dy is None and flip is None:
+            return x
+        b, c, h, w = x.shape
+        p, dev = self.crop_padding, x.device
+        dy, dx = (torch.zeros(b, dtype=torch.long, device=dev) if t is None else t.to(dev) for t in (dy, dx))
+        src = torch.nn.functional.pad(x, (p, p, p, p)) if p else x
+        col = dx
         if flip is not None:
-            x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
-        return x
+            # A flipped crop is the crop at the mirrored offset of the flipped padded image: with the two
+            # side by side, every row of every output image is one run of w pixels of `src`.
+            col = torch.where(flip.to(dev), w + 4 * p - dx, dx)  # (w + 2p) + (2p - dx)
+            src = torch.cat([src, src.flip(3)], 3)
+        arange = torch.arange(max(b, c, h), device=dev)
+        rows = (arange[:b, None, None] * c + arange[:c, None]) * src.shape[2] + dy[:, None, None] + arange[:h]
+        starts = rows * src.shape[3] + col[:, None, None]
+        # Copying runs (index_select over a view of every run) is ~5x faster on a CPU than indexing a view of
+        # the windows, which copies pixel by pixel.
+        runs = src.reshape(-1).unfold(0, w, 1)
+        return runs.index_select(0, starts.flatten()).view(b, c, h, w)
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return self.apply(x, *self.draw(x.shape[0], gen))
@@ -103,7 +111,8 @@ class TensorBatches:
         order = self._order().to(self.x.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.x[idx], self.y[idx], self._draw_crop_flip(len(idx))
+            # index_select copies whole images; `x[idx]` copies pixel by pixel (~10x slower on a CPU).
+            yield self.x.index_select(0, idx), self.y[idx], self._draw_crop_flip(len(idx))
 
     def _draw_crop_flip(self, n: int) -> tuple | None:
         return self.augment.draw(n, self.generator) if self.augment is not None else None
@@ -122,7 +131,8 @@ class TensorBatches:
     def _make(
         self, x_u8: torch.Tensor, y: torch.Tensor, crop_flip: tuple | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.finish(self.augmented(to_float(x_u8), crop_flip), y)
+        # Augmented as uint8 (crops and flips copy pixels: the same values, a quarter of the bytes).
+        return self.finish(to_float(self.augmented(x_u8, crop_flip)), y)
 
 
 class LoaderBatches(TensorBatches):
