@@ -4,7 +4,8 @@ Runs `run(cfg)` with a fresh temporary model cache, so every shadow model is tra
 each request the metrics make to the run's ShadowContext (trainings from scratch, and unlearning
 runs). By default it runs twice, shadows trained one at a time (`eval.batched_shadows=false`) and
 trained together as stacked groups (`eval.batched_shadows=true`), and prints shadow models per minute
-of both side by side, then the metric values of both runs (equal up to float rounding).
+of both side by side, then the metric values of both runs (equal up to float rounding). `--rounds R`
+alternates the two R times and pools their timings.
 
     python scripts/bench_lira.py                                   # digits, CPU, 16 shadows
     python scripts/bench_lira.py --dataset fashion_mnist --data-dir ../shared/data --device cuda --epochs 5
@@ -56,10 +57,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="compare",
         help="compare: sequential and batched shadows side by side (default); or one of them",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the modes this many times, alternating, and pool their timings (steadier on a busy machine)",
+    )
     p.add_argument("--doc", help="write the result into this markdown file (between <!-- lira:start/end -->)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.hidden=[512]")
     args = p.parse_args(argv)
-    for key in ("num_shadows", "epochs", "method_epochs", "threads"):
+    for key in ("num_shadows", "epochs", "method_epochs", "threads", "rounds"):
         value = getattr(args, key)
         if value is not None and value < (2 if key == "num_shadows" else 1):
             p.error(f"--{key.replace('_', '-')} is too small: {value}")
@@ -185,6 +192,18 @@ def measure(args: argparse.Namespace, batched: bool) -> dict:
     }
 
 
+def pooled(measured: list[dict]) -> dict:
+    """The timings of several runs of one mode as one: each kind's models of every run; the first run's results."""
+    groups = {kind: [t for m in measured for t in m["groups"][kind]] for kind in measured[0]["groups"]}
+    return {
+        **measured[0],
+        "groups": groups,
+        "total_s": sum(m["total_s"] for m in measured) / len(measured),
+        "models_per_minute": per_minute(groups["all shadow models"]),
+        "trainings_per_minute": per_minute(groups["all shadow trainings"]),
+    }
+
+
 def per_minute(times: list[tuple[float, float]], which: int = 0) -> float:
     """Models per minute of wall (which=0) or CPU (which=1) time."""
     return 60 * len(times) / sum(t[which] for t in times)
@@ -202,7 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     modes = ("sequential", "batched") if args.mode == "compare" else (args.mode,)
-    runs = {mode: measure(args, mode == "batched") for mode in modes}
+    # Alternating rounds: a machine that slows down or speeds up during the benchmark hits every mode alike.
+    rounds = [{mode: measure(args, mode == "batched") for mode in modes} for _ in range(args.rounds)]
+    runs = {mode: pooled([r[mode] for r in rounds]) for mode in modes}
 
     first = runs[modes[0]]
     env = first["results"]["env"]
@@ -213,7 +234,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"eval=full on {args.dataset} / {args.model}{extra} / method {args.method}, "
         f"N = {args.num_shadows} shadows, recipe {first['epochs']} epochs, forget "
         f"{first['results']['forget']['size']} samples, device {env['device']} ({env['device_name']}), "
-        f"torch {env['torch']}, {torch.get_num_threads()} threads, {os.cpu_count()} CPU cores, load average "
+        f"torch {env['torch']}, {torch.get_num_threads()} threads, {os.cpu_count()} CPU cores, "
+        f"{args.rounds} round(s) of the modes alternating (models, seconds and rates over all rounds), load average "
         f"before/after {load_before} / {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
         "",
     ]
@@ -240,8 +262,8 @@ def main(argv: list[str] | None = None) -> dict:
         out.append(
             f"{mode}: shadow trainings per minute {measured['trainings_per_minute']:.1f} (wall), "
             f"{per_minute(measured['groups']['all shadow trainings'], 1):.1f} (CPU time); eval stage "
-            f"{measured['results']['time_s']['eval']:.1f} s (includes predictions and attacks); whole run "
-            f"{measured['total_s']:.1f} s"
+            f"{measured['results']['time_s']['eval']:.1f} s (first round; includes predictions and attacks); whole run "
+            f"{measured['total_s']:.1f} s (mean of the rounds)"
         )
     out.append("")
     if len(modes) == 2:
