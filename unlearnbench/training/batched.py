@@ -136,8 +136,8 @@ def lockstep(streams: Sequence) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One batch of every stream per step, stacked ([K, B, ...] images, [K, B] labels).
 
     Each stream draws its samples and augmentation parameters from its own generator, exactly as when
-    iterated alone; the float conversion and the augmentation then run once for all K streams (per-image
-    ops: the same values as K separate calls, for a K-th of the op overhead).
+    iterated alone; the augmentation (on the uint8 images) and the float conversion then run once for all
+    K streams (per-image ops: the same values as K separate calls, for a K-th of the op overhead).
     """
     first = streams[0]
     finished_per_stream = any(s.hook is not None or s.channels_last for s in streams)
