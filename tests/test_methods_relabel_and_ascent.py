@@ -119,7 +119,13 @@ def test_neggrad_plus_defaults_run_plain_sgd_one_pass_over_d_r_per_epoch(make_cf
 
     def counting_sgd(*args, **kwargs):
         opt = real_sgd(*args, **kwargs)
-        opt.register_step_post_hook(lambda *_: steps.append(len(retain_ids)))  # losses seen so far
+        real_step = opt.step
+
+        def counted_step():
+            real_step()
+            steps.append(len(retain_ids))  # losses seen so far
+
+        opt.step = counted_step
         optimisers.append(opt)
         return opt
 
@@ -137,8 +143,8 @@ def test_neggrad_plus_defaults_run_plain_sgd_one_pass_over_d_r_per_epoch(make_cf
     for epoch in range(method.epochs):  # each epoch sees every retain sample exactly once
         seen = sum(retain_ids[epoch * per_epoch : (epoch + 1) * per_epoch], [])
         assert sorted(seen) == list(range(100, 100 + n_retain))
-    (group,) = optimisers[0].param_groups
-    assert group["momentum"] == 0.0 and group["weight_decay"] == 0.0 and group["lr"] == 0.01
+    opt = optimisers[0]
+    assert opt.momentum == 0.0 and opt.weight_decay == 0.0 and opt.lr == 0.01
 
 
 # ---------------------------------------------------------------- RL

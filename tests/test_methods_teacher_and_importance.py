@@ -199,11 +199,17 @@ def test_scrub_defaults_take_large_scale_batches_512_forget_256_retain(make_cfg,
     real_train_epochs = scrub.train_epochs
 
     def counting(model, epochs, batches, step_loss, optimizer, ctx, desc, **kwargs):
-        hook = optimizer.register_step_post_hook(lambda *_: steps.update([desc]))
+        real_step = optimizer.step
+
+        def counted_step():
+            real_step()
+            steps.update([desc])
+
+        optimizer.step = counted_step
         try:
             return real_train_epochs(model, epochs, batches, step_loss, optimizer, ctx, desc, **kwargs)
         finally:
-            hook.remove()
+            optimizer.step = real_step
 
     monkeypatch.setattr(scrub, "train_epochs", counting)
     forget, retain = make_split("forget", 600, seed=3), make_split("retain", 300, seed=4, offset=600)

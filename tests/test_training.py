@@ -1,7 +1,10 @@
 """What the training loops report per epoch: Lightning's (training/lightning.py) and the methods'
-(methods/common.py), read once per epoch rather than per step."""
+(methods/common.py), read once per epoch rather than per step; the methods' SGD."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,7 +13,7 @@ from conftest import CPU_TRAINER as TRAINER
 
 from unlearnbench.data.batches import TensorBatches
 from unlearnbench.data.sources import load_digits
-from unlearnbench.methods.common import DivergedError, EpochLoss
+from unlearnbench.methods.common import SGD, DivergedError, EpochLoss
 from unlearnbench.metrics.accuracy import accuracy
 from unlearnbench.models.small import MLP
 from unlearnbench.training.lightning import fit
@@ -68,3 +71,50 @@ def test_epoch_loss_is_the_mean_of_its_steps_and_a_non_finite_step_fails_it():
     epoch.add(torch.tensor(1.0))  # a later finite step does not hide it
     with pytest.raises(DivergedError, match="non-finite loss .* in ft epoch 0"):
         epoch.mean("ft epoch 0")
+
+
+def _sgd_trajectory(make_optimizer, steps: int = 6) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    model = MLP(10, 1, 8, [0.3], [0.4], hidden=[16], activation="relu")
+    model.head.bias.requires_grad_(False)  # frozen: never stepped
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params)
+    data = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        x, y = torch.rand(32, 1, 8, 8, generator=data), torch.randint(0, 10, (32,), generator=data)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        if step in (1, 2):  # a parameter without a gradient in some steps keeps its momentum for later ones
+            model.head.weight.grad = None
+        opt.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.9, 5e-4), (0.0, 0.0), (0.5, 0.0)])
+def test_methods_sgd_gives_torch_optim_sgds_weights_bit_for_bit(momentum, weight_decay):
+    def ours(params):
+        return SGD(params, lr=0.1, momentum=momentum, weight_decay=weight_decay)
+
+    def torchs(params):
+        return torch.optim.SGD(params, lr=0.1, momentum=momentum, weight_decay=weight_decay)
+
+    mine, reference = _sgd_trajectory(ours), _sgd_trajectory(torchs)
+    assert all(torch.equal(a, b) for a, b in zip(mine, reference, strict=True))
+    assert not torch.equal(mine[0], _sgd_trajectory(ours, steps=0)[0])  # the steps did move the weights
+
+
+def test_a_methods_sgd_does_not_import_torch_dynamo():
+    # torch.optim.Optimizer's first construction imports torch._dynamo (~1.5 s on a CPU); methods' SGD must not.
+    code = (
+        "import sys, torch\n"
+        "from unlearnbench.methods.common import sgd\n"
+        "w = torch.nn.Parameter(torch.ones(3))\n"
+        "opt = sgd([w], lr=0.1)\n"
+        "(w * w).sum().backward()\n"
+        "opt.step()\n"
+        "opt.zero_grad()\n"
+        "assert w.tolist() != [1.0, 1.0, 1.0]\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -318,9 +318,6 @@ class Pipeline:
         model = copy.deepcopy(original)
         granted = GrantedSplits(splits, method.needs, name)
         ctx = self.context(splits, seed, hook_state)
-        # A process's first torch.optim optimiser imports torch._dynamo (~1.5 s on a CPU): import it before
-        # the clock starts, so a method's time does not depend on whether it ran first in its process.
-        import torch._dynamo  # noqa: F401
 
         _sync(self.runtime.device)
         start = time.perf_counter()

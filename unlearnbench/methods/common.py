@@ -1,4 +1,4 @@
-"""Building blocks shared by methods: optimisers, an epoch loop with progress and divergence checks,
+"""Building blocks shared by methods: the SGD optimiser, an epoch loop with progress and divergence checks,
 an endless batch stream, the L1 norm."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from itertools import chain, repeat
 
 import torch
 from torch import nn
+from torch.optim.sgd import sgd as sgd_update
 from tqdm.auto import tqdm
 
 from unlearnbench.errors import UserError
@@ -19,10 +20,54 @@ class DivergedError(RuntimeError):
     """The loss or the weights became NaN or infinite."""
 
 
-def sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
-    return torch.optim.SGD(
-        [p for p in params if p.requires_grad], lr=lr, momentum=momentum, weight_decay=weight_decay
-    )
+class SGD:
+    """torch.optim.SGD with momentum and weight decay (no dampening, no Nesterov), updated by torch's own SGD
+    kernel, `torch.optim.sgd.sgd`: the same weights, bit for bit.
+
+    Not a torch.optim.Optimizer because building the first one in a process imports torch._dynamo, which
+    takes about 1.5 s on a CPU: a third of a cached run's time. Methods with Adam still pay it.
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        self.params = list(params)
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.momentum_buffers: list[torch.Tensor | None] = [None] * len(self.params)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        buffers = [self.momentum_buffers[i] for i in live]
+        sgd_update(
+            [self.params[i] for i in live],
+            [self.params[i].grad for i in live],
+            buffers,  # the kernel creates the missing ones in place
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            lr=self.lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+        )
+        for i, buffer in zip(live, buffers):
+            self.momentum_buffers[i] = buffer
+
+
+def import_torch_optim() -> None:
+    """For methods built on a torch.optim optimiser, from their __init__: a process's first one imports
+    torch._dynamo (~1.5 s on a CPU). Imported when the method is built, it stays out of the timed unlearning,
+    so a method's time does not depend on whether it ran first in its process."""
+    import torch._dynamo  # noqa: F401
+
+
+def sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> SGD:
+    return SGD([p for p in params if p.requires_grad], lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 class EpochLoss:
@@ -74,7 +119,7 @@ def train_epochs(
     epochs: int,
     batches: Iterable,
     step_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
+    optimizer: SGD | torch.optim.Optimizer,
     ctx: UnlearnContext,
     desc: str,
     scheduler=None,

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from unlearnbench.checks import check_choice, check_int, check_number
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import EpochLoss, check_weights_finite, endless
+from unlearnbench.methods.common import EpochLoss, check_weights_finite, endless, import_torch_optim
 
 BN_MODES = ("eval", "train")
 
@@ -141,6 +141,7 @@ class GradTau(Method):
         self.lr, self.weight_decay, self.lr_end_factor = lr, weight_decay, float(lr_end_factor)
         self.batch_size, self.tau_refresh_every, self.max_epochs = batch_size, tau_refresh_every, max_epochs
         self.bn_mode, self.augment = bn_mode, augment
+        import_torch_optim()  # AdamW
 
     def resolve_alpha0(self, forget_ratio: float) -> float:
         """The configured alpha0, or the paper's rule; the rule exceeds 1 above 60% forgetting."""

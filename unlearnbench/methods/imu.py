@@ -38,7 +38,7 @@ from unlearnbench.checks import check_choice, check_int, check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import l1_norm, sgd, train_epochs
+from unlearnbench.methods.common import SGD, l1_norm, sgd, train_epochs
 from unlearnbench.methods.influence import head_influence, penultimate_features
 
 
@@ -203,7 +203,7 @@ class IMU(Method):
         labels: torch.Tensor,
         weights: torch.Tensor,
         features: torch.Tensor | None,
-        optimizer: torch.optim.Optimizer,
+        optimizer: SGD,
         ctx: UnlearnContext,
         round_: int,
         epochs: int,
