@@ -25,7 +25,7 @@ class SGD:
     kernel, `torch.optim.sgd.sgd`: the same weights, bit for bit.
 
     Not a torch.optim.Optimizer because building the first one in a process imports torch._dynamo, which
-    takes about 1.5 s on a CPU: a third of a cached run's time. Methods with Adam still pay it.
+    takes about 1.5 s on a CPU, a fifth of a cached default run. Methods with Adam still pay it.
     """
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
