@@ -20,7 +20,7 @@ from unlearnbench.training import batched
 from unlearnbench.training.batched import fit_many, why_not_batched
 from unlearnbench.training.cache import ModelCache
 from unlearnbench.training.lightning import fit
-from unlearnbench.training.recipe import seed_everything
+from unlearnbench.training.recipe import build_fast_optimizer, seed_everything
 
 SEEDS = (5, 6, 7)
 
@@ -169,12 +169,12 @@ def test_lockstep_batches_are_each_streams_batches_alone(augment, hook):
         assert (together[0][1] == 0).any()
 
 
-def test_stacked_optimiser_is_fused_where_torch_has_a_kernel_and_the_recipe_does_not_choose():
+def test_fast_optimiser_is_fused_where_torch_has_a_kernel_and_the_recipe_does_not_choose():
     params = [torch.zeros(3, 4, requires_grad=True)]
 
     def fused(**optimizer):
         recipe = {"optimizer": {"_partial_": True, "lr": 0.1, **optimizer}, "scheduler": None}
-        return batched._stacked_optimizer(params, recipe)[0].defaults.get("fused")
+        return build_fast_optimizer(params, recipe)[0].defaults.get("fused")
 
     assert fused(_target_="torch.optim.SGD", momentum=0.9) is True
     assert not fused(_target_="torch.optim.SGD", foreach=True)  # the recipe's choice stands

@@ -25,7 +25,7 @@ from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
 from unlearnbench.methods.common import DivergedError, check_weights_finite
 from unlearnbench.runtime import Runtime, apply_determinism
-from unlearnbench.training.batched import fit_many, why_not_batched
+from unlearnbench.training.batched import fit_many, num_batches, why_not_batched
 from unlearnbench.training.cache import ModelCache, spec_hash
 from unlearnbench.training.recipe import RESULT_AFFECTING_TRAINER_KEYS, seed_everything
 
@@ -139,6 +139,12 @@ class Pipeline:
                 fit,  # Lightning is imported only when something trains
             )
 
+            trainer = _container(cfg.trainer)
+            steps = num_batches(len(train_batches), trainer.get("limit_train_batches")) * recipe["epochs"]
+            # Compiling changes float rounding only, as stacking does: not part of the cache key.
+            compile_options = self.runtime.compile_options(steps)
+            every = self.runtime.checkpoint_every(recipe["epochs"])
+            timings: dict = {}
             _sync(self.runtime.device)
             start = time.perf_counter()
             fit(
@@ -146,11 +152,14 @@ class Pipeline:
                 train_batches,
                 val_batches if len(self.splits.val) else None,
                 recipe,
-                _container(cfg.trainer),
+                trainer,
                 logger=self.logger if record else None,
                 stage=stage,
                 root_dir=cfg.paths.output_dir,
-                checkpoint_dir=partial,
+                checkpoint_dir=partial if every is not None else None,
+                checkpoint_every=every or 1,
+                compile=compile_options,
+                timings=timings,
             )
             _sync(self.runtime.device)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -159,6 +168,8 @@ class Pipeline:
                 "state_dict": state,
                 "hook_state": dict(hook.state) if hook is not None else {},
                 "train_seconds": time.perf_counter() - start,
+                "compile_seconds": timings["compile_s"],
+                "compile": compile_options,
                 "train_device": str(self.runtime.device),
             }
 
@@ -174,6 +185,7 @@ class Pipeline:
                 "hit": info.hit,
                 "path": info.path,
                 "train_seconds": payload.get("train_seconds"),
+                "compile_seconds": payload.get("compile_seconds"),
                 "train_device": payload.get("train_device"),
                 "seconds_this_run": time.perf_counter() - start,  # the load time on a hit
             }
@@ -244,8 +256,15 @@ class Pipeline:
             checkpoints = self.cache.root / "partial" / f"{stage}-group-{spec_hash([specs[i] for i in todo])}"
             _sync(self.runtime.device)
             start = time.perf_counter()
+            every = self.runtime.checkpoint_every(recipe["epochs"])
             states = fit_many(
-                models, streams, recipe, _container(self.cfg.trainer), self.runtime.autocast, checkpoints
+                models,
+                streams,
+                recipe,
+                _container(self.cfg.trainer),
+                self.runtime.autocast,
+                checkpoints if every is not None else None,
+                checkpoint_every=every or 1,
             )
             _sync(self.runtime.device)
             each = (time.perf_counter() - start) / len(states)  # the group's cost, shared equally
@@ -400,6 +419,8 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
             info,
         ) in pipe.cache_info.items():  # the models' training cost, also when loaded from the cache
             times[stage] = info["train_seconds"]
+            if info.get("compile_seconds"):
+                times[f"{stage}_compile"] = info["compile_seconds"]
 
         diverged = None
         try:

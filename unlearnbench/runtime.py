@@ -7,12 +7,17 @@ everything else agree); the rest from the `runtime` config, whose `auto` values 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from unlearnbench.checks import check_choice, check_int, check_number
 from unlearnbench.errors import ConfigError
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def _auto(value: Any, on_cuda: Any, on_cpu: Any, cuda: bool) -> Any:
@@ -36,6 +41,17 @@ def apply_determinism(mode: Any) -> None:
         setter(on, warn_only=warn_only)
 
 
+# runtime config keys that are Runtime fields as they are (checked in __post_init__).
+_PASSED_AS_THEY_ARE = (
+    "compile",
+    "compile_mode",
+    "compile_backend",
+    "compile_min_steps",
+    "checkpoint_fraction",
+    "eval_workers",
+)
+
+
 @dataclass
 class Runtime:
     device: torch.device
@@ -46,6 +62,22 @@ class Runtime:
     num_workers: int = 2
     progress: bool = True
     limit_batches: int | None = None
+    compile: Any = "auto"  # torch.compile for training from scratch: auto (GPU, long trainings), true, false
+    compile_mode: str = "default"
+    compile_backend: str = "inductor"
+    compile_min_steps: int = 2000
+    checkpoint_fraction: float | None = 0.1
+    eval_workers: Any = "auto"
+
+    def __post_init__(self):
+        check_choice("runtime.compile", self.compile, ("auto", True, False))
+        check_choice("runtime.compile_mode", self.compile_mode, COMPILE_MODES)
+        check_int("runtime.compile_min_steps", self.compile_min_steps, minimum=0)
+        check_number(
+            "runtime.checkpoint_fraction", self.checkpoint_fraction, 0, 1, low_open=True, allow_none=True
+        )
+        if self.eval_workers != "auto":
+            check_int("runtime.eval_workers", self.eval_workers, minimum=0, hint="or auto")
 
     @classmethod
     def from_cfg(cls, trainer: dict, runtime: dict | None = None, data_bytes: int = 0) -> Runtime:
@@ -72,7 +104,41 @@ class Runtime:
             num_workers=int(runtime.get("num_workers", 2)),
             progress=bool(trainer.get("enable_progress_bar", True)),
             limit_batches=runtime.get("limit_batches"),
+            **{key: runtime[key] for key in _PASSED_AS_THEY_ARE if key in runtime},
         )
+
+    def compile_options(self, steps: int) -> dict | None:
+        """torch.compile's arguments for a training of `steps` steps, or None to train eagerly.
+
+        `auto` compiles on a GPU when the training is long enough to repay the compilation (tens of seconds
+        for a ResNet-18, a few percent of a 182-epoch training); on a CPU the step is bound by its matrix
+        products, which compiling does not speed up.
+        """
+        on = self.compile
+        if on == "auto":
+            on = self.device.type == "cuda" and steps >= self.compile_min_steps
+        if not on:
+            return None
+        options = {"backend": self.compile_backend}
+        if self.compile_mode != "default":
+            options["mode"] = self.compile_mode
+        return options
+
+    def checkpoint_every(self, epochs: int) -> int | None:
+        """Epochs between a training's resumable checkpoints (`checkpoint_fraction` of them), or None."""
+        if self.checkpoint_fraction is None:
+            return None
+        return max(1, math.ceil(self.checkpoint_fraction * int(epochs)))
+
+    def evaluation_workers(self, tasks: int) -> int:
+        """Processes for the metrics' attack fits: `eval_workers`, or with `auto` one per task up to the cores
+        a GPU run leaves free (two kept for the run itself); 0 (in this process) on a CPU run, whose cores the
+        run's own computation already uses."""
+        if self.eval_workers != "auto":
+            return int(self.eval_workers)
+        if self.device.type != "cuda":
+            return 0
+        return max(0, min(tasks, (os.cpu_count() or 1) - 2))
 
     def autocast(self):
         """Autocast when the precision asks for it (bf16 / fp16 on CUDA, bf16 on the CPU); a no-op otherwise."""

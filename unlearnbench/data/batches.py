@@ -3,7 +3,9 @@
 `TensorBatches` is an iterable that Lightning's `Trainer.fit` and plain loops both accept. When the
 data does not fit on the device, `LoaderBatches` streams the same batches through a CPU DataLoader.
 Both yield `(images in [0, 1] as float32, int64 labels)` and draw all randomness from one seeded
-CPU generator, so a run is reproducible whatever the device.
+generator. `TensorBatches` keeps it on the data's device: order, crops and flips are drawn where they are
+used, so a GPU step never waits for a host-to-device copy, and a seed gives the same batches on the same
+kind of device (a CUDA generator's stream differs from a CPU one's). `LoaderBatches` draws on the CPU.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ class Augment:
     def draw(
         self, b: int, gen: torch.Generator
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """(row offsets, column offsets, flips) for `b` images, drawn from `gen` in a fixed order."""
+        """(row offsets, column offsets, flips) for `b` images, drawn from `gen` in a fixed order, on its device."""
         dy = dx = flip = None
+        dev = gen.device
         if self.crop_padding > 0:
-            dy = torch.randint(0, 2 * self.crop_padding + 1, (b,), generator=gen)
-            dx = torch.randint(0, 2 * self.crop_padding + 1, (b,), generator=gen)
+            dy = torch.randint(0, 2 * self.crop_padding + 1, (b,), generator=gen, device=dev)
+            dx = torch.randint(0, 2 * self.crop_padding + 1, (b,), generator=gen, device=dev)
         if self.flip:
-            flip = torch.rand(b, generator=gen) < 0.5
+            flip = torch.rand(b, generator=gen, device=dev) < 0.5
         return dy, dx, flip
 
     def apply(
@@ -89,7 +92,8 @@ class TensorBatches:
         self.batch_size, self.shuffle, self.augment = int(batch_size), shuffle, augment
         self.hook, self.drop_last, self.channels_last = hook, drop_last, channels_last
         self.limit = limit  # at most this many batches a pass (runtime.limit_batches, for smoke runs)
-        self.generator = torch.Generator().manual_seed(seed)
+        # On the data's device: drawing there needs no copy, so no step waits for the host.
+        self.generator = torch.Generator(device=x.device).manual_seed(seed)
 
     def __len__(self) -> int:
         n = len(self.y)
@@ -98,7 +102,12 @@ class TensorBatches:
 
     def _order(self) -> torch.Tensor:
         n = len(self.y)
-        return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        dev = self.generator.device
+        return (
+            torch.randperm(n, generator=self.generator, device=dev)
+            if self.shuffle
+            else torch.arange(n, device=dev)
+        )
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for drawn in self.draws():
@@ -108,7 +117,7 @@ class TensorBatches:
         """(uint8 images, labels, augmentation parameters or None) of each batch, drawn from the generator
         in the order iterating draws them; `augmented` then `finish` turn one into the batch. Split so
         that several streams can be augmented in one op (training/batched.py), drawing as when alone."""
-        order = self._order().to(self.x.device)
+        order = self._order()
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             # index_select copies whole images; `x[idx]` copies pixel by pixel (~10x slower on a CPU).

@@ -62,9 +62,10 @@ def mix_codes(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace each sample of the batch by its class's code with probability `t_mix` (labels unchanged).
 
-    The coins come from `generator` (a CPU generator), so the same seed gives the same replacements.
+    The coins come from `generator` (the batches' own, on their device), so the same seed gives the same
+    replacements.
     """
-    coin = torch.rand(len(y), generator=generator) < t_mix
+    coin = torch.rand(len(y), generator=generator, device=generator.device) < t_mix
     coin = coin.to(x.device)[:, None, None, None]
     return torch.where(coin, codes.to(device=x.device, dtype=x.dtype)[y], x), y
 

@@ -50,5 +50,5 @@ class RandomLabel(SGDMethod, Method):
         model.train()
         forget = ctx.batches(data.forget, self.batch_size, augment=self.augment, stream="forget")
         retain = ctx.batches(data.retain, self.batch_size, augment=self.augment, stream="retain")
-        labels = torch.Generator().manual_seed(ctx.seed_for("labels"))  # CPU: the same labels on any device
+        labels = torch.Generator(ctx.device).manual_seed(ctx.seed_for("labels"))  # drawn where they are used
         return random_label_epochs(model, self.epochs, forget, retain, opt, ctx, labels, self.tag, hook)

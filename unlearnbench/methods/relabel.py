@@ -29,12 +29,12 @@ Grads = dict[str, torch.Tensor]  # parameter name -> gradient
 def random_wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
     """A label drawn uniformly from the other `num_classes - 1` classes, for each entry of `y`.
 
-    Adding an offset in 1..C-1 modulo C never returns the true class. `generator` lives on the CPU,
-    so the labels are the same on any device.
+    Adding an offset in 1..C-1 modulo C never returns the true class. The offsets are drawn on the
+    generator's device (the compute device: no host-to-device copy per step).
     """
     if num_classes < 2:
         raise UserError(f"random labels need at least 2 classes, got num_classes={num_classes}")
-    offset = torch.randint(1, num_classes, tuple(y.shape), generator=generator)
+    offset = torch.randint(1, num_classes, tuple(y.shape), generator=generator, device=generator.device)
     return (y + offset.to(y.device)) % num_classes
 
 

@@ -34,7 +34,12 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from unlearnbench.data.batches import to_float
-from unlearnbench.training.recipe import ELEMENTWISE_OPTIMIZERS, build_optimizer
+from unlearnbench.training.recipe import (
+    ELEMENTWISE_OPTIMIZERS,
+    build_fast_optimizer,
+    label_smoothing,
+    scheduler_interval,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +79,14 @@ def fit_many(
     trainer_cfg: dict,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     checkpoint_dir: Path | None = None,
+    checkpoint_every: int = 1,
 ) -> list[dict[str, torch.Tensor]]:
     """Train `models` (one architecture, on the compute device) together, model k on `streams[k]`;
     return their state dicts on the CPU.
 
     `streams` are `TensorBatches` of equal length. With `checkpoint_dir`, the stacked state (weights,
-    optimiser, schedule, batch generators) is saved after every epoch and an interrupted training
-    resumes from it, as `lightning.fit` does.
+    optimiser, schedule, batch generators) is saved every `checkpoint_every` epochs and an interrupted
+    training resumes from it, as `lightning.fit` does.
     """
     if len({len(s) for s in streams}) != 1:
         raise ValueError("fit_many needs batch streams of equal length (group models by training-set size)")
@@ -93,14 +99,16 @@ def fit_many(
             module.forward = MethodType(_linear_weight_first, module)
         elif isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.forward = MethodType(_batch_norm_in_float32, module)
-    opt, sched = _stacked_optimizer(list(params.values()), recipe)
     epochs = int(recipe["epochs"])
     steps = num_batches(len(streams[0]), trainer_cfg.get("limit_train_batches"))
+    opt, sched = build_fast_optimizer(list(params.values()), recipe, epochs * steps)
+    per_step = scheduler_interval(recipe) == "step"
+    smoothing = label_smoothing(recipe)
     last = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     start = _resume(last, params, buffers, opt, sched, streams)
 
     def loss(p, b, x, y):
-        return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
+        return F.cross_entropy(functional_call(base, (p, b), (x,)), y, label_smoothing=smoothing)
 
     step = vmap(loss, randomness="error")  # a random op would draw one mask for all models: refuse it
     for epoch in range(start, epochs):
@@ -110,26 +118,16 @@ def fit_many(
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
-        if sched is not None:
+            if sched is not None and per_step:
+                sched.step()
+        if sched is not None and not per_step:
             sched.step()
-        if last is not None:
+        if last is not None and (epoch + 1) % checkpoint_every == 0:
             _save(last, epoch + 1, params, buffers, opt, sched, streams)
     keys = models[0].state_dict().keys()
     stacked = {**params, **buffers}
     # clone: a view would carry the whole stacked storage into each model's cache entry.
     return [{k: stacked[k][i].detach().cpu().clone() for k in keys} for i in range(len(models))]
-
-
-def _stacked_optimizer(params: list[torch.Tensor], recipe: dict):
-    """The recipe's optimiser and schedule over the stacked tensors, with the optimiser's fused kernel where
-    torch has one for the device and the recipe does not choose: one pass over each stacked tensor instead
-    of one per operation (the same update; SGD's is bit-identical)."""
-    if not {"fused", "foreach"} & set(recipe["optimizer"]):
-        try:
-            return build_optimizer(params, recipe, fused=True)
-        except (TypeError, RuntimeError, ValueError):  # no fused kernel for this optimiser or device
-            pass
-    return build_optimizer(params, recipe)
 
 
 def lockstep(streams: Sequence) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

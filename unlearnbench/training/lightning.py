@@ -15,13 +15,22 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 
 from unlearnbench.metrics.accuracy import accuracy
-from unlearnbench.training.recipe import build_optimizer
+from unlearnbench.training.recipe import (
+    build_fast_optimizer,
+    build_optimizer,
+    label_smoothing,
+    scheduler_interval,
+)
 
 log = logging.getLogger(__name__)
 
 
 class LitClassifier(pl.LightningModule):
-    """Cross-entropy training with the recipe's optimiser and schedule, logged under `stage/`."""
+    """Cross-entropy training with the recipe's optimiser and schedule, logged under `stage/`.
+
+    With `compile` (torch.compile's keyword arguments), training steps run the compiled model; it is kept
+    outside the module's children, so checkpoints and the state dict hold the plain model's keys.
+    """
 
     def __init__(
         self,
@@ -29,9 +38,12 @@ class LitClassifier(pl.LightningModule):
         recipe: dict,
         stage: str = "original",
         generator: torch.Generator | None = None,
+        compile: dict | None = None,
     ):
         super().__init__()
         self.model, self.recipe, self.stage, self.generator = model, recipe, stage, generator
+        self.label_smoothing = label_smoothing(recipe)
+        object.__setattr__(self, "train_forward", torch.compile(model, **compile) if compile else model)
 
     # The batch generator drives shuffling and augmentation: saving it makes a resumed run identical.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -52,8 +64,8 @@ class LitClassifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
+        logits = self.train_forward(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         # The epoch's means are summed on the device and logged once, at its last batch: a `self.log` per
         # step costs Lightning about a millisecond of Python, as much as a small model's whole step.
         n = len(y)
@@ -71,10 +83,15 @@ class LitClassifier(pl.LightningModule):
         self._log("val_acc", accuracy(self.model(x), y))
 
     def configure_optimizers(self):
-        optimizer, scheduler = build_optimizer(self.model.parameters(), self.recipe)
+        steps = int(self.trainer.estimated_stepping_batches)
+        if self.device.type == "cuda":  # the fused kernel: one launch per step for all parameters
+            optimizer, scheduler = build_fast_optimizer(self.model.parameters(), self.recipe, steps)
+        else:
+            optimizer, scheduler = build_optimizer(self.model.parameters(), self.recipe, steps)
         if scheduler is None:
             return {"optimizer": optimizer}
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        interval = scheduler_interval(self.recipe)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
 
 # A training expected to take longer than this (seconds) is announced with its estimated duration.
@@ -85,27 +102,53 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-class DurationEstimate(pl.Callback):
-    """Times the first training steps and, when the whole training will be long, says so in one line
-    (with the way to a quick run), so nobody waits 40 hours on a CPU without knowing."""
+class StepClock(pl.Callback):
+    """Times training steps with as few waits for the GPU as possible, for two reports:
 
-    def __init__(self, stage: str, probe_steps: int = 5):
-        self.stage, self.probe_steps, self.steps, self.start = stage, probe_steps, 0, 0.0
+    - the training's estimated duration, said in one line when it is long (with the way to a quick run), so
+      nobody waits 40 hours on a CPU without knowing: steps 2 to `probe_steps` + 1 give the steady step time;
+    - `compile_s`, what the first step of each batch shape costs beyond a steady step: torch.compile's
+      compilation (and one-off set-up) when the training is compiled. Only those steps are waited for.
+    """
+
+    def __init__(self, stage: str, probe_steps: int = 5, compiled: bool = False):
+        self.stage, self.probe_steps, self.compiled = stage, probe_steps, compiled
+        self.steps, self.start, self.step_s = 0, 0.0, None
+        self.shapes: set[tuple] = set()
+        self.new_shape_s: list[float] = []
+        self.shape_start: float | None = None
+
+    @staticmethod
+    def _now(pl_module) -> float:
+        if pl_module.device.type == "cuda":  # the host queues steps ahead of the GPU: wait for them
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    @property
+    def compile_s(self) -> float:
+        steady = (self.step_s or 0.0) * len(self.new_shape_s)
+        return max(0.0, sum(self.new_shape_s) - steady)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        shape = tuple(batch[0].shape)
+        if self.compiled and shape not in self.shapes:
+            self.shapes.add(shape)
+            self.shape_start = self._now(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.steps += 1
-        if self.steps not in (1, self.probe_steps + 1):
-            return
-        if pl_module.device.type == "cuda":  # the host queues steps ahead of the GPU: wait for them, twice
-            torch.cuda.synchronize(pl_module.device)
-        if self.steps == 1:  # the first step pays one-off costs (allocation, kernel selection)
-            self.start = time.perf_counter()
-            return
-        per_step = (time.perf_counter() - self.start) / self.probe_steps
-        left = trainer.num_training_batches * trainer.max_epochs - self.steps
-        estimate = per_step * left
+        if self.shape_start is not None:
+            self.new_shape_s.append(self._now(pl_module) - self.shape_start)
+            self.shape_start = None
+        if self.steps == 1:  # the first step pays one-off costs (allocation, kernel selection, compilation)
+            self.start = self._now(pl_module)
+        elif self.steps == self.probe_steps + 1:
+            self.step_s = (self._now(pl_module) - self.start) / self.probe_steps
+            self._announce(trainer, pl_module.device.type)
+
+    def _announce(self, trainer, device: str) -> None:
+        estimate = self.step_s * (trainer.num_training_batches * trainer.max_epochs - self.steps)
         if estimate > LONG_TRAINING_S:
-            device = pl_module.device.type
             hint = (
                 "; trainer=gpu, or experiment=memorise_cifar10 for a CPU-sized setting"
                 if device == "cpu"
@@ -151,17 +194,22 @@ def fit(
     stage: str = "original",
     root_dir: str | None = None,
     checkpoint_dir: Path | None = None,
+    checkpoint_every: int = 1,
+    compile: dict | None = None,
+    timings: dict | None = None,
 ) -> nn.Module:
     """Train `model` in place with Lightning and return it (in eval mode).
 
-    With `checkpoint_dir`, a checkpoint is saved after every epoch and an interrupted training resumes
-    from it (weights, optimiser, schedule and batch generator), giving the same weights as an
-    uninterrupted run on CPU.
+    With `checkpoint_dir`, a checkpoint is saved every `checkpoint_every` epochs and an interrupted training
+    resumes from the last one (weights, optimiser, schedule and batch generator), giving the same weights as
+    an uninterrupted run on CPU. `compile`: torch.compile's arguments for the training steps (None: eager).
+    `timings`, when given, receives `step_s` (a steady step) and `compile_s` (see `StepClock`).
     """
-    module = LitClassifier(model, recipe, stage, getattr(train_batches, "generator", None))
+    module = LitClassifier(model, recipe, stage, getattr(train_batches, "generator", None), compile)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    callbacks, resume = [DurationEstimate(stage)], None
+    clock = StepClock(stage, compiled=bool(compile))
+    callbacks, resume = [clock], None
     if logger is not None:
         callbacks.append(ForwardMetrics(logger, stage))
     if checkpoint_dir is not None:
@@ -170,7 +218,7 @@ def fit(
             ModelCheckpoint(
                 dirpath=checkpoint_dir,
                 filename="last",
-                every_n_epochs=1,
+                every_n_epochs=max(1, int(checkpoint_every)),
                 save_top_k=1,
                 enable_version_counter=False,
                 save_on_train_epoch_end=True,
@@ -215,4 +263,6 @@ def fit(
             ckpt_path=resume,
             weights_only=True,
         )
+    if timings is not None:
+        timings.update(step_s=clock.step_s, compile_s=clock.compile_s if compile else 0.0)
     return model.eval()

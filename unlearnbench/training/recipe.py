@@ -37,11 +37,48 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # all devices
 
 
-def build_optimizer(params, recipe: dict, **options) -> tuple[Any, Any]:
-    """(optimiser over `params`, its per-epoch scheduler or None) from the recipe; `options` are passed to
-    the optimiser's constructor (e.g. `fused=True`)."""
+def build_optimizer(params, recipe: dict, total_steps: int | None = None, **options) -> tuple[Any, Any]:
+    """(optimiser over `params`, its scheduler or None) from the recipe; `options` are passed to the
+    optimiser's constructor (e.g. `fused=True`).
+
+    The scheduler is stepped once per epoch, or once per batch with `scheduler_interval: step`; a per-step
+    scheduler is built with the training's `total_steps`, as torch's OneCycleLR takes it.
+    """
     from hydra.utils import instantiate
 
     optimizer = instantiate(recipe["optimizer"])(params, **options)
-    scheduler = instantiate(recipe["scheduler"])(optimizer) if recipe.get("scheduler") is not None else None
-    return optimizer, scheduler
+    if recipe.get("scheduler") is None:
+        return optimizer, None
+    factory = instantiate(recipe["scheduler"])
+    if scheduler_interval(recipe) == "step":
+        if not total_steps:
+            raise ValueError("a per-step scheduler needs the training's number of steps")
+        return optimizer, factory(optimizer, total_steps=int(total_steps))
+    return optimizer, factory(optimizer)
+
+
+def build_fast_optimizer(params, recipe: dict, total_steps: int | None = None):
+    """`build_optimizer` with the optimiser's fused kernel where torch has one for the parameters' device and
+    the recipe does not choose: one kernel for all tensors instead of several per tensor (SGD's update is the same,
+    bit for bit)."""
+    if not {"fused", "foreach"} & set(recipe["optimizer"]):
+        try:
+            return build_optimizer(params, recipe, total_steps, fused=True)
+        except (TypeError, RuntimeError, ValueError):  # no fused kernel for this optimiser or device
+            pass
+    return build_optimizer(params, recipe, total_steps)
+
+
+def scheduler_interval(recipe: dict) -> str:
+    """`epoch` (default) or `step`: how often the recipe's scheduler is stepped."""
+    interval = recipe.get("scheduler_interval", "epoch")
+    if interval not in ("epoch", "step"):
+        from unlearnbench.errors import ConfigError
+
+        raise ConfigError("recipe.scheduler_interval", interval, "epoch or step")
+    return interval
+
+
+def label_smoothing(recipe: dict) -> float:
+    """The recipe's cross-entropy label smoothing (default 0: plain cross-entropy)."""
+    return float(recipe.get("label_smoothing", 0.0) or 0.0)
