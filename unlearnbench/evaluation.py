@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -59,6 +61,100 @@ def metric_info(metrics: dict) -> dict[str, dict]:
     """results.json `metric_info`: each column's description, in column order."""
     info = {name: desc for metric in metrics.values() for name, desc in metric.info().items()}
     return dict(sorted(info.items(), key=lambda item: item[1]["order"]))
+
+
+class ValuesStore(Protocol):
+    """Stored per-model values (e.g. of the cached reference models): `load` gives None when absent."""
+
+    def load(self, who: str) -> dict[str, float] | None: ...
+
+    def save(self, who: str, values: dict[str, float]) -> None: ...
+
+
+class Evaluator:
+    """Every model's per-model metric values, each model's started as soon as that model exists.
+
+    With `workers` > 0, `submit(who, model)` predicts on the device at once and hands each metric's
+    computation (mostly the attacks' classifier fits: single-threaded CPU work) to a pool of that many
+    processes, so the reference models' values are computed while the method runs and the metrics of one
+    model in parallel. With 0 workers everything runs in this process when `values` asks for it, as a
+    serial evaluation does. Each metric reads only the outputs it is given: the values are the same.
+    """
+
+    def __init__(self, metrics: dict, splits: dict, runtime: Runtime, workers: int = 0, store=None):
+        self.metrics, self.splits, self.runtime, self.store = metrics, splits, runtime, store
+        self.pool = _start_pool(workers) if workers > 0 else None
+        self.pending: dict[str, Any] = {}
+
+    def submit(self, who: str, model: nn.Module) -> None:
+        stored = self.store.load(who) if self.store is not None else None
+        if stored is not None:
+            self.pending[who] = stored
+        elif self.pool is None:
+            self.pending[who] = partial(_predict_and_compute, model, self.splits, self.runtime, self.metrics)
+        else:
+            arrays = _as_arrays(predict_all(model, self.splits, self.runtime))
+            self.pending[who] = [self.pool.submit(_metric_values, m, arrays) for m in self.metrics.values()]
+
+    def values(self, who: str) -> dict[str, float]:
+        """`who`'s values (waiting for them if need be), stored once computed."""
+        pending = self.pending.pop(who)
+        if isinstance(pending, dict):
+            return pending
+        if callable(pending):
+            values = pending()
+        else:
+            values = {}
+            for future in pending:  # in metric order, as the serial computation fills them
+                values.update(future.result())
+        if self.store is not None:
+            self.store.save(who, values)
+        return values
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _predict_and_compute(model, splits, runtime, metrics) -> dict[str, float]:
+    return compute_metrics(predict_all(model, splits, runtime), metrics)
+
+
+def _as_arrays(outputs: dict[str, SplitOutputs]) -> dict[str, tuple]:
+    """Outputs as numpy arrays: pickled by value to the workers (a tensor would travel as shared memory)."""
+    return {name: (out.logits.numpy(), out.labels.numpy()) for name, out in outputs.items()}
+
+
+def _metric_values(metric, arrays: dict[str, tuple]) -> dict[str, float]:
+    """A worker's task: one metric's per-model values from one model's outputs."""
+    outputs = {
+        name: SplitOutputs(torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y) in arrays.items()
+    }
+    return metric.per_model(outputs)
+
+
+def _quiet_worker() -> None:
+    """Each worker computes on one thread (the pool is the parallelism) and imports the attacks' libraries
+    before its first task."""
+    from threadpoolctl import threadpool_limits
+
+    import unlearnbench.metrics.attacks  # noqa: F401  (scikit-learn)
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of `workers` fresh processes (spawned: a forked copy of a process holding CUDA or OpenMP threads
+    can hang), started now so that their imports overlap the run's own work."""
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_worker
+    )
+    warm: list[Future] = [pool.submit(int) for _ in range(workers)]  # one spawn per task while none is idle
+    del warm
+    return pool
 
 
 class ShadowContext:

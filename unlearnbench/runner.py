@@ -8,7 +8,7 @@ import logging
 import platform
 import shutil
 import time
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import unlearnbench
 from unlearnbench.config import build, validate
 from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits, build_splits
-from unlearnbench.evaluation import ShadowContext, compute_metrics, metric_info, predict_all
+from unlearnbench.evaluation import Evaluator, ShadowContext, metric_info
 from unlearnbench.files import atomic_write_text
 from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
@@ -186,6 +186,7 @@ class Pipeline:
                 "path": info.path,
                 "train_seconds": payload.get("train_seconds"),
                 "compile_seconds": payload.get("compile_seconds"),
+                "compile": payload.get("compile"),
                 "train_device": payload.get("train_device"),
                 "seconds_this_run": time.perf_counter() - start,  # the load time on a hit
             }
@@ -296,12 +297,13 @@ class Pipeline:
             log=self.log_method_values,
         )
 
-    def reference_values(self, who: str, compute) -> dict[str, float]:
-        """The per-model metric values of a cached reference model (original, Retrain): computed once per
-        model, splits, metric config and precision, then read back (every method run of a seed shares them)."""
+    def _reference_values_path(self, who: str) -> Path | None:
+        """Where the per-model metric values of a cached reference model (original, Retrain) are kept: one file
+        per model, splits, metric config and precision (every method run of a seed shares them); None for any
+        other model."""
         info = self.cache_info.get(who)
         if who not in ("original", "retrain") or info is None:
-            return compute()
+            return None
         spec = {
             "model": info["key"],
             "metrics": _container(self.cfg.eval.metrics),
@@ -309,13 +311,20 @@ class Pipeline:
             "device": self.runtime.device.type,
             "precision": self.runtime.precision,
         }
-        path = self.cache.root / "metrics" / f"{who}-{spec_hash(spec)}.json"
+        return self.cache.root / "metrics" / f"{who}-{spec_hash(spec)}.json"
+
+    def load(self, who: str) -> dict[str, float] | None:
+        """The stored values of reference model `who`, or None (evaluation.ValuesStore)."""
+        path = self._reference_values_path(who)
         try:
-            return json.loads(path.read_text())
+            return json.loads(path.read_text()) if path is not None else None
         except (OSError, ValueError):
-            values = compute()
+            return None
+
+    def save(self, who: str, values: dict[str, float]) -> None:
+        path = self._reference_values_path(who)
+        if path is not None:
             atomic_write_text(path, json.dumps(values))
-            return values
 
     def log_method_values(self, values: dict[str, Any]) -> None:
         """A method's diagnostics (`ctx.log`) go to the run's logger (CSV, W&B), one step per call."""
@@ -407,13 +416,19 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
     seed_everything(int(cfg.seed))
     raw, splits, runtime = prepare_data(cfg, scenario)
 
+    metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
     logger = make_logger(cfg.logger)
-    status = "failed"
+    status, evaluator = "failed", None
     try:
         pipe = Pipeline(cfg, splits, runtime, logger)
+        workers = runtime.evaluation_workers(3 * len(metrics_objs))
+        evaluator = Evaluator(metrics_objs, splits.eval_splits(), runtime, workers, store=pipe)
         hook = method.training_hook(int(cfg.seed), tuple(raw.train_x.shape[1:]), splits.num_classes)
         original, hook_state = pipe.trained(splits.train, "original", hook)
+        evaluator.submit("original", original)  # with eval workers, computed while the rest runs
         retrain = pipe.trained(splits.retain, "retrain")[0] if cfg.eval.retrain else None
+        if retrain is not None:
+            evaluator.submit("retrain", retrain)
         for (
             stage,
             info,
@@ -433,11 +448,10 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
             diverged, unlearned, times["unlearn"] = str(err), None, None
             log.warning("method %s diverged: %s", cfg.method.name, err)
 
-        start = time.perf_counter()
-        metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
+        start = time.perf_counter()  # evaluation's share of the run: from here, what the run still waits for
         models = {"unlearned": unlearned, "original": original, "retrain": retrain}
         shadows = shadow_context(pipe, method, str(cfg.method.name), splits, models, hook)
-        values = evaluate_models(models, metrics_objs, shadows, splits, runtime, pipe.reference_values)
+        values = evaluate_models(models, metrics_objs, shadows, evaluator)
         times["eval"] = time.perf_counter() - start
         times["total"] = time.perf_counter() - wall
 
@@ -445,6 +459,7 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
             cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime, diverged
         )
         results["job_hash"] = job_hash
+        results["eval_workers"] = workers
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "indices.json", json.dumps(splits.indices()))
         atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
@@ -452,23 +467,19 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
         status = "success"
         return results
     finally:
+        if evaluator is not None:
+            evaluator.close()
         close_logger(logger, status)
 
 
 def evaluate_models(
-    models: dict, metrics_objs: dict, shadows: ShadowContext, splits: Splits, runtime: Runtime, cached=None
+    models: dict, metrics_objs: dict, shadows: ShadowContext, evaluator: Evaluator
 ) -> dict[str, dict]:
-    """Metric values per model; a diverged (None) unlearned model gets every metric as None.
-
-    `cached(who, compute)` may return the stored values of a reference model (original, Retrain) instead
-    of computing them again.
-    """
-    eval_splits = splits.eval_splits()
-    values = {}
-    for who, model in models.items():
-        if model is not None:
-            compute = partial(_predict_and_compute, model, eval_splits, runtime, metrics_objs)
-            values[who] = cached(who, compute) if cached is not None else compute()
+    """Metric values per model (the reference models' submitted to `evaluator` already); a diverged (None)
+    unlearned model gets every metric as None."""
+    if models["unlearned"] is not None:
+        evaluator.submit("unlearned", models["unlearned"])
+    values = {who: evaluator.values(who) for who, model in models.items() if model is not None}
     if models["unlearned"] is not None:
         for metric in metrics_objs.values():
             if metric.needs_shadows:
@@ -481,10 +492,6 @@ def evaluate_models(
     if models["unlearned"] is None:
         values["unlearned"] = {k: None for k in values["original"]}
     return values
-
-
-def _predict_and_compute(model, eval_splits, runtime, metrics_objs) -> dict[str, float]:
-    return compute_metrics(predict_all(model, eval_splits, runtime), metrics_objs)
 
 
 def assemble_results(
