@@ -118,6 +118,11 @@ def test_wandb_logger_runs_offline(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     run_dirs = [p.parent for p in (tmp_path / "outputs" / "runs").rglob("results.json")]
     assert len(run_dirs) == 1
+    # The run ends by saying where its results are and what to do next.
+    assert out.stdout.splitlines()[-2:] == [
+        f"results: {run_dirs[0]}/results.json",
+        f"next: unlearn-report {run_dirs[0]}   (tables, CSV, LaTeX and plots)",
+    ]
     offline = list((run_dirs[0] / "wandb").glob("offline-run-*"))
     assert offline, "expected an offline W&B run directory"
     assert list(offline[0].glob("*.wandb"))

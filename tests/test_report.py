@@ -249,7 +249,9 @@ def test_cli_writes_all_files(tree, tmp_path, capsys):
     root, written = tree
     out = tmp_path / "report_out"
     assert main([str(root), "--out", str(out)]) == 0
-    printed = [Path(p) for p in capsys.readouterr().out.split()]
+    tables, files = capsys.readouterr().out.split("\nwrote:\n")
+    assert tables.count("| Method |") == 2  # each setting's table, in the terminal
+    printed = [Path(p) for p in files.split()]
     names = sorted(p.name for p in out.iterdir())
     assert sorted(p.name for p in printed) == names
     for name in ("report.md", "report.csv", "report.tex"):

@@ -25,9 +25,10 @@ def app(cfg: DictConfig) -> float:
     except UserError as err:
         raise InputAbort(err) from err
     if not multirun:
-        from unlearnbench.console import format_table
+        from unlearnbench.console import format_table, where_lines
 
         print(format_table(results))
+        print(where_lines(cfg.paths.output_dir))
     return objective(results, cfg, HydraConfig.get().sweeper)
 
 

@@ -113,3 +113,8 @@ def summary_line(results: dict) -> str:
         f"{results['seed']}{preset} | {device} | unlearn {rte}, total {t['total']:.1f}s | "
         f"cache ({hits}): {where}"
     )
+
+
+def where_lines(run_dir: str) -> str:
+    """Where a run's results went and what to do with them."""
+    return f"results: {run_dir}/results.json\nnext: unlearn-report {run_dir}   (tables, CSV, LaTeX and plots)"
