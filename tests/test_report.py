@@ -195,7 +195,8 @@ def test_diverged_runs_are_counted_and_excluded(tree):
     # The diverged run still contributes its seed's Retrain reference.
     assert row_named(summary, "Retrain").n_seeds == 3
     md = render_markdown([summary])
-    assert "| ga — diverged (1/3 seeds) |" in md
+    label = "ga !" if ga.no_unlearning else "ga"
+    assert f"| {label} — diverged (1/3 seeds) |" in md
     assert "loss became NaN" in md
 
 
@@ -206,7 +207,7 @@ def test_markdown_cell_format_and_legend(tree):
     vals = [written["runs"]["class", "ft", s][0]["forget_acc"] for s in SEEDS]
     gaps = [v - written["retrain"]["class", s]["forget_acc"] for v, s in zip(vals, SEEDS)]
     expected = f"{100 * np.mean(vals):.1f} ± {100 * np.std(vals, ddof=1):.1f} ({100 * np.mean(gaps):+.1f})"
-    ft_line = next(line for line in md.splitlines() if line.startswith("| ft |"))
+    ft_line = next(line for line in md.splitlines() if re.match(r"\| ft( !)? \|", line))
     assert expected in ft_line
     assert "3 seeds" in md and "scenario class (classes=3)" in md
     # One unit (percent) and one direction per metric, also for older runs' contradictory text.
@@ -671,8 +672,8 @@ def test_forget_vs_test_references_stay_visible_on_top_of_methods(tmp_path):
     for line in refs + methods:  # hollow: what is underneath shows through
         assert line.get_markerfacecolor() == "none"
     # ga and none sit exactly on the Original: the legend says so, and their marker shapes differ.
-    ga, none = lines["ga (same point as Original)"], lines["none (same point as Original)"]
-    assert ga.get_marker() != none.get_marker()
+    ga, none = lines["ga ! (same point as Original)"], lines["none ! (same point as Original)"]
+    assert ga.get_marker() != none.get_marker()  # both marked as not unlearning: they did nothing
 
 
 def test_sanitize_filename():
@@ -741,3 +742,45 @@ def test_tuned_runs_are_their_own_row_beside_the_default_one(tmp_path):
         method_label({"method": "imu", "method_preset": "imu/digits"}) == "imu"
     )  # a dataset preset is a default
     assert method_label({"method": "imu"}) == "imu"
+
+
+def _tiny_result(tmp_path: Path, name: str, method: str, seed: int, forget: float, **extra) -> None:
+    folder = tmp_path / name
+    folder.mkdir(parents=True)
+    data = {
+        "status": "ok",
+        "method": method,
+        "dataset": "digits",
+        "model": "small_cnn",
+        "seed": seed,
+        "forget": {"scenario": "random", "ratio": 0.1},
+        "metrics": {"forget_acc": forget, "test_acc": 0.9},
+        "original": {
+            "metrics": {"forget_acc": 0.99, "test_acc": 0.95},
+            "trained_with": extra.pop("with", None),
+        },
+        "retrain": {"metrics": {"forget_acc": 0.9, "test_acc": 0.94}},
+        "metric_info": {},
+        "time_s": {"unlearn": 1.0, "retrain": extra.pop("retrain_s", 0.01)},
+        "cache": {"retrain": {"hit": True, "train_seconds": 120.0}},
+    }
+    (folder / "results.json").write_text(json.dumps(data))
+
+
+def test_no_op_rows_repeats_training_time_and_one_original_row_per_original_model(tmp_path):
+    for seed in (0, 1):
+        _tiny_result(tmp_path, f"none{seed}", "none", seed, 0.99)
+        _tiny_result(tmp_path, f"ga{seed}", "ga", seed, 0.5 + 0.01 * seed)
+        _tiny_result(tmp_path, f"mn{seed}", "mnemonic", seed, 0.7, **{"with": "mnemonic"})
+    _tiny_result(tmp_path, "ga0_again", "ga", 0, 0.6)  # a repeat of seed 0: not a third seed
+    (summary,) = summaries_of(tmp_path).values()
+    rows = {row.name: row for row in summary.rows}
+    assert rows["none"].no_unlearning and not rows["ga"].no_unlearning
+    assert "forget accuracy 99.00 vs the original's 99.00" in rows["none"].no_unlearning[0]
+    assert rows["ga"].n_seeds == 2 and rows["ga"].repeated == 1
+    assert rows["ga"].metrics["forget_acc"].n == 2
+    assert set(rows) >= {"Original", "Original (mnemonic training)"}
+    assert rows["mnemonic"].original == "Original (mnemonic training)"
+    assert rows["Retrain"].rte.mean == 120.0 and not rows["Retrain"].rte_cached  # training time, not a load
+    md = render_markdown([summary])
+    assert "| none ! |" in md and "! none did not unlearn" in md and "repeated run(s)" in md

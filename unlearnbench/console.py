@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import textwrap
 
+from unlearnbench.verdicts import did_not_unlearn
+
 WIDTH = 100
 CELL = 9  # "=Retrain" plus a space
 
@@ -43,7 +45,8 @@ def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
         f"{'ideal':<{label_width}}" + "".join(f"{_ideal(info[c]):>{CELL}}" for c in cols),
     ]
     for name, values in rows:
-        lines.append(f"{name:<{label_width}}" + "".join(_cell(values.get(c)) for c in cols))
+        mark = "!" if name == method and _no_unlearning(results) else ""
+        lines.append(f"{name + mark:<{label_width}}" + "".join(_cell(values.get(c)) for c in cols))
     if results["gap"]:
         gaps = "".join(_cell(results["gap"][c], "+") if c in results["gap"] else " " * CELL for c in cols)
         lines.append(f"{'gap to retrain':<{label_width}}" + gaps.rstrip())
@@ -52,7 +55,7 @@ def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
 
 def format_table(results: dict) -> str:
     """Rows original / method / retrain / gap; columns in blocks that fit WIDTH; a key; the run's summary."""
-    label_width = max(len(results["method"]), len("gap to retrain")) + 1
+    label_width = max(len(results["method"]) + 1, len("gap to retrain")) + 1
     per_block = max(1, (WIDTH - label_width) // CELL)
     cols = table_columns(results)
     lines: list[str] = []
@@ -63,12 +66,24 @@ def format_table(results: dict) -> str:
     key_text = "Values in %" + (" (AvgGap: mean |gap| to Retrain, points)" if "avg_gap" in cols else "")
     lines += textwrap.wrap(f"{key_text}; {', '.join(key)}." if key else key_text + ".", WIDTH)
     lines += flag_notes(results)
+    reasons = _no_unlearning(results)
+    if reasons:
+        lines += textwrap.wrap(
+            f"! {results['method']} did not unlearn: {'; '.join(reasons)}", WIDTH, subsequent_indent="  "
+        )
     if results["status"] != "ok":
         lines += textwrap.wrap(
             f"{results['method']}: {results['status'].upper()} - {results['reason']}", WIDTH
         )
     lines += textwrap.wrap(summary_line(results), WIDTH, subsequent_indent="  ")
     return "\n".join(lines)
+
+
+def _no_unlearning(results: dict) -> list[str]:
+    """Why the method's row shows no unlearning (verdicts.did_not_unlearn), [] when it does or is not a method."""
+    if results["method"] in ("retrain",) or results["status"] != "ok":
+        return []
+    return did_not_unlearn(results["metrics"], results["original"]["metrics"])
 
 
 def flag_notes(results: dict) -> list[str]:

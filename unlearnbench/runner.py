@@ -459,6 +459,8 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
             cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime, diverged
         )
         results["job_hash"] = job_hash
+        # An original trained under a method's hook (Mnemonic's codes) is another model than the plain one.
+        results["original"]["trained_with"] = str(cfg.method.name) if hook is not None else None
         results["eval_workers"] = workers
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "indices.json", json.dumps(splits.indices()))
