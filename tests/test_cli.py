@@ -219,3 +219,20 @@ def test_typos_fail_in_one_line_with_a_suggestion(tmp_path):
         assert out.returncode == 2 and len(lines) == 1, out.stderr
         assert ("did you mean forget_ratio?" if "rato" in typo else "did you mean imu?") in lines[0]
     assert not list(tmp_path.rglob("results.json")) and not (tmp_path / "outputs").exists()
+
+
+def test_outside_a_terminal_progress_is_a_line_per_epoch_and_the_api_prints_nothing(tmp_path, capfd):
+    out = unlearn(["method=ft", "recipe.epochs=2", "method.epochs=1"], tmp_path)  # pipes: no terminal
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "\r" not in out.stdout + out.stderr  # no bar redrawn into the log
+    assert "training original: epoch 1/2" in out.stdout and "training original: epoch 2/2" in out.stdout
+    assert "ft: epoch 1/1, loss" in out.stdout
+
+    from conftest import compose_cfg
+
+    from unlearnbench import run
+
+    capfd.readouterr()
+    run(compose_cfg(["method=ft", "recipe.epochs=2", "method.epochs=1"], tmp_path / "api"))
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == ""

@@ -106,7 +106,7 @@ def run_job(cfg: DictConfig, keep_going: bool) -> dict:
             log.info("already complete, skipped: %s (force=true reruns it)", out)
             return done
     try:
-        return run(cfg, job_hash=digest)
+        return run(cfg, job_hash=digest, progress=True)
     except Exception as err:
         if not keep_going:
             if isinstance(err, UserError):

@@ -139,7 +139,7 @@ class Pipeline:
                 fit,  # Lightning is imported only when something trains
             )
 
-            trainer = _container(cfg.trainer)
+            trainer = {**_container(cfg.trainer), "enable_progress_bar": self.runtime.progress}
             steps = num_batches(len(train_batches), trainer.get("limit_train_batches")) * recipe["epochs"]
             # Compiling changes float rounding only, as stacking does: not part of the cache key.
             compile_options = self.runtime.compile_options(steps)
@@ -401,10 +401,13 @@ def prepare_data(cfg: DictConfig, scenario) -> tuple[Any, Splits, Runtime]:
     return raw, splits, runtime
 
 
-def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = ShadowContext) -> dict:
+def run(
+    cfg: DictConfig, job_hash: str | None = None, shadow_context: type = ShadowContext, progress: bool = False
+) -> dict:
     """Run one experiment and return its results (also written to `<output_dir>/results.json`).
 
-    Prints nothing (progress goes to `logging`); `unlearnbench.compose` builds `cfg` without Hydra.
+    Prints nothing: progress goes to `logging` (a line per epoch), or with `progress` (the command line) to
+    bars where the output is a terminal. `unlearnbench.compose` builds `cfg` without Hydra.
     `shadow_context` builds what shadow-model metrics use (a subclass can instrument it).
     """
     wall = time.perf_counter()
@@ -415,6 +418,7 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
 
     seed_everything(int(cfg.seed))
     raw, splits, runtime = prepare_data(cfg, scenario)
+    runtime.progress = runtime.progress and progress
 
     metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
     logger = make_logger(cfg.logger)

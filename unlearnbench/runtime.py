@@ -16,6 +16,7 @@ import torch
 
 from unlearnbench.checks import check_choice, check_int, check_number
 from unlearnbench.errors import ConfigError
+from unlearnbench.progress import interactive
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -102,7 +103,7 @@ class Runtime:
             data_on_device=bool(place),
             eval_batch_size=int(_auto(runtime.get("eval_batch_size", "auto"), 2048, 1024, on_cuda)),
             num_workers=int(runtime.get("num_workers", 2)),
-            progress=bool(trainer.get("enable_progress_bar", True)),
+            progress=bool(trainer.get("enable_progress_bar", True)) and interactive(),  # else logged lines
             limit_batches=runtime.get("limit_batches"),
             **{key: runtime[key] for key in _PASSED_AS_THEY_ARE if key in runtime},
         )

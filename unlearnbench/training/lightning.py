@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 
 from unlearnbench.metrics.accuracy import accuracy
+from unlearnbench.progress import EpochLines
 from unlearnbench.training.recipe import (
     build_fast_optimizer,
     build_optimizer,
@@ -164,6 +165,19 @@ class StepClock(pl.Callback):
             )
 
 
+class EpochLog(pl.Callback):
+    """Without a progress bar: a logged line per epoch (progress.EpochLines) with its training loss and
+    accuracy, and the validation accuracy when there is one."""
+
+    def __init__(self, stage: str, epochs: int):
+        self.stage, self.lines = stage, EpochLines(f"training {stage}", epochs)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        metrics = trainer.callback_metrics
+        values = {k: float(metrics[k]) for k in ("train_loss", "train_acc", "val_acc") if k in metrics}
+        self.lines.update(trainer.current_epoch, **values)
+
+
 class ForwardMetrics(pl.Callback):
     """Sends each epoch's logged values (`<stage>/train_loss`, ...) to the run's logger (unlearnbench.loggers)."""
 
@@ -212,6 +226,8 @@ def fit(
     callbacks, resume = [clock], None
     if logger is not None:
         callbacks.append(ForwardMetrics(logger, stage))
+    if not trainer_cfg.get("enable_progress_bar", True):
+        callbacks.append(EpochLog(stage, int(recipe["epochs"])))
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
         callbacks.append(
