@@ -14,10 +14,10 @@ WIDTH = 100
 CELL = 9  # "=Retrain" plus a space
 
 
-def _ideal(desc: dict) -> str:
+def _ideal(desc: dict, has_retrain: bool = True) -> str:
     ideal = desc.get("ideal")
     if desc.get("vs_retrain"):
-        return "=Retrain"
+        return "=Retrain" if has_retrain else "-"  # no Retrain row to be equal to (eval.retrain=false)
     if isinstance(ideal, (int, float)) and not isinstance(ideal, bool):
         return f"{100 * ideal:.1f}"
     return "-"
@@ -42,7 +42,8 @@ def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
         rows.append(("retrain", results["retrain"]["metrics"]))
     lines = [
         " " * label_width + "".join(f"{info[c].get('label', c):>{CELL}}" for c in cols),
-        f"{'ideal':<{label_width}}" + "".join(f"{_ideal(info[c]):>{CELL}}" for c in cols),
+        f"{'ideal':<{label_width}}"
+        + "".join(f"{_ideal(info[c], results['retrain'] is not None):>{CELL}}" for c in cols),
     ]
     for name, values in rows:
         mark = "!" if name == method and _no_unlearning(results) else ""

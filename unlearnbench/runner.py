@@ -401,6 +401,21 @@ def prepare_data(cfg: DictConfig, scenario) -> tuple[Any, Splits, Runtime]:
     return raw, splits, runtime
 
 
+# Fewer samples than this in a split make its accuracy steps of 10 points or more: said, not silently used.
+TINY_SPLIT = 10
+
+
+def warn_tiny_splits(splits: Splits, retrain: bool) -> None:
+    """A warning per split too small for its metrics (or for Retrain, trained on the retain set) to mean much:
+    D_f and D_r always, the other evaluated splits when they are not simply absent."""
+    sizes = {name: len(split) for name, split in splits.eval_splits().items()}
+    sizes |= {"forget": len(splits.forget), "retain": len(splits.retain)}
+    for name, n in sizes.items():
+        if n < TINY_SPLIT and (n > 0 or name in ("forget", "retain")):
+            what = " (Retrain's training set: no reference)" if name == "retain" and retrain else ""
+            log.warning("split %s has only %d samples%s: its metrics are noise", name, n, what)
+
+
 def run(
     cfg: DictConfig, job_hash: str | None = None, shadow_context: type = ShadowContext, progress: bool = False
 ) -> dict:
@@ -419,6 +434,7 @@ def run(
     seed_everything(int(cfg.seed))
     raw, splits, runtime = prepare_data(cfg, scenario)
     runtime.progress = runtime.progress and progress
+    warn_tiny_splits(splits, retrain=bool(cfg.eval.retrain))
 
     metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
     logger = make_logger(cfg.logger)
