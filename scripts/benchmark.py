@@ -39,6 +39,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from unlearnbench import compose  # noqa: E402
 from unlearnbench.config import build  # noqa: E402
 from unlearnbench.data.batches import Augment, TensorBatches  # noqa: E402
+from unlearnbench.report.sections import doc_markers, replace_section  # noqa: F401 (gpu_check, bench_lira)
 from unlearnbench.runtime import Runtime  # noqa: E402
 from unlearnbench.training.lightning import fit  # noqa: E402
 from unlearnbench.training.recipe import build_optimizer  # noqa: E402
@@ -224,25 +225,6 @@ def bench_train(args) -> dict:
         f"Lightning runner {tflops:.3g} TFLOP/s of model FLOPs"
     )
     return result
-
-
-def doc_markers(name: str) -> tuple[str, str]:
-    """The comments that enclose a script-written section of a markdown doc."""
-    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-
-
-def replace_section(doc: Path, name: str, body: str) -> None:
-    """Write `body` as the doc's section `name` (between its markers), keeping the rest; append if absent."""
-    start, end = doc_markers(name)
-    section = f"{start}\n{body}\n{end}"
-    text = doc.read_text() if doc.exists() else ""
-    if start in text and end in text.split(start, 1)[1]:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
 
 
 def _seconds(command: list[str], cwd: str, env: dict, stdout: list | None = None) -> float:

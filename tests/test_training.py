@@ -173,3 +173,42 @@ def test_a_bad_scheduler_interval_is_named():
     recipe = {"optimizer": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, "scheduler": {}}
     with pytest.raises(ConfigError, match="recipe.scheduler_interval"):
         build_optimizer([torch.nn.Parameter(torch.zeros(1))], {**recipe, "scheduler_interval": "batch"}, 4)
+
+
+def test_the_duration_estimate_is_within_2x_of_the_training_and_its_advice_fits_anywhere(tmp_path, caplog):
+    import time
+
+    from unlearnbench.training import lightning
+
+    raw = load_digits()
+    x, y = raw.train_x[:640], raw.train_y[:640]  # 20 batches of 32 per epoch
+    vx, vy = raw.test_x[:256], raw.test_y[:256]
+    torch.manual_seed(0)
+    model = MLP(10, 1, 8, [0.3], [0.4], hidden=[64], activation="relu")
+    recipe = {
+        "epochs": 40,  # long enough that the Trainer's one-off set-up (not estimated) is a small part
+        "batch_size": 32,
+        "optimizer": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.05},
+        "scheduler": None,
+    }
+    timings: dict = {}
+    lightning.LONG_TRAINING_S, long_s = 0.0, lightning.LONG_TRAINING_S  # every training is announced
+    try:
+        with caplog.at_level("WARNING", logger="unlearnbench.training.lightning"):
+            start = time.perf_counter()
+            fit(
+                model,
+                TensorBatches(x, y, 32, shuffle=True, seed=1),
+                TensorBatches(vx, vy, 64),
+                recipe,
+                TRAINER,
+                root_dir=str(tmp_path),
+                timings=timings,
+            )
+            took = time.perf_counter() - start
+    finally:
+        lightning.LONG_TRAINING_S = long_s
+    assert 0.5 <= timings["estimate_s"] / took <= 2.0, (timings["estimate_s"], took)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("original: ~")]
+    assert "on cpu (40 epochs)" in line and "recipe.epochs=1 takes" in line and "debug=fast" in line
+    assert "experiment=" not in line  # no setting recommended: it may be the one running

@@ -377,6 +377,7 @@ def _env(runtime: Runtime) -> dict:
         "precision": runtime.precision,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "data_on_device": runtime.data_on_device,
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -434,6 +435,7 @@ def run(
     seed_everything(int(cfg.seed))
     raw, splits, runtime = prepare_data(cfg, scenario)
     runtime.progress = runtime.progress and progress
+    torch.set_num_threads(runtime.threads)  # results.json env.threads records it
     warn_tiny_splits(splits, retrain=bool(cfg.eval.retrain))
 
     metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}

@@ -50,6 +50,7 @@ _PASSED_AS_THEY_ARE = (
     "compile_min_steps",
     "checkpoint_fraction",
     "eval_workers",
+    "threads",
 )
 
 
@@ -69,6 +70,7 @@ class Runtime:
     compile_min_steps: int = 2000
     checkpoint_fraction: float | None = 0.1
     eval_workers: Any = "auto"
+    threads: int = 1
 
     def __post_init__(self):
         check_choice("runtime.compile", self.compile, ("auto", True, False))
@@ -79,6 +81,7 @@ class Runtime:
         )
         if self.eval_workers != "auto":
             check_int("runtime.eval_workers", self.eval_workers, minimum=0, hint="or auto")
+        check_int("runtime.threads", self.threads, minimum=1)
 
     @classmethod
     def from_cfg(cls, trainer: dict, runtime: dict | None = None, data_bytes: int = 0) -> Runtime:
