@@ -41,7 +41,7 @@ def test_the_readme_example_method_runs_from_a_users_folder(tmp_path):
     write_example(tmp_path)
     done = user_command(["--config-dir", "conf", "method=ascent_repair", "debug=fast"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert re.search(r"^ascent_repair\s", done.stdout, re.M), done.stdout
+    assert re.search(r"^ascent_repair!?\s", done.stdout, re.M), done.stdout
     (results,) = (tmp_path / "outputs").rglob("results.json")
     res = json.loads(results.read_text())
     assert res["method"] == "ascent_repair" and res["metrics"]["forget_acc"] is not None
