@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import textwrap
 
+from unlearnbench import provenance
+
 WIDTH = 100
 CELL = 9  # "=Retrain" plus a space
 
@@ -111,5 +113,5 @@ def summary_line(results: dict) -> str:
     return (
         f"{results['dataset']} / {results['model']} / forget {what} ({f['size']} samples) / seed "
         f"{results['seed']}{preset} | {device} | unlearn {rte}, total {t['total']:.1f}s | "
-        f"cache ({hits}): {where}"
+        f"cache ({hits}): {where} | {provenance.short(results['env'])}"
     )

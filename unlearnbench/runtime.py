@@ -41,6 +41,14 @@ def apply_determinism(mode: Any) -> None:
         setter(on, warn_only=warn_only)
 
 
+def apply_threads(threads: Any) -> None:
+    """`runtime.threads`: torch's intra-op thread count for the run (None: torch's default, the cores or
+    OMP_NUM_THREADS). Float sums split over another number of threads round differently, so a run is
+    reproduced at the thread count results.json `env.threads` records."""
+    if threads is not None:
+        torch.set_num_threads(check_int("runtime.threads", threads, minimum=1, hint="or null"))
+
+
 # runtime config keys that are Runtime fields as they are (checked in __post_init__).
 _PASSED_AS_THEY_ARE = (
     "compile",
