@@ -99,6 +99,19 @@ def logistic_mia(forget_feat, test_feat, n_splits: int = 10, seed: int = 0) -> f
     return float(np.mean(scores))
 
 
+def logistic_mia_draws(
+    forget_feat, test_feat, n_splits: int = 10, seed: int = 0, draws: int = 1
+) -> tuple[float, float]:
+    """(mean, std) of `logistic_mia` over `draws` subsamples of the larger set, draw d seeded `seed + d`.
+
+    One draw is the starting kit's procedure (std 0). The subsample decides which unseen samples face the
+    forget set, so one draw's score moves by points between seeds of the draw; the mean over draws is the
+    attack's value with that noise averaged down, the std (ddof 0) the noise of one draw.
+    """
+    scores = [logistic_mia(forget_feat, test_feat, n_splits, seed + d) for d in range(draws)]
+    return float(np.mean(scores)), float(np.std(scores))
+
+
 def _gauss_logpdf(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return -0.5 * ((x - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2.0 * np.pi)
 
