@@ -33,9 +33,9 @@ from unlearnbench.evaluation import ShadowContext
 
 SHADOW_PREFIXES = ("lira", "ulira", "neurips")
 EXTRA_METRICS = ("mia_efficacy", "mia_loss", "mia_entropy", "avg_gap")
-ORIGINAL, RETRAINED, UNLEARNED = "original (trained)", "retrained (trained)", "unlearned (method run)"
+RETRAINED, UNLEARNED = "retrained (trained)", "unlearned (method run)"
 MODES = ("compare", "sequential", "batched")
-TRAININGS = (ORIGINAL, RETRAINED)
+TRAININGS = (RETRAINED,)  # the challenge unlearns the run's one original: no shadow originals
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -148,12 +148,6 @@ class TimedShadowContext(ShadowContext):
             self._sync()
             self.timings[kind].append(_since(start))
             yield model
-
-    def original(self, seed):
-        return self._timed(ORIGINAL, super().original, seed)
-
-    def original_many(self, seeds):
-        return self._timed_many(ORIGINAL, super().original_many(seeds))
 
     def retrained(self, keep, seed):
         return self._timed(RETRAINED, super().retrained, keep, seed)

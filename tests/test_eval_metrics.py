@@ -282,10 +282,6 @@ class FakeShadowContext:
         self.calls.append(("unlearned", keep.clone(), seed, original))
         return self.world.unlearned(keep, seed)
 
-    def original(self, seed):
-        self.calls.append(("original", seed))
-        return PlantedModel(torch.zeros(self.world.n)), {}
-
     def count(self, kind: str) -> int:
         return sum(call[0] == kind for call in self.calls)
 
@@ -357,7 +353,7 @@ def test_lira_and_ulira_share_shadows_and_follow_the_protocol():
     ctx = ulira_context(unlearn_shift=1.0, num_shadows_seed=3)
     LiRA(num_shadows=4).with_shadows(ctx)
     ULiRA(num_shadows=4).with_shadows(ctx)
-    assert ctx.count("retrained") == 4 and ctx.count("unlearned") == 4 and ctx.count("original") == 0
+    assert ctx.count("retrained") == 4 and ctx.count("unlearned") == 4
     n = ctx.world.n_forget
     retrained = [c for c in ctx.calls if c[0] == "retrained"]
     unlearned = [c for c in ctx.calls if c[0] == "unlearned"]
@@ -372,15 +368,11 @@ def test_lira_and_ulira_share_shadows_and_follow_the_protocol():
 
 
 class BatchingShadowContext(FakeShadowContext):
-    """A context that serves whole families at once (ShadowContext.retrained_many / original_many)."""
+    """A context that serves whole families at once (ShadowContext.retrained_many)."""
 
     def retrained_many(self, keeps, seeds):
         self.calls.append(("retrained_many", list(seeds)))
         return (self.world.retrained(keep, seed) for keep, seed in zip(keeps, seeds))
-
-    def original_many(self, seeds):
-        self.calls.append(("original_many", list(seeds)))
-        return ((PlantedModel(torch.zeros(self.world.n)), {}) for _ in seeds)
 
 
 def test_shadow_families_are_requested_at_once_with_the_same_results():
@@ -390,10 +382,9 @@ def test_shadow_families_are_requested_at_once_with_the_same_results():
         assert metric.with_shadows(at_once) == metric.with_shadows(one_by_one)
     assert [c for c in at_once.calls if c[0].endswith("_many")] == [
         ("retrained_many", [1000, 1001, 1002, 1003]),  # once: U-LiRA reuses LiRA's memoised outputs
-        ("original_many", [2000, 2001, 2002]),
         ("retrained_many", [2000, 2001, 2002]),
     ]
-    assert at_once.count("retrained") == at_once.count("original") == 0
+    assert at_once.count("retrained") == 0
     assert at_once.count("unlearned") == one_by_one.count("unlearned") == 4 + 3
     # A new set of shadows asks only for its own models.
     LiRA(num_shadows=4, seed_offset=10).with_shadows(at_once)
@@ -447,11 +438,10 @@ def test_neurips_score_is_one_when_unlearned_and_retrained_confidences_match():
     ctx = challenge_context()
     out = NeurIPSScore(num_shadows=6).with_shadows(ctx)
     assert out == {"neurips_score": 1.0, "neurips_forget_score": 1.0}
-    # Protocol: originals with seeds 2000 + k, the method applied to each, retrained with the same seeds.
-    assert [c[1] for c in ctx.calls if c[0] == "original"] == list(range(2000, 2006))
+    # The challenge's protocol: the run's one original unlearned with seeds 2000 + k, retrained with the same.
     unlearned = [c for c in ctx.calls if c[0] == "unlearned"]
     assert [c[2] for c in unlearned] == list(range(2000, 2006))
-    assert all(isinstance(c[3], PlantedModel) and bool(c[1].all()) for c in unlearned)
+    assert all(c[3] is None and bool(c[1].all()) for c in unlearned)  # None: the run's own original
     assert [c[2] for c in ctx.calls if c[0] == "retrained"] == list(range(2000, 2006))
 
 
@@ -524,8 +514,8 @@ def test_full_evaluation_end_to_end_and_shadows_come_from_the_cache(make_cfg, tm
     for who in ("original", "retrain"):
         assert {"mia_loss", "mia_entropy"} <= set(first[who]["metrics"])
     cached = sorted(Path(tmp_path / "cache").rglob("*.pt"))
-    # original + Retrain + 4 half-forget retrained + 4 challenge originals + 4 challenge retrained
-    assert len(cached) == 14
+    # original + Retrain + 4 half-forget retrained + 4 challenge retrained (the challenge unlearns the original)
+    assert len(cached) == 10
 
     cfg = make_cfg(overrides)
     cfg.paths.output_dir += "_again"
