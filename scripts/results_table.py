@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from unlearnbench.report.claims import (  # noqa: E402
     no_op_lines,
     pct,
 )
+from unlearnbench.tuning import run_named_sweep  # noqa: E402
 
 SETTING = "memorise_cifar10"
 METHODS = [
@@ -97,30 +97,11 @@ def sweeps(args) -> dict[str, list[str]]:
     return out
 
 
-def run_named_sweep(
-    name: str, overrides: list[str], data_dir: str, parallel: int = 1, tag: str = "[results]"
-) -> tuple[subprocess.CompletedProcess, str]:
-    """`unlearn -m OVERRIDES` as the named (resumable) sweep NAME, without logger or progress bars, in
-    `parallel` joblib processes; return the finished process and the sweep's summary line ("" if none)."""
-    command = [
-        str(Path(sys.executable).parent / "unlearn"),
-        "-m",
-        *overrides,
-        f"sweep={name}",
-        "logger=none",
-        "trainer.enable_progress_bar=false",
-        f"paths.data_dir={data_dir}",
-        *(["launcher=joblib", f"hydra.launcher.n_jobs={parallel}"] if parallel > 1 else []),
-    ]
-    print(f"{tag} {' '.join(command[2:])}", flush=True)
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    summary = [line for line in done.stdout.splitlines() if " jobs: " in line]
-    return done, summary[-1] if summary else ""
-
-
 def run_sweep(name: str, overrides: list[str], args) -> None:
     started = time.time()
-    done, summary = run_named_sweep(name, [f"experiment={SETTING}", *overrides], args.data_dir, args.parallel)
+    done, summary = run_named_sweep(
+        name, [f"experiment={SETTING}", *overrides], args.data_dir, args.parallel, cwd=ROOT
+    )
     print(
         f"[results] {name}: {summary or done.stderr.strip()[-500:]} ({time.time() - started:.0f} s)",
         flush=True,
@@ -234,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         doc += [
             "## After tuning: the same budget for every method, seeds the tuning never saw",
             "",
-            "Each method's hyperparameters were tuned by `python scripts/tune.py` (conf/hparams_search/<method>.yaml, "
-            "Optuna TPE, the same number of trials per method, seed 0 only) minimising tune_gap, the Avg Gap without "
+            "Each method's hyperparameters were tuned by `python scripts/tune.py` (unlearnbench/tuning.py: a coarse "
+            "pass over the method's strength axis, its lr or noise scale over the whole declared range, then Optuna "
+            "TPE around the best coarse point, conf/hparams_search/<method>.yaml; the same budget per method, seed 0 "
+            "only) minimising tune_gap, the Avg Gap without "
             "the test split (forget, retain and validation accuracy and MIA-efficacy against D_val); each tuned "
             "file (conf/tuned/memorise_cifar10/) states its trials and objective value. Default and tuned rows below "
             f"are both on seeds {', '.join(map(str, HELD_OUT))}.",
