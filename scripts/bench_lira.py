@@ -12,8 +12,9 @@ alternates the two R times and pools their timings.
     python scripts/bench_lira.py --model mlp model.hidden=[512] model.activation=relu   # extra Hydra overrides
 
 Shadow models per run: N retrained without a random half of D_f (LiRA, U-LiRA), N unlearned from the
-run's original (U-LiRA), N originals + N unlearned + N retrained with their own seeds (challenge
-score): 3N trainings and 2N unlearning runs.
+run's original (U-LiRA), N seeded unlearning runs of the run's original + N retrained with their own
+seeds (challenge score): 2N trainings and 2N unlearning runs. (docs/benchmarks.md's figures predate the
+challenge's one-original protocol: they include N shadow originals.)
 """
 
 from __future__ import annotations
