@@ -133,7 +133,15 @@ def test_class_wise_logistic_mias_face_the_forgotten_classes_test_images():
 
 
 def test_logistic_mia_info_and_bad_options():
+    from unlearnbench.report.render import describe_metric
+
     assert MIALoss().info()["mia_loss"]["ideal"] == 0.5
+    legend = describe_metric("mia_loss", MIALoss().info()["mia_loss"])
+    assert (
+        legend.startswith("mia_loss: closer to 50 % in every scenario")
+        and "forgotten classes' test" in legend
+    )
+    assert MIALoss().info()["mia_loss_std"]["spread_of"] == "mia_loss"
     assert MIAEntropy().info()["mia_entropy"]["ideal"] == 0.5
     with pytest.raises(ConfigError, match="eval.metrics.mia_entropy.n_splits"):
         MIAEntropy(n_splits=0)
