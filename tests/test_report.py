@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import load_script
 
 from unlearnbench.report.aggregate import (
     aggregate,
@@ -679,59 +678,6 @@ def test_forget_vs_test_references_stay_visible_on_top_of_methods(tmp_path):
 def test_sanitize_filename():
     assert sanitize_filename("cifar 10/resnet:18_class_classes3,5") == "cifar_10_resnet_18_class_classes3_5"
     assert re.fullmatch(r"[A-Za-z0-9._-]+", sanitize_filename("a b/c..d"))
-
-
-def _result(seed: int, method: str = "m", **metrics) -> dict:
-    original = {"test_acc": metrics.pop("original_test", 0.90)}
-    return {
-        "status": "ok",
-        "seed": seed,
-        "method": method,
-        "metrics": metrics,
-        "original": {"metrics": original},
-    }
-
-
-def test_results_table_checks_the_mnemonic_claim_per_seed():
-    """forget acc <= 1 % and remaining test acc within 3 points -> holds, else does NOT hold."""
-    table = load_script("results_table")
-    runs = [
-        _result(0, forget_acc=0.005, test_acc=0.875),
-        _result(1, forget_acc=0.02, test_acc=0.90),
-        _result(2, forget_acc=0.0, test_acc=0.86),
-    ]
-    lines = table.mnemonic_claim(runs, "class 0")
-    assert [line.endswith("-> holds") for line in lines] == [True, False, False]
-    assert "forget accuracy 2.0 %" in lines[1] and "down 4.0 points" in lines[2]
-
-
-def test_results_table_matches_imu_and_ga_at_the_same_forget_accuracy():
-    """Utility loss at IMU's forget accuracy, GA's curve interpolated; the claim: IMU's loss <= 0.7 x GA's."""
-    table = load_script("results_table")
-    assert table.interpolate([(0.2, 0.5), (0.6, 0.9)], 0.5) == pytest.approx(0.8)
-    assert table.interpolate([(0.2, 0.5), (0.6, 0.9)], 0.7) is None
-    ga = [_result(0, "ga", forget_acc=0.2, test_acc=0.50), _result(0, "ga", forget_acc=0.6, test_acc=0.82)]
-    imu = [_result(0, "imu", forget_acc=0.5, test_acc=0.85)]  # GA at 0.5: 0.74 -> loss 0.16; IMU's 0.05
-    (line,) = table.imu_claim(imu, ga, "random")
-    assert line.endswith("-> holds") and "utility loss 5.0 vs 16.0 points" in line
-    (line,) = table.imu_claim([_result(0, "imu", forget_acc=0.5, test_acc=0.78)], ga, "random")
-    assert line.endswith("does NOT hold")  # 12 points is more than 0.7 x 16
-    (line,) = table.imu_claim([_result(0, "imu", forget_acc=0.9, test_acc=0.85)], ga, "random")
-    assert "cannot be matched" in line
-
-
-def test_results_table_compares_gradtau_loss_mia_with_ga_and_ft():
-    table = load_script("results_table")
-    runs = [
-        _result(0, "gradtau", mia_loss=0.52),
-        _result(0, "ga", mia_loss=0.40),
-        _result(0, "ft", mia_loss=0.55),
-        _result(1, "gradtau", mia_loss=0.60),
-        _result(1, "ga", mia_loss=0.45),
-        _result(1, "ft", mia_loss=0.58),
-    ]
-    lines = table.gradtau_claim(runs, "random")
-    assert [line.endswith("-> holds") for line in lines] == [True, False]
 
 
 def test_tuned_runs_are_their_own_row_beside_the_default_one(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 
+from unlearnbench import provenance
 from unlearnbench.verdicts import did_not_unlearn
 
 WIDTH = 100
@@ -127,7 +128,7 @@ def summary_line(results: dict) -> str:
     return (
         f"{results['dataset']} / {results['model']} / forget {what} ({f['size']} samples) / seed "
         f"{results['seed']}{preset} | {device} | unlearn {rte}, total {t['total']:.1f}s | "
-        f"cache ({hits}): {where}"
+        f"cache ({hits}): {where} | {provenance.short(results['env'])}"
     )
 
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 RESULTS = "results.json"
 # Config keys that do not change a job's result (where files go, how it is shown, how the sweep is run).
-NOT_RESULT_KEYS = ("paths", "logger", "sweep", "force")
+NOT_RESULT_KEYS = ("paths", "logger", "sweep", "force", "strength_axis")  # strength_axis: read by tuning only
 # Overrides left out when naming a job in the summary: they do not tell jobs apart by what they compute.
 IGNORED_OVERRIDES = ("sweep", "force", "logger", "launcher", "trainer.enable_progress_bar")
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
-import platform
+import os
 import shutil
 import time
 from functools import cached_property
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import unlearnbench
+from unlearnbench import provenance
 from unlearnbench.config import build, validate
 from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits, build_splits
@@ -24,7 +25,7 @@ from unlearnbench.files import atomic_write_text
 from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
 from unlearnbench.methods.common import DivergedError, check_weights_finite
-from unlearnbench.runtime import Runtime, apply_determinism
+from unlearnbench.runtime import Runtime, apply_determinism, apply_threads
 from unlearnbench.training.batched import fit_many, num_batches, why_not_batched
 from unlearnbench.training.cache import ModelCache, spec_hash
 from unlearnbench.training.recipe import RESULT_AFFECTING_TRAINER_KEYS, seed_everything
@@ -56,6 +57,7 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: i
     }
     return {
         "version": CACHE_VERSION,
+        "code": provenance.code_version(provenance.TRAINING_CODE),  # code that trains differently misses
         "dataset": dataset,
         "model": {k: v for k, v in _container(cfg.model).items() if k != "name"},
         "recipe": _container(cfg.recipe),
@@ -306,6 +308,7 @@ class Pipeline:
             return None
         spec = {
             "model": info["key"],
+            "code": provenance.code_version(provenance.METRIC_CODE),
             "metrics": _container(self.cfg.eval.metrics),
             "splits": {name: split.fingerprint() for name, split in self.splits.eval_splits().items()},
             "device": self.runtime.device.type,
@@ -314,17 +317,32 @@ class Pipeline:
         return self.cache.root / "metrics" / f"{who}-{spec_hash(spec)}.json"
 
     def load(self, who: str) -> dict[str, float] | None:
-        """The stored values of reference model `who`, or None (evaluation.ValuesStore)."""
+        """The stored values of reference model `who`, or None (evaluation.ValuesStore): also None, with a
+        warning, when the file does not match the checksum stored with it (edited or damaged: recomputed)."""
         path = self._reference_values_path(who)
         try:
-            return json.loads(path.read_text()) if path is not None else None
+            stored = json.loads(path.read_text()) if path is not None else None
         except (OSError, ValueError):
             return None
+        if stored is None:
+            return None
+        values = stored.get("values") if isinstance(stored, dict) else None
+        if not isinstance(values, dict) or stored.get("sha256") != _values_checksum(values):
+            aside = path.with_name(f"{path.stem}.corrupt-{int(time.time())}.json")
+            os.replace(path, aside)  # kept for a look, as a damaged model is, not overwritten
+            log.warning(
+                "%s: cached %s metric values fail their checksum; moved aside to %s, recomputing",
+                path,
+                who,
+                aside,
+            )
+            return None
+        return values
 
     def save(self, who: str, values: dict[str, float]) -> None:
         path = self._reference_values_path(who)
         if path is not None:
-            atomic_write_text(path, json.dumps(values))
+            atomic_write_text(path, json.dumps({"values": values, "sha256": _values_checksum(values)}))
 
     def log_method_values(self, values: dict[str, Any]) -> None:
         """A method's diagnostics (`ctx.log`) go to the run's logger (CSV, W&B), one step per call."""
@@ -354,31 +372,13 @@ class Pipeline:
         return model, time.perf_counter() - start
 
 
+def _values_checksum(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _env(runtime: Runtime) -> dict:
-    from importlib.metadata import version
-
-    return {
-        "unlearnbench": unlearnbench.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "pytorch_lightning": version("pytorch-lightning"),
-        "hydra": version("hydra-core"),
-        "torchmetrics": version("torchmetrics"),
-        "platform": platform.platform(),
-        "device": str(runtime.device),
-        "device_name": torch.cuda.get_device_name(runtime.device)
-        if runtime.device.type == "cuda"
-        else platform.processor() or "cpu",
-        "precision": runtime.precision,
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "data_on_device": runtime.data_on_device,
-        "threads": torch.get_num_threads(),
-    }
 
 
 def prepare_data(cfg: DictConfig, scenario) -> tuple[Any, Splits, Runtime]:
@@ -395,6 +395,7 @@ def prepare_data(cfg: DictConfig, scenario) -> tuple[Any, Splits, Runtime]:
     data_bytes = raw.train_x.numel() + raw.test_x.numel()
     runtime = Runtime.from_cfg(_container(cfg.trainer), _container(cfg.runtime), data_bytes)
     apply_determinism(cfg.trainer.get("deterministic", False))
+    apply_threads(cfg.runtime.get("threads"))
     if runtime.data_on_device:
         for name in ("train", "forget", "retain", "val", "test", "test_forget"):
             if getattr(splits, name) is not None:
@@ -435,7 +436,6 @@ def run(
     seed_everything(int(cfg.seed))
     raw, splits, runtime = prepare_data(cfg, scenario)
     runtime.progress = runtime.progress and progress
-    torch.set_num_threads(runtime.threads)  # results.json env.threads records it
     warn_tiny_splits(splits, retrain=bool(cfg.eval.retrain))
 
     metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
@@ -553,6 +553,6 @@ def assemble_results(
         "metric_info": info,
         "time_s": times,
         "cache": pipe.cache_info,
-        "env": _env(runtime),
+        "env": provenance.environment(runtime),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

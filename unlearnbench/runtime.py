@@ -42,6 +42,14 @@ def apply_determinism(mode: Any) -> None:
         setter(on, warn_only=warn_only)
 
 
+def apply_threads(threads: Any) -> None:
+    """`runtime.threads`: torch's intra-op thread count for the run (None: torch's default, the cores or
+    OMP_NUM_THREADS). Float sums split over another number of threads round differently, so a run is
+    reproduced at the thread count results.json `env.threads` records."""
+    if threads is not None:
+        torch.set_num_threads(check_int("runtime.threads", threads, minimum=1, hint="or null"))
+
+
 # runtime config keys that are Runtime fields as they are (checked in __post_init__).
 _PASSED_AS_THEY_ARE = (
     "compile",
@@ -50,7 +58,6 @@ _PASSED_AS_THEY_ARE = (
     "compile_min_steps",
     "checkpoint_fraction",
     "eval_workers",
-    "threads",
 )
 
 
@@ -70,7 +77,6 @@ class Runtime:
     compile_min_steps: int = 2000
     checkpoint_fraction: float | None = 0.1
     eval_workers: Any = "auto"
-    threads: int = 1
 
     def __post_init__(self):
         check_choice("runtime.compile", self.compile, ("auto", True, False))
@@ -81,7 +87,6 @@ class Runtime:
         )
         if self.eval_workers != "auto":
             check_int("runtime.eval_workers", self.eval_workers, minimum=0, hint="or auto")
-        check_int("runtime.threads", self.threads, minimum=1)
 
     @classmethod
     def from_cfg(cls, trainer: dict, runtime: dict | None = None, data_bytes: int = 0) -> Runtime:

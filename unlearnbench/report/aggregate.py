@@ -583,10 +583,12 @@ def mark_no_unlearning(rows: Sequence[Row]) -> None:
 def order_metrics(names: Iterable[str], info: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
     """Table columns: by ``metric_info[name]["order"]`` where given, then :data:`METRIC_ORDER`, then A-Z.
 
-    Left out: `avg_gap` (its own "Avg Gap" column) and the diagnostics (notes under the table).
+    Left out: `avg_gap` (its own "Avg Gap" column), the diagnostics (notes under the table) and a metric's
+    spread over its subsample draws (``spread_of``: read by the claim checks, kept in results.json).
     """
     info = info or {}
-    names = set(names) - {AVG_GAP} - set(diagnostics(info))
+    spreads = {name for name, desc in info.items() if desc.get("spread_of")}
+    names = set(names) - {AVG_GAP} - set(diagnostics(info)) - spreads
 
     def key(name: str) -> tuple[int, float, str]:
         order = info.get(name, {}).get("order")

@@ -84,8 +84,10 @@ def metric_goal(info: dict) -> str:
 
 
 def describe_metric(name: str, info: dict) -> str:
-    """``forget_acc: closer to Retrain``, ``mia_loss: closer to 50 %`` (percent, as in the tables)."""
-    return f"{name}: {metric_goal(info)}"
+    """``forget_acc: closer to Retrain``, ``mia_loss: closer to 50 %`` (percent, as in the tables), with the
+    non-members a membership attack compares the forget set with, where it says."""
+    where = f" in every scenario (non-members: {info['nonmembers']})" if info.get("nonmembers") else ""
+    return f"{name}: {metric_goal(info)}{where}"
 
 
 # --------------------------------------------------------------------------- number formatting
