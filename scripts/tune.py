@@ -38,6 +38,8 @@ METHODS = (
     "imu",
     "gradtau",
     "boundary_shrink",
+    "iu",
+    "boundary_expanding",
     *CLASSWISE,
 )
 
