@@ -154,3 +154,16 @@ def test_every_protocol_passes_smoke_on_the_cpu(name, tmp_path, decoded_cifar10_
     assert run_protocol(name, [0], smoke=True, extra=extra, root=tmp_path) == 0
     text = (tmp_path / "docs" / f"paper_{name}.md").read_text()
     assert "SMOKE NUMBERS" in text and "| retrain" in text
+
+
+def test_imu_claim_compares_with_ga_interpolated_at_imus_forget_accuracy():
+    from unlearnbench.report.paper import imu_claim_lines
+
+    runs = [
+        {**record("ga", 0, 0.9), "metrics": {"forget_acc": 0.9, "test_acc": 0.80}},
+        {**record("ga", 0, 0.5), "metrics": {"forget_acc": 0.5, "test_acc": 0.60}},
+        {**record("imu", 0, 0.7), "metrics": {"forget_acc": 0.7, "test_acc": 0.75}},
+    ]
+    assert imu_claim_lines(runs)[2] == "| 0 | 70.00 / 75.00 | 70.00 | +5.00 |"  # GA at 70 % forget: 70 % test
+    runs[2]["metrics"]["forget_acc"] = 0.3  # below every GA point: no comparison made up
+    assert "outside GA's forget range" in imu_claim_lines(runs)[2]
