@@ -173,7 +173,10 @@ def imu_claim_lines(records: list[dict]) -> list[str]:
 
 def gradtau_claim_lines(records: list[dict]) -> list[str]:
     """∇τ's claim: its loss-MIA closer to 50 % than GA's and FT's, per seed and forget ratio."""
-    lines = ["| seed | forget ratio | distance of MIA-loss to 50, ∇τ / GA / FT (points) | holds |", "|---|---|---|---|"]
+    lines = [
+        "| seed | forget ratio | distance of MIA-loss to 50, ∇τ / GA / FT (points) | holds |",
+        "|---|---|---|---|",
+    ]
     keys = sorted({(r["seed"], (r.get("label") or {}).get("forget_ratio")) for r in records}, key=str)
     for seed, ratio in keys:
         dist = {}
@@ -238,8 +241,9 @@ def document(protocol, records: list[dict], smoke: bool) -> str:
     if smoke:
         head += [
             "> **SMOKE NUMBERS, NOT A REPRODUCTION.** Every number below comes from `--smoke` (debug=fast: 500 "
-            "training images, one epoch, two batches a pass, on a CPU, stand-in data where noted). They show the "
-            "document's shape only. The GPU run of the full protocol is pending.",
+            "training and 200 test images, one epoch, one batch a pass, on a CPU; "
+            f"`{' '.join(protocol.smoke)}`). They show the document's shape only. The GPU run of the full "
+            "protocol is pending.",
             "",
         ]
     head += [
