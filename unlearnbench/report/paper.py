@@ -94,12 +94,12 @@ def references(records: list[dict]) -> list[dict]:
     return list(out.values())
 
 
-def grouped(records: list[dict]) -> dict[str, list[dict]]:
-    """Runs by row (method and labels): Retrain and the original first, then the methods."""
-    order = {"retrain": 0, "original": 1}
+def grouped(records: list[dict], methods: list[str]) -> dict[str, list[dict]]:
+    """Runs by row (method and labels): Retrain and the original first, then the methods in `methods`' order."""
+    order = {m: i for i, m in enumerate(["retrain", "original", *methods])}
     rows = sorted(
         [*references(records), *records],
-        key=lambda r: (order.get(r["method"], 2), r["method"], str(r.get("label")), r["seed"]),
+        key=lambda r: (order.get(r["method"], len(order)), r["method"], str(r.get("label")), r["seed"]),
     )
     out: dict[str, list[dict]] = {}
     for r in rows:
@@ -234,7 +234,7 @@ def interpolate(points: list[tuple[float, float]], x: float) -> float | None:
 
 def document(protocol, records: list[dict], smoke: bool) -> str:
     columns = protocol.columns
-    groups = grouped(records)
+    groups = grouped(records, protocol.methods())
     seeds = sorted({r["seed"] for r in records})
     devices = sorted({f"{r.get('device')} ({r.get('precision')})" for r in records})
     head = [f"# {protocol.title}: ours beside the paper", ""]
