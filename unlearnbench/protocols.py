@@ -148,15 +148,19 @@ def slim_record(results: dict, part: Part) -> dict:
 
 
 def collect(sweep_dir: Path, part: Part, dest: Path) -> int:
-    """Copy each finished job of `sweep_dir` to dest/<job folder>.json (slim); return how many."""
+    """Copy each finished job of `sweep_dir` to dest/<method>[_<label>=<value>]_seed<k>.json (slim); return how
+    many."""
     dest.mkdir(parents=True, exist_ok=True)
     count = 0
     for path in sorted(sweep_dir.glob("*/results.json")):
         results = json.loads(path.read_text())
         if results.get("status") not in ("ok", "diverged"):
             continue
-        out = dest / f"{path.parent.name}.json"
-        out.write_text(json.dumps(slim_record(results, part), indent=1, sort_keys=True) + "\n")
+        kept = slim_record(results, part)
+        labels = "".join(f"_{k.split('.')[-1]}={v}" for k, v in kept["label"].items())
+        # one file per row and seed: a rerun of the same cell (say with other device options) replaces it
+        out = dest / f"{kept['method']}{labels}_seed{kept['seed']}.json"
+        out.write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
         count += 1
     return count
 
