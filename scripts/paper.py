@@ -11,6 +11,7 @@ marks its numbers as smoke while no real run is kept.
   python scripts/paper.py salun_cifar10 --seeds 0              # SalUn Table 1, one seed
   python scripts/paper.py salun_cifar10 --seeds 1 2            # two more seeds, added to the same document
   python scripts/paper.py gradtau_cifar10 --smoke paths.data_dir=../shared/data
+  python scripts/paper.py salun_cifar10 --report-only          # after a cut-off command: keep what finished
   make paper PROTOCOL=imu_cifar10
 """
 
@@ -33,9 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--smoke", action="store_true", help="debug=fast on local stand-in data: a quick end-to-end check"
     )
+    p.add_argument(
+        "--report-only", action="store_true", help="keep the runs finished so far and rewrite the document"
+    )
     p.add_argument("overrides", nargs="*", help="extra overrides, e.g. paths.data_dir=/data trainer=gpu")
     args = p.parse_intermixed_args(argv)
-    return run_protocol(args.protocol, args.seeds, args.smoke, args.overrides, ROOT)
+    return run_protocol(args.protocol, args.seeds, args.smoke, args.overrides, ROOT, run=not args.report_only)
 
 
 if __name__ == "__main__":

@@ -172,3 +172,25 @@ def test_imu_claim_compares_with_ga_interpolated_at_imus_forget_accuracy():
     assert imu_claim_lines(runs)[2] == "| 0 | 70.00 / 75.00 | 70.00 | +5.00 |"  # GA at 70 % forget: 70 % test
     runs[2]["metrics"]["forget_acc"] = 0.3  # below every GA point: no comparison made up
     assert "outside GA's forget range" in imu_claim_lines(runs)[2]
+
+
+def test_report_only_keeps_the_jobs_a_cut_off_command_finished(tmp_path):
+    from unlearnbench.protocols import sweep_name
+
+    job = (
+        tmp_path
+        / "outputs"
+        / "sweeps"
+        / sweep_name("salun_cifar10", "table1", smoke=False)
+        / "method=ga,seed=0"
+    )
+    job.mkdir(parents=True)
+    results = {**record("ga", 0, 0.99), "config": {}}
+    results["original"], results["retrain"] = {"metrics": None}, {"metrics": results["retrain"]}
+    (job / "results.json").write_text(json.dumps(results))
+    assert run_protocol("salun_cifar10", [0], smoke=False, extra=[], root=tmp_path, run=False) == 0
+    assert (tmp_path / "docs" / "paper" / "salun_cifar10" / "ga_seed0.json").is_file()
+    assert (
+        "| ga (GA) | UA | 0.69 ± 0.54 | 1.00 (0) | +0.31 | yes |"
+        in (tmp_path / "docs" / "paper_salun_cifar10.md").read_text()
+    )

@@ -169,8 +169,13 @@ def load_records(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
-def run_protocol(name: str, seeds: list[int], smoke: bool, extra: list[str], root: Path) -> int:
-    """Run (or resume) every part of the protocol, keep the results, write the document; the exit status."""
+def run_protocol(
+    name: str, seeds: list[int], smoke: bool, extra: list[str], root: Path, run: bool = True
+) -> int:
+    """Run (or resume) every part of the protocol, keep the results, write the document; the exit status.
+
+    `run=False` only keeps what the sweeps have finished so far and rewrites the document: after a command cut
+    short by a time limit, the finished jobs are kept without waiting for the rest."""
     from unlearnbench.report.paper import write_document
 
     protocol = PROTOCOLS[name]
@@ -178,8 +183,9 @@ def run_protocol(name: str, seeds: list[int], smoke: bool, extra: list[str], roo
     status = 0
     for part_name, part in protocol.parts.items():
         overrides = sweep_overrides(protocol, part_name, seeds, smoke, extra)
-        print("unlearn -m " + " ".join(overrides), flush=True)
-        status = status or subprocess.run([unlearn, "-m", *overrides], cwd=root).returncode
+        if run:
+            print("unlearn -m " + " ".join(overrides), flush=True)
+            status = status or subprocess.run([unlearn, "-m", *overrides], cwd=root).returncode
         sweep_dir = root / "outputs" / "sweeps" / sweep_name(name, part_name, smoke)
         collect(sweep_dir, part, results_dir(root / "docs", name, smoke))
     doc = write_document(protocol, root / "docs")
