@@ -56,6 +56,8 @@ METHODS = [
     "bad_teacher",
     "fisher",
     "boundary_shrink",
+    "iu",
+    "boundary_expanding",
 ]
 CLASSWISE_ONLY = ("mnemonic",)
 SCENARIOS = {"random": ["forget=random", "forget_ratio=0.1"], "class": ["forget=class", "forget.classes=[0]"]}

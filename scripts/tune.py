@@ -41,6 +41,8 @@ METHODS = (
     "imu",
     "gradtau",
     "boundary_shrink",
+    "iu",
+    "boundary_expanding",
     *CLASSWISE,
 )
 

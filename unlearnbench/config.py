@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from unlearnbench.checks import check_int, check_number, is_int, is_number
+from unlearnbench.data.splits import VAL_SOURCES
 from unlearnbench.errors import ConfigError, UserError
 
 # Keys in group configs that describe the node rather than being constructor arguments.
@@ -229,6 +230,8 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     scenario = build(cfg.forget)
     scenario.check(int(ds.num_classes), bool(ds.get("has_coarse_labels", False)), str(ds.name))
     check_number("dataset.val_fraction", ds.val_fraction, 0.0, 0.9)
+    if ds.get("val_source", "train") not in VAL_SOURCES:
+        raise ConfigError("dataset.val_source", ds.val_source, " or ".join(VAL_SOURCES))
     for key in ("epochs", "batch_size"):
         check_int(f"recipe.{key}", cfg.recipe[key], minimum=1)
     check_params(cfg.recipe.optimizer, "recipe.optimizer")

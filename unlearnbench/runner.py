@@ -55,6 +55,10 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: i
         "train_subset": ds.get("train_subset"),
         "test_subset": ds.get("test_subset"),
     }
+    if (
+        ds.get("val_source", "train") != "train"
+    ):  # only when set, so the keys of existing models stay the same
+        dataset["val_source"] = ds["val_source"]
     return {
         "version": CACHE_VERSION,
         "code": provenance.code_version(provenance.TRAINING_CODE),  # code that trains differently misses
@@ -391,6 +395,7 @@ def prepare_data(cfg: DictConfig, scenario) -> tuple[Any, Splits, Runtime]:
         int(cfg.dataset.split_seed),
         cfg.dataset.get("train_subset"),
         cfg.dataset.get("test_subset"),
+        str(cfg.dataset.get("val_source", "train")),
     )
     data_bytes = raw.train_x.numel() + raw.test_x.numel()
     runtime = Runtime.from_cfg(_container(cfg.trainer), _container(cfg.runtime), data_bytes)
