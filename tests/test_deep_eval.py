@@ -248,3 +248,63 @@ def test_on_digits_retrains_probe_recovers_less_of_a_forgotten_class_than_the_or
     original, retrain = res["original"]["metrics"], res["retrain"]["metrics"]
     assert retrain["forget_acc"] == 0.0  # Retrain never names the class ...
     assert 0.5 < retrain["probe_forget_acc"] < original["probe_forget_acc"]  # ... its features half-know it
+
+
+# ----------------------------------------------------------------------------- the results paragraph
+
+
+def fake_result(method: str, seed: int, metrics: dict, original: dict, retrain: dict) -> dict:
+    info = {k: {"order": i, "ideal": "retrain", "vs_retrain": True} for i, k in enumerate(metrics)}
+    return {
+        "method": method,
+        "dataset": "d",
+        "model": "m",
+        "seed": seed,
+        "forget": {"scenario": "class", "classes": [0]},
+        "metrics": metrics,
+        "original": {"metrics": original},
+        "retrain": {"metrics": retrain},
+        "gap": {k: metrics[k] - retrain[k] for k in metrics},
+        "metric_info": info,
+    }
+
+
+def test_the_paragraph_names_methods_good_on_outputs_but_not_on_representations():
+    from pathlib import Path
+
+    from unlearnbench.report.aggregate import aggregate, parse_run
+    from unlearnbench.report.deep import surface_section
+
+    def values(forget, test, probe, position, relearn):
+        return {
+            "forget_acc": forget,
+            "retain_acc": 0.99,
+            "test_acc": test,
+            "probe_forget_acc": probe,
+            "cka_position_forget": position,
+            "relearn_forget_acc": relearn,
+        }
+
+    retrain, original = values(0.0, 0.9, 0.40, 0.0, 0.30), values(1.0, 0.9, 0.75, 1.0, 0.95)
+    rows = {
+        "relabel": values(0.0, 0.89, 0.72, 0.6, 0.28),  # outputs like Retrain's, features the original's
+        "sound": values(0.02, 0.88, 0.45, 0.05, 0.33),  # close on both
+        "wrecked": values(0.0, 0.30, 0.10, 0.5, 0.10),  # test accuracy gone: not good on outputs
+    }
+    runs = [
+        parse_run(fake_result(m, seed, v, original, retrain), Path(f"{m}{seed}"))
+        for m, v in rows.items()
+        for seed in (0, 1)
+    ]
+    (text, blank) = surface_section(aggregate(runs))[2:4]
+    assert blank == "" and text.startswith("**class (classes=0).** 2 of 3 methods look good on outputs")
+    assert (
+        "relabel (forget accuracy 0.0 %, Retrain 0.0): linear-probe accuracy on D_f 72.0 % (Retrain 40.0, "
+        in text
+    )
+    assert "CKA position on D_f (0 = Retrain's features, 100 = the original's) 60.0 %" in text
+    assert "relearning" not in text.split("relabel")[1]  # 28 % is below Retrain's 30 %: not flagged
+    assert text.endswith("Good on both: sound.") and "wrecked" not in text
+    outputs_only = {k: v for k, v in original.items() if k in ("forget_acc", "retain_acc", "test_acc")}
+    standard = parse_run(fake_result("ft", 0, outputs_only, outputs_only, outputs_only), Path("ft"))
+    assert "No representation metrics" in surface_section(aggregate([standard]))[2]

@@ -9,6 +9,12 @@ no weight decay, train mode, no augmentation) takes `forget_batch` of those samp
 samples, drawn with the same seeded generator for every model. The value is the accuracy, after the steps,
 on the part of D_f the attacker never saw (`relearn_forget_acc`); the ideal is Retrain's value.
 
+In a class-wise scenario this is the recall of the forgotten classes, which a head merely tilted towards them
+also raises: over the first steps (momentum building up on a class that was never predicted) even Retrain
+swings to most of D_f, so the recipe takes enough steps for that to settle (on memorise_cifar10, class 0,
+Retrain: 69 % after 10 steps, 32 % after 30, 35 % after 50) and a forget share per batch near a class's share
+of the training set (8 of 64).
+
 The fine-tuning works on a deep copy: the evaluated models are never changed (tested).
 """
 
@@ -54,12 +60,12 @@ class RelearnAttack(Metric):
 
     def __init__(
         self,
-        steps: int = 10,
+        steps: int = 30,
         lr: float = 0.01,
         momentum: float = 0.9,
         forget_fraction: float = 0.1,
-        forget_batch: int = 16,
-        retain_batch: int = 48,
+        forget_batch: int = 8,
+        retain_batch: int = 56,
         seed: int = 0,
     ):
         key = "eval.metrics.relearn"
