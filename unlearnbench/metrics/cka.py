@@ -30,24 +30,41 @@ REFERENCES = ("retrain", "original")
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     """Linear CKA of two representations [n, d1] and [n, d2] of the same n samples (float64 inside).
 
-    Computed through whichever of the feature-space [d1, d2] or sample-space [n, n] products is smaller.
     A constant representation shares no structure with anything: 0.
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(
             f"expected [n, d] features of the same n samples, got {tuple(x.shape)} and {tuple(y.shape)}"
         )
-    x = x.double() - x.double().mean(dim=0)
-    y = y.double() - y.double().mean(dim=0)
-    if x.shape[0] < max(x.shape[1], y.shape[1]):  # few samples: the n x n Gram matrices are the smaller
-        kx, ky = x @ x.T, y @ y.T
-        cross, norm_x, norm_y = (kx * ky).sum(), torch.linalg.norm(kx), torch.linalg.norm(ky)
-    else:
-        cross = torch.linalg.norm(y.T @ x) ** 2
-        norm_x, norm_y = torch.linalg.norm(x.T @ x), torch.linalg.norm(y.T @ y)
-    if norm_x == 0 or norm_y == 0:
-        return 0.0
-    return min(1.0, float(cross / (norm_x * norm_y)))  # Cauchy-Schwarz bounds it by 1; rounding may not
+    return pairwise_cka({"x": x, "y": y}, ["y"])[("x", "y")]
+
+
+def pairwise_cka(features: dict[str, torch.Tensor], references: list[str]) -> dict[tuple[str, str], float]:
+    """CKA of every model's features with each reference's: (model, reference) -> value, 1 for a model with
+    itself. Each model's centred features and self-similarity are computed once, each pair once: through the
+    feature-space [d, d] products, or the sample-space [n, n] ones when there are fewer samples than units."""
+    centred = {who: f.double() - f.double().mean(dim=0) for who, f in features.items()}
+    gram = any(f.shape[0] < f.shape[1] for f in centred.values())
+    own = {who: f @ f.T if gram else f.T @ f for who, f in centred.items()}
+    norms = {who: torch.linalg.norm(k) for who, k in own.items()}
+    out: dict[tuple[str, str], float] = {}
+    for who in features:
+        for ref in references:
+            if who == ref:  # exactly 1, not 1 up to rounding
+                out[who, ref] = 1.0
+            elif (ref, who) in out:  # symmetric
+                out[who, ref] = out[ref, who]
+            elif norms[who] == 0 or norms[ref] == 0:
+                out[who, ref] = 0.0
+            else:
+                cross = (
+                    (own[who] * own[ref]).sum()
+                    if gram
+                    else torch.linalg.norm(centred[ref].T @ centred[who]) ** 2
+                )
+                # Cauchy-Schwarz bounds it by 1; rounding may not
+                out[who, ref] = min(1.0, float(cross / (norms[who] * norms[ref])))
+    return out
 
 
 def position(to_retrain: float, to_original: float) -> float | None:
@@ -72,16 +89,13 @@ class RepresentationSimilarity(Metric):
     def between_models(self, outputs: dict[str, dict]) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {who: {} for who in outputs}
         for split in self.compared_splits:
-            for who, mine in outputs.items():
-                if split not in mine or not len(mine[split]):
-                    continue
-                sims = {  # a model against itself: exactly 1, not 1 up to rounding
-                    ref: 1.0 if ref == who else linear_cka(mine[split].features, outputs[ref][split].features)
-                    for ref in REFERENCES
-                    if ref in outputs
-                }
-                out[who].update({f"cka_{ref}_{split}": value for ref, value in sims.items()})
-                if len(sims) == 2 and (where := position(sims["retrain"], sims["original"])) is not None:
+            feats = {who: o[split].features for who, o in outputs.items() if split in o and len(o[split])}
+            references = [ref for ref in REFERENCES if ref in feats]
+            sims = pairwise_cka(feats, references)
+            for who in feats:
+                mine = {ref: sims[who, ref] for ref in references}
+                out[who].update({f"cka_{ref}_{split}": value for ref, value in mine.items()})
+                if len(mine) == 2 and (where := position(mine["retrain"], mine["original"])) is not None:
                     out[who][f"cka_position_{split}"] = where
         return out
 

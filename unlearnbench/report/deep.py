@@ -89,12 +89,24 @@ def surface_paragraph(summary: SettingSummary, output_points: float = 5.0, deep_
     return " ".join(text)
 
 
-def surface_section(summaries: Sequence[SettingSummary], **thresholds: float) -> list[str]:
-    """Markdown lines: the rule (this module's docstring), then `surface_paragraph` for each setting."""
+def rule(output_points: float = 5.0, deep_points: float = 10.0) -> str:
+    """The paragraphs' rule, in words, for the document."""
+    return (
+        f"A method looks good on outputs when its forget, retain and test accuracy are each within {output_points:g} "
+        "points of Retrain's (the mean over seeds of the per-seed gap); it is not good on representations when a "
+        f"representation metric of eval=deep is more than {deep_points:g} points above Retrain's: the linear probe "
+        "or the relearning attack recovers more of D_f (the features still hold it), or its features on D_f sit "
+        "nearer the original's than Retrain's (CKA position). Numbers are means over seeds, in percent."
+    )
+
+
+def surface_section(
+    summaries: Sequence[SettingSummary], output_points: float = 5.0, deep_points: float = 10.0
+) -> list[str]:
+    """Markdown lines: the rule, then `surface_paragraph` for each setting."""
     if not summaries:
         return ["(no finished runs)", ""]
-    rule = " ".join(__doc__.split("\n\n", 1)[1].split())
-    out = [rule, ""]
+    out = [rule(output_points, deep_points), ""]
     for summary in summaries:
-        out += [surface_paragraph(summary, **thresholds), ""]
+        out += [surface_paragraph(summary, output_points, deep_points), ""]
     return out
