@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
 from torch import nn
 
 from unlearnbench.console import format_table
@@ -31,6 +32,7 @@ NEW_KEYS = (
     "relearn_forget_acc",
 )
 CPU = Runtime(torch.device("cpu"), progress=False)
+CIFAR10_JPEG = SHARED_DATA / "cifar10-jpeg.tar.gz"
 
 
 # ----------------------------------------------------------------------------- CKA
@@ -308,3 +310,15 @@ def test_the_paragraph_names_methods_good_on_outputs_but_not_on_representations(
     outputs_only = {k: v for k, v in original.items() if k in ("forget_acc", "retain_acc", "test_acc")}
     standard = parse_run(fake_result("ft", 0, outputs_only, outputs_only, outputs_only), Path("ft"))
     assert "No representation metrics" in surface_section(aggregate([standard]))[2]
+
+
+@pytest.mark.skipif(not CIFAR10_JPEG.is_file(), reason=f"CIFAR-10 JPEG archive not found at {CIFAR10_JPEG}")
+def test_deep_evaluation_runs_end_to_end_on_memorise_cifar10(make_cfg, decoded_cifar10_jpeg):
+    cfg = make_cfg(
+        ["experiment=memorise_cifar10", "debug=fast", "eval=deep", "forget=class", "forget.classes=[0]"]
+    )
+    cfg.paths.data_dir = str(SHARED_DATA)
+    res = run(cfg)
+    assert res["model"] == "mlp_relu" and set(res["metric_info"]) >= set(NEW_KEYS)
+    for who in (res["metrics"], res["original"]["metrics"], res["retrain"]["metrics"]):
+        assert all(0.0 <= who[k] <= 1.0 for k in NEW_KEYS)
