@@ -322,3 +322,24 @@ def test_deep_evaluation_runs_end_to_end_on_memorise_cifar10(make_cfg, decoded_c
     assert res["model"] == "mlp_relu" and set(res["metric_info"]) >= set(NEW_KEYS)
     for who in (res["metrics"], res["original"]["metrics"], res["retrain"]["metrics"]):
         assert all(0.0 <= who[k] <= 1.0 for k in NEW_KEYS)
+
+
+def test_a_diverged_method_gets_no_deep_values_and_the_references_keep_theirs(make_cfg, monkeypatch):
+    import unlearnbench.runner as runner
+    from unlearnbench.methods.common import DivergedError
+
+    def diverge(model, where):
+        raise DivergedError(f"non-finite weights after {where}")
+
+    monkeypatch.setattr(runner, "check_weights_finite", diverge)
+    res = run(make_cfg(["method=ga", "method.epochs=1", "recipe.epochs=1", "eval=deep"]))
+    assert res["status"] == "diverged"
+    assert all(res["metrics"][k] is None for k in NEW_KEYS)
+    assert res["original"]["metrics"]["cka_position_test"] == 1.0
+    assert 0.0 <= res["retrain"]["metrics"]["relearn_forget_acc"] <= 1.0
+
+
+def test_the_deep_preset_is_the_standard_one_plus_the_three_metrics(make_cfg):
+    standard, deep = (make_cfg([f"eval={name}"]).eval for name in ("standard", "deep"))
+    assert set(deep.metrics) == set(standard.metrics) | {"linear_probe", "cka", "relearn"}
+    assert deep.retrain is True and deep.metrics.relearn.steps == 30
