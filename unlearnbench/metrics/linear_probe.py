@@ -85,7 +85,10 @@ class LinearProbe(Metric):
         """The probe's training features and labels: the `fit_on` splits present, then the seeded draw."""
         parts = [outputs[s] for s in self.fit_on if s in outputs and len(outputs[s])]
         if not parts:
-            raise ConfigError("eval.metrics.linear_probe.fit_on", list(self.fit_on), "splits this run has")
+            present = [s for s in FIT_SPLITS if s in outputs and len(outputs[s])]
+            raise ConfigError(
+                "eval.metrics.linear_probe.fit_on", list(self.fit_on), f"a list of {', '.join(present)}"
+            )
         x = np.concatenate([p.features.numpy() for p in parts])
         y = np.concatenate([p.labels.numpy() for p in parts])
         if self.max_fit_samples is not None and len(y) > self.max_fit_samples:

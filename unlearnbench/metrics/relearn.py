@@ -30,6 +30,7 @@ from unlearnbench.checks import check_int, check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.errors import UserError
 from unlearnbench.evaluation import predict
+from unlearnbench.methods.common import SGD, check_weights_finite
 from unlearnbench.metrics.accuracy import accuracy
 from unlearnbench.metrics.base import Column, Metric
 
@@ -91,10 +92,8 @@ class RelearnAttack(Metric):
 
     def relearn(self, model: nn.Module, given: Split, retain: Split, runtime) -> nn.Module:
         """A fine-tuned deep copy of `model`; `model` itself is left as it is."""
-        from unlearnbench.methods.common import SGD, check_weights_finite
-
-        copy_ = copy.deepcopy(model).train()
-        params = list(copy_.parameters())
+        attacker = copy.deepcopy(model).train()
+        params = list(attacker.parameters())
         for p in params:
             p.requires_grad_(True)  # a method may have frozen some; the attacker tunes them all
         optimizer = SGD(params, lr=self.lr, momentum=self.momentum)
@@ -102,12 +101,12 @@ class RelearnAttack(Metric):
         for _ in range(self.steps):
             x, y = self.batch(given, retain, draws, runtime)
             with runtime.autocast():
-                loss = nn.functional.cross_entropy(copy_(x), y)
+                loss = nn.functional.cross_entropy(attacker(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        check_weights_finite(copy_, "the relearning attack")
-        return copy_.eval()
+        check_weights_finite(attacker, "the relearning attack")
+        return attacker.eval()
 
     def batch(self, given: Split, retain: Split, draws: torch.Generator, runtime):
         """One training batch on the device: forget_batch attacker samples and retain_batch retain samples."""
