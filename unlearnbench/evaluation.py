@@ -66,7 +66,8 @@ def predict(model: nn.Module, split: Split, runtime: Runtime, features: bool = F
 def predict_all(
     model: nn.Module, splits: dict[str, Split], runtime: Runtime, features: bool = False
 ) -> dict[str, SplitOutputs]:
-    return {name: predict(model, split, runtime, features) for name, split in splits.items()}
+    extra = {"features": True} if features else {}  # the plain call as before when no metric reads features
+    return {name: predict(model, split, runtime, **extra) for name, split in splits.items()}
 
 
 def compute_metrics(outputs: dict[str, SplitOutputs], metrics: dict) -> dict[str, float]:
