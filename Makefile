@@ -22,8 +22,9 @@ gpu-check: ## every GPU goal in one run (<= 8 min, one H100): docs/gpu_check.jso
 
 SETTING ?= memorise_cifar10
 TRIALS ?= 8
-tune: ## tune every method, same budget: make tune SETTING=memorise_cifar10 TRIALS=8 (writes conf/tuned/)
-	OMP_NUM_THREADS=1 $(PYTHON) scripts/tune.py --setting $(SETTING) --trials $(TRIALS) --data-dir $(DATA)
+COARSE ?= 5
+tune: ## tune every method, same budget: make tune SETTING=memorise_cifar10 TRIALS=8 COARSE=5 (writes conf/tuned/)
+	OMP_NUM_THREADS=1 $(PYTHON) scripts/tune.py --setting $(SETTING) --trials $(TRIALS) --coarse $(COARSE) --data-dir $(DATA)
 
 results: ## regenerate docs/results.md (the CPU-scale benchmark, 3 seeds, defaults and tuned rows)
 	OMP_NUM_THREADS=1 $(PYTHON) scripts/results_table.py --data-dir $(DATA)

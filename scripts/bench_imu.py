@@ -18,6 +18,7 @@ measured with both methods on that same subset.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -53,6 +54,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
     )
     p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (faster, less exact)")
+    p.add_argument(
+        "--precision",
+        choices=("32", "bf16"),
+        default="32",
+        help="32: exact float32 (the exactness check); bf16: both paths' forward passes under bf16 autocast, "
+        "as the runner's bf16-mixed precision runs IMU",
+    )
     args = p.parse_args(argv)
     for key in ("samples", "loop_samples", "repeats", "batch_size", "threads"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
@@ -90,24 +98,37 @@ def load_samples(n: int, data_dir: str | None, seed: int) -> tuple[torch.Tensor,
     )
 
 
+def autocast_for(precision: str, device: torch.device):
+    """A context factory: bf16 autocast on `device` for "bf16", a no-op for "32"."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
 def image_batches(x_u8: torch.Tensor, y: torch.Tensor, batch_size: int):
     for start in range(0, len(y), batch_size):
         yield x_u8[start : start + batch_size].float().div(255.0), y[start : start + batch_size]
 
 
-def closed_form_influence(model: nn.Module, x_u8, y, batch_size: int, damping: float) -> torch.Tensor:
+def closed_form_influence(
+    model: nn.Module, x_u8, y, batch_size: int, damping: float, autocast=contextlib.nullcontext
+) -> torch.Tensor:
     """Batched eval-mode forward for the features, then the closed-form influence."""
-    feats, labels = penultimate_features(model, image_batches(x_u8, y, batch_size))
+    feats, labels = penultimate_features(model, image_batches(x_u8, y, batch_size), autocast)
     return linear_head_influence(feats, labels, model.head.weight, model.head.bias, damping)
 
 
-def loop_influence(model: nn.Module, x_u8, y, damping: float) -> torch.Tensor:
+def loop_influence(
+    model: nn.Module, x_u8, y, damping: float, autocast=contextlib.nullcontext
+) -> torch.Tensor:
     """One forward and one backward per sample (the authors' way), head gradients stacked, same formula."""
     model.eval()
     grads = []
     for i in range(len(y)):
         model.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x_u8[i : i + 1].float().div(255.0)), y[i : i + 1])
+        with autocast():
+            logits = model(x_u8[i : i + 1].float().div(255.0))
+        loss = F.cross_entropy(logits.float(), y[i : i + 1])
         loss.backward()
         grads.append(torch.cat([model.head.weight.grad.flatten(), model.head.bias.grad]))
     model.zero_grad(set_to_none=True)
@@ -152,13 +173,14 @@ def measure(args: argparse.Namespace) -> dict:
     m = min(args.loop_samples, args.samples)
     xs, ys = x_u8[:m], y[:m]
     warm = min(4, m)
+    autocast = autocast_for(args.precision, device)
 
     def closed(xx: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
-        return closed_form_influence(model, xx, yy, args.batch_size, args.damping)
+        return closed_form_influence(model, xx, yy, args.batch_size, args.damping, autocast)
 
     t_loop, loop_scores = timed(
-        lambda: loop_influence(model, xs, ys, args.damping),
-        lambda: loop_influence(model, xs[:warm], ys[:warm], args.damping),
+        lambda: loop_influence(model, xs, ys, args.damping, autocast),
+        lambda: loop_influence(model, xs[:warm], ys[:warm], args.damping, autocast),
         device,
         1,
     )
@@ -202,6 +224,7 @@ def measure(args: argparse.Namespace) -> dict:
             "closed_form_head_only": t_head,
             "vmap_head_only": t_vmap,
         },
+        "precision": args.precision,
         "speedup": rates["closed_form"] / rates["loop"],
         "max_abs_diff": abs_diff,
         "max_rel_diff": rel_diff,

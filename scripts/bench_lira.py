@@ -12,8 +12,9 @@ alternates the two R times and pools their timings.
     python scripts/bench_lira.py --model mlp model.hidden=[512] model.activation=relu   # extra Hydra overrides
 
 Shadow models per run: N retrained without a random half of D_f (LiRA, U-LiRA), N unlearned from the
-run's original (U-LiRA), N originals + N unlearned + N retrained with their own seeds (challenge
-score): 3N trainings and 2N unlearning runs.
+run's original (U-LiRA), N seeded unlearning runs of the run's original + N retrained with their own
+seeds (challenge score): 2N trainings and 2N unlearning runs. (docs/benchmarks.md's figures predate the
+challenge's one-original protocol: they include N shadow originals.)
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from unlearnbench.evaluation import ShadowContext
 
 SHADOW_PREFIXES = ("lira", "ulira", "neurips")
 EXTRA_METRICS = ("mia_efficacy", "mia_loss", "mia_entropy", "avg_gap")
-ORIGINAL, RETRAINED, UNLEARNED = "original (trained)", "retrained (trained)", "unlearned (method run)"
+RETRAINED, UNLEARNED = "retrained (trained)", "unlearned (method run)"
 MODES = ("compare", "sequential", "batched")
-TRAININGS = (ORIGINAL, RETRAINED)
+TRAININGS = (RETRAINED,)  # the challenge unlearns the run's one original: no shadow originals
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -148,12 +149,6 @@ class TimedShadowContext(ShadowContext):
             self._sync()
             self.timings[kind].append(_since(start))
             yield model
-
-    def original(self, seed):
-        return self._timed(ORIGINAL, super().original, seed)
-
-    def original_many(self, seeds):
-        return self._timed_many(ORIGINAL, super().original_many(seeds))
 
     def retrained(self, keep, seed):
         return self._timed(RETRAINED, super().retrained, keep, seed)

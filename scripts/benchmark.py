@@ -39,6 +39,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from unlearnbench import compose  # noqa: E402
 from unlearnbench.config import build  # noqa: E402
 from unlearnbench.data.batches import Augment, TensorBatches  # noqa: E402
+from unlearnbench.report.sections import doc_markers, replace_section  # noqa: F401 (gpu_check, bench_lira)
 from unlearnbench.runtime import Runtime  # noqa: E402
 from unlearnbench.training.lightning import fit  # noqa: E402
 from unlearnbench.training.recipe import build_optimizer  # noqa: E402
@@ -100,10 +101,21 @@ def train_batches(setup: SimpleNamespace, seed: int = 1) -> ClockedBatches:
     )
 
 
-def lightning_train(setup: SimpleNamespace, batches) -> torch.nn.Module:
-    """The runner's path: LitClassifier + Trainer (`fit`) over TensorBatches."""
+def lightning_train(setup: SimpleNamespace, batches, timings: dict | None = None) -> torch.nn.Module:
+    """The runner's path: LitClassifier + Trainer (`fit`) over TensorBatches, compiled as the runner would
+    compile this training (`runtime.compile`); `timings` receives its compile seconds."""
+    steps = len(batches) * setup.recipe["epochs"]
     with tempfile.TemporaryDirectory(prefix="unlearnbench-bench-") as tmp:
-        return fit(new_model(setup), batches, None, setup.recipe, setup.trainer, root_dir=tmp)
+        return fit(
+            new_model(setup),
+            batches,
+            None,
+            setup.recipe,
+            setup.trainer,
+            root_dir=tmp,
+            compile=setup.runtime.compile_options(steps),
+            timings=timings,
+        )
 
 
 def plain_train(setup: SimpleNamespace, batches) -> torch.nn.Module:
@@ -129,30 +141,42 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_train(setup: SimpleNamespace, repeats: int = 2) -> dict:
-    """Images/s of the plain loop and the Lightning runner, best of `repeats` (alternated, after one warm-up
-    run of each for cuDNN autotuning and the allocator), and their ratio: from the first batch to the trained
-    model (`*_img_s`, `ratio`) and from the call, set-up included (`*_img_s_end_to_end`, `ratio_end_to_end`)."""
-    paths = {"plain": plain_train, "lightning": lightning_train}
-    for fn in paths.values():
-        fn(setup, train_batches(setup))
+def measure_train(
+    setup: SimpleNamespace, repeats: int = 2, paths: tuple[str, ...] = ("plain", "lightning")
+) -> dict:
+    """Images/s of each of `paths` (the plain loop, the Lightning runner), best of `repeats` (alternated,
+    after one warm-up run of each for cuDNN autotuning, the allocator and compilation), and with both their
+    ratio: from the first batch to the trained model, compilation left out (`*_img_s`, `ratio`; the runner's
+    compile seconds are `lightning_compile_s`) and from the call, set-up included (`*_img_s_end_to_end`)."""
+    first: dict = {}  # the warm-up's: the first training pays the compilation
+    for name in paths:
+        if name == "lightning":
+            lightning_train(setup, train_batches(setup), first)
+        else:
+            plain_train(setup, train_batches(setup))
     times = {name: ([], []) for name in paths}
     for _ in range(repeats):
-        for name, fn in paths.items():
-            batches = train_batches(setup)
+        for name in paths:
+            batches, timings = train_batches(setup), {}
             sync(setup.runtime.device)
             start = time.perf_counter()
-            fn(setup, batches)
+            if name == "lightning":
+                lightning_train(setup, batches, timings)
+            else:
+                plain_train(setup, batches)
             sync(setup.runtime.device)
             end = time.perf_counter()
-            times[name][0].append(end - batches.started)
+            times[name][0].append(end - batches.started - timings.get("compile_s", 0.0))
             times[name][1].append(end - start)
     images = len(setup.y) * setup.recipe["epochs"]
     out = {"images": images}
     for name, (training, total) in times.items():
         out[f"{name}_img_s"], out[f"{name}_img_s_end_to_end"] = images / min(training), images / min(total)
-    out["ratio"] = out["lightning_img_s"] / out["plain_img_s"]
-    out["ratio_end_to_end"] = out["lightning_img_s_end_to_end"] / out["plain_img_s_end_to_end"]
+    if "compile_s" in first:
+        out["lightning_compile_s"] = first["compile_s"]
+    if set(paths) == {"plain", "lightning"}:
+        out["ratio"] = out["lightning_img_s"] / out["plain_img_s"]
+        out["ratio_end_to_end"] = out["lightning_img_s_end_to_end"] / out["plain_img_s_end_to_end"]
     return out
 
 
@@ -201,25 +225,6 @@ def bench_train(args) -> dict:
         f"Lightning runner {tflops:.3g} TFLOP/s of model FLOPs"
     )
     return result
-
-
-def doc_markers(name: str) -> tuple[str, str]:
-    """The comments that enclose a script-written section of a markdown doc."""
-    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-
-
-def replace_section(doc: Path, name: str, body: str) -> None:
-    """Write `body` as the doc's section `name` (between its markers), keeping the rest; append if absent."""
-    start, end = doc_markers(name)
-    section = f"{start}\n{body}\n{end}"
-    text = doc.read_text() if doc.exists() else ""
-    if start in text and end in text.split(start, 1)[1]:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
 
 
 def _seconds(command: list[str], cwd: str, env: dict, stdout: list | None = None) -> float:

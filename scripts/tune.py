@@ -1,14 +1,17 @@
 #!/usr/bin/env python
 """Tune every method the same way on one setting, then write each method's best values as a tuned preset.
 
-For each method: an Optuna study (conf/hparams_search/<method>.yaml: TPE, fixed sampler seed) of TRIALS
-trials on seed 0 only, minimising tune_gap (Avg Gap without the test split), run as a named, resumable
-sweep through the real `unlearn` command (a stopped tuning continues where it stopped). The best values
-go to conf/tuned/<setting>/<method>.yaml, which `tuning=<setting>` applies; evaluation then runs on other
-seeds, so tuning and reporting never share a seed.
+For each method (unlearnbench/tuning.py): a coarse pass of COARSE runs over the method's strength axis
+(`strength_axis` in conf/hparams_search/<method>.yaml, e.g. its lr, over the whole declared range), then an
+Optuna TPE study of TRIALS trials with that axis narrowed around the coarse pass's best point, both on seed 0
+only, minimising tune_gap (Avg Gap without the test split), as named, resumable sweeps through the real
+`unlearn` command (a stopped tuning continues where it stopped). The better of the two passes goes to
+conf/tuned/<setting>/<method>.yaml, which `tuning=<setting>` applies; evaluation then runs on other seeds, so
+tuning and reporting never share a seed.
 
-  python scripts/tune.py --setting memorise_cifar10 --trials 8 --data-dir ../shared/data
+  python scripts/tune.py --setting memorise_cifar10 --trials 8 --coarse 5 --data-dir ../shared/data
   make tune SETTING=memorise_cifar10 TRIALS=8
+  python scripts/tune.py --setting digits_smoke --methods ga --trials 1 --coarse 2 --out /tmp/tuned  # smoke
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ METHODS = (
     "imu",
     "gradtau",
     "boundary_shrink",
+    "iu",
+    "boundary_expanding",
     *CLASSWISE,
 )
 
@@ -47,52 +52,60 @@ def scenario(method: str) -> list[str]:
 
 
 def tune(method: str, args: argparse.Namespace) -> dict:
-    """Run (or resume) the method's study; return its best trial as {"params", "value"}."""
-    from omegaconf import OmegaConf
-    from results_table import run_named_sweep
+    """Run (or resume) the method's coarse pass and study; return the better one's best point."""
+    from unlearnbench.tuning import tune_method
 
-    name = f"tune_{args.setting}_{method}"
-    overrides = [
-        f"experiment={args.setting}",
-        f"hparams_search={method}",
-        *scenario(method),
-        "seed=0",
-        f"hydra.sweeper.n_trials={args.trials}",
-        f"hydra.sweeper.n_jobs={args.parallel}",
-        *args.overrides,
-    ]
     started = time.time()
-    done, summary = run_named_sweep(name, overrides, args.data_dir, args.parallel, tag=f"[tune] {method}:")
-    sweep = ROOT / "outputs" / "sweeps" / name
-    best = sweep / "optimization_results.yaml"
-    if not best.is_file():
-        raise RuntimeError(
-            f"{method}: no optimization_results.yaml (exit {done.returncode}): "
-            f"{done.stderr.strip().splitlines()[-1:] or done.stdout.strip().splitlines()[-1:]}"
-        )
-    result = OmegaConf.to_container(OmegaConf.load(best))
+    best = tune_method(
+        method,
+        args.setting,
+        scenario(method),
+        args.trials,
+        args.coarse,
+        args.data_dir,
+        args.parallel,
+        args.overrides,
+        ROOT,
+    )
     print(
-        f"[tune] {method}: best tune_gap {result['best_value']:.4f} with {result['best_params']} "
-        f"({summary or 'no summary'}; {time.time() - started:.0f} s)",
+        f"[tune] {method}: best tune_gap {best['value']:.4f} with {best['params']} ({best['pass']} pass; "
+        f"{best['summary']}; {time.time() - started:.0f} s)",
         flush=True,
     )
-    return {"params": result["best_params"], "value": result["best_value"], "summary": summary}
+    return best
+
+
+def _curve(best: dict) -> str:
+    """The coarse pass as one comment line: axis value -> forget accuracy, tune_gap."""
+    cells = [
+        f"{p['value']:g}: "
+        + (
+            "failed"
+            if p["tune_gap"] is None
+            else f"forget {100 * p['forget_acc']:.1f} %, tune_gap {p['tune_gap']:.4f}"
+        )
+        for p in best["coarse"]
+    ]
+    return f"coarse pass over {best['axis']}: " + "; ".join(cells)
 
 
 def write_preset(method: str, best: dict, args: argparse.Namespace) -> Path:
     """conf/tuned/<setting>/<method>.yaml: the best values, and how they were obtained."""
-    path = ROOT / "conf" / "tuned" / args.setting / f"{method}.yaml"
+    path = Path(args.out) / args.setting / f"{method}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     values = "\n".join(
         f"{key.removeprefix('method.')}: {value!r}" for key, value in sorted(best["params"].items())
     )
     path.write_text(
         f"# {method} tuned on experiment={args.setting} ({' '.join(scenario(method))}), seed 0 only, by\n"
-        f"# `python scripts/tune.py --setting {args.setting} --trials {args.trials}` on {datetime.date.today()}:\n"
-        f"# {args.trials} Optuna TPE trials (conf/hparams_search/{method}.yaml), best tune_gap "
+        f"# `python scripts/tune.py --setting {args.setting} --trials {args.trials} --coarse {args.coarse}` on "
+        f"{datetime.date.today()}:\n"
+        f"# {args.coarse} coarse runs, then {args.trials} Optuna TPE trials (conf/hparams_search/{method}.yaml); "
+        f"best ({best['pass']} pass) tune_gap\n# "
         f"{best['value']:.4f} (mean |gap| to Retrain over forget / retain / val accuracy and MIA-efficacy on\n"
         f"# D_val; no test-split value). Applied with `tuning={args.setting}`; evaluate on other seeds.\n"
         f"# {best['summary']}\n"
+        f"# {_curve(best)}\n"
         f"preset: tuned/{args.setting}\n{values.replace('True', 'true').replace('False', 'false')}\n"
     )
     return path
@@ -105,7 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--trials", type=int, default=8, help="trials per method (the same budget for every method)"
     )
+    p.add_argument(
+        "--coarse", type=int, default=5, help="coarse-pass runs over each method's strength axis (before TPE)"
+    )
     p.add_argument("--parallel", type=int, default=1, help="trials run at once (joblib processes)")
+    p.add_argument("--out", default=str(ROOT / "conf" / "tuned"), help="where <setting>/<method>.yaml go")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("overrides", nargs="*", help="extra overrides for every trial (e.g. recipe.epochs=5)")
     args = p.parse_args(argv)

@@ -41,3 +41,23 @@ def test_dataloader_batches_equal_device_resident_batches(drop_last):
         assert len(a) == len(b) == (6 if drop_last else 7)
         for (xa, ya), (xb, yb) in zip(a, b):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_device_side_draws_repeat_with_the_seed_and_differ_with_another():
+    """The order, crops and flips are drawn from a generator on the data's device: the same seed gives the
+    same batches (epoch after epoch), another seed other batches."""
+    x = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(50) % 10
+
+    def epochs(seed: int) -> list[list[tuple]]:
+        batches = TensorBatches(x, y, 16, shuffle=True, augment=Augment(2, True), seed=seed)
+        assert batches.generator.device == x.device
+        return [list(batches) for _ in range(2)]
+
+    first, again, other = epochs(5), epochs(5), epochs(6)
+    for epoch_a, epoch_b in zip(first, again):
+        assert all(
+            torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(epoch_a, epoch_b)
+        )
+    assert not torch.equal(first[0][0][0], first[1][0][0])  # a new order and new draws each epoch
+    assert not torch.equal(first[0][0][0], other[0][0][0])

@@ -118,6 +118,11 @@ def test_wandb_logger_runs_offline(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     run_dirs = [p.parent for p in (tmp_path / "outputs" / "runs").rglob("results.json")]
     assert len(run_dirs) == 1
+    # The run ends by saying where its results are and what to do next.
+    assert out.stdout.splitlines()[-2:] == [
+        f"results: {run_dirs[0]}/results.json",
+        f"next: unlearn-report {run_dirs[0]}   (tables, CSV, LaTeX and plots)",
+    ]
     offline = list((run_dirs[0] / "wandb").glob("offline-run-*"))
     assert offline, "expected an offline W&B run directory"
     assert list(offline[0].glob("*.wandb"))
@@ -214,3 +219,26 @@ def test_typos_fail_in_one_line_with_a_suggestion(tmp_path):
         assert out.returncode == 2 and len(lines) == 1, out.stderr
         assert ("did you mean forget_ratio?" if "rato" in typo else "did you mean imu?") in lines[0]
     assert not list(tmp_path.rglob("results.json")) and not (tmp_path / "outputs").exists()
+
+
+def test_outside_a_terminal_progress_is_a_line_per_epoch_and_the_api_prints_nothing(
+    tmp_path, capfd, monkeypatch
+):
+    out = unlearn(["method=ft", "recipe.epochs=2", "method.epochs=1"], tmp_path)  # pipes: no terminal
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "\r" not in out.stdout + out.stderr  # no bar redrawn into the log
+    assert "training original: epoch 1/2" in out.stdout and "training original: epoch 2/2" in out.stdout
+    assert "ft: epoch 1/1, loss" in out.stdout
+
+    import logging
+
+    from conftest import compose_cfg
+
+    from unlearnbench import run
+
+    # A Python process that has not configured logging (an in-process CLI test may have left handlers).
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    capfd.readouterr()
+    run(compose_cfg(["method=ft", "recipe.epochs=2", "method.epochs=1"], tmp_path / "api"))
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == ""

@@ -29,3 +29,29 @@ def test_a_flagged_mia_efficacy_is_explained_under_the_table(make_cfg):
     flagged = results["retrain"]["metrics"]["mia_efficacy_extrapolated"] > 0.5
     notes = [line for line in format_table(results).splitlines() if line.startswith("! MIA-eff unreliable")]
     assert bool(notes) == flagged
+
+
+def test_a_method_that_did_not_unlearn_is_marked_with_its_reason(make_cfg):
+    results = run(make_cfg(["method=none", "recipe.epochs=2"]))
+    lines = format_table(results).splitlines()
+    assert any(line.startswith("none! ") for line in lines)
+    (note,) = [line for line in lines if line.startswith("! none did not unlearn")]
+    assert "forget accuracy" in note and "original's" in note
+    ga = run(make_cfg(["method=ga", "method.lr=0.05", "method.epochs=3", "recipe.epochs=2"], subdir="ga"))
+    assert ga["metrics"]["forget_acc"] < ga["original"]["metrics"]["forget_acc"] - 0.05
+    assert not [line for line in format_table(ga).splitlines() if "did not unlearn" in line]
+
+
+def test_tiny_splits_are_warned_about_and_no_retrain_means_no_retrain_ideal(make_cfg, caplog):
+    with caplog.at_level("WARNING", logger="unlearnbench.runner"):
+        results = run(
+            make_cfg(["method=none", "recipe.epochs=1", "forget_ratio=0.995", "eval.retrain=false"])
+        )
+    warned = [r.getMessage() for r in caplog.records if "samples" in r.getMessage()]
+    assert any(m.startswith("split retain has only") for m in warned), warned
+    ideal = next(line for line in format_table(results).splitlines() if line.startswith("ideal"))
+    assert "=Retrain" not in ideal
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="unlearnbench.runner"):
+        run(make_cfg(["method=none", "recipe.epochs=1"], subdir="normal"))
+    assert not [r for r in caplog.records if "samples" in r.getMessage()]

@@ -53,16 +53,17 @@ def test_logistic_mias_are_near_half_for_identical_distributions():
         "test": outputs_from_logits(logits[400:], labels[400:]),
     }
     for metric in (MIALoss(), MIAEntropy()):
-        ((key, value),) = metric.per_model(outputs).items()
-        assert abs(value - 0.5) < 0.1, key
+        values = metric.per_model(outputs)
+        assert abs(values[metric.key] - 0.5) < 0.1, metric.key
+        assert values[f"{metric.key}_std"] == 0.0  # equal sets: nothing is subsampled, every draw is the same
 
 
 def test_logistic_mias_are_one_for_separable_features():
     gen = torch.Generator().manual_seed(1)
     # Forget: confident and correct (low loss, low entropy); test: flat (high loss, high entropy).
     outputs = {"forget": confident(200, 12.0, True, gen), "test": confident(300, 0.0, True, gen)}
-    assert MIALoss().per_model(outputs) == {"mia_loss": 1.0}
-    assert MIAEntropy().per_model(outputs) == {"mia_entropy": 1.0}
+    assert MIALoss().per_model(outputs) == {"mia_loss": 1.0, "mia_loss_std": 0.0}
+    assert MIAEntropy().per_model(outputs) == {"mia_entropy": 1.0, "mia_entropy_std": 0.0}
 
 
 def test_loss_and_entropy_attacks_use_their_own_feature():
@@ -73,11 +74,79 @@ def test_loss_and_entropy_attacks_use_their_own_feature():
     assert abs(MIAEntropy().per_model(outputs)["mia_entropy"] - 0.5) < 0.15
 
 
+def kit_mia_score(forget_losses: np.ndarray, test_losses: np.ndarray, shuffle) -> float:
+    """The NeurIPS 2023 starting kit's notebook procedure (its `simple_mia` and the cell that calls it), with
+    its `np.random.shuffle` of the larger set passed in as `shuffle`."""
+    from sklearn import linear_model, model_selection
+
+    if len(forget_losses) > len(test_losses):
+        forget_losses = shuffle(forget_losses)[: len(test_losses)]
+    else:
+        test_losses = shuffle(test_losses)[: len(forget_losses)]
+    samples_mia = np.concatenate((test_losses, forget_losses)).reshape((-1, 1))
+    labels_mia = [0] * len(test_losses) + [1] * len(forget_losses)
+    attack_model = linear_model.LogisticRegression()
+    cv = model_selection.StratifiedShuffleSplit(n_splits=10, random_state=0)
+    return model_selection.cross_val_score(
+        attack_model, samples_mia, labels_mia, cv=cv, scoring="accuracy"
+    ).mean()
+
+
+def test_one_draw_is_the_kit_procedure_and_draws_report_their_spread():
+    gen = torch.Generator().manual_seed(5)
+    logits, labels = torch.randn(1050, 10, generator=gen) * 2, torch.randint(0, 10, (1050,), generator=gen)
+    logits[torch.arange(150), labels[:150]] += (
+        1.0  # the forget set a little better fitted: overlapping losses
+    )
+    outputs = {
+        "forget": outputs_from_logits(logits[:150], labels[:150]),
+        "test": outputs_from_logits(logits[150:], labels[150:]),
+    }
+    forget_losses = outputs["forget"].logits.log_softmax(1)[torch.arange(150), outputs["forget"].labels].neg()
+    test_losses = outputs["test"].logits.log_softmax(1)[torch.arange(900), outputs["test"].labels].neg()
+    for seed in (0, 3):
+        kit = kit_mia_score(
+            forget_losses.double().numpy(),
+            test_losses.double().numpy(),
+            lambda a, seed=seed: a[np.random.default_rng(seed).permutation(len(a))],
+        )
+        one = MIALoss(draws=1, seed=seed).per_model(outputs)
+        assert one == {"mia_loss": pytest.approx(kit, abs=1e-12), "mia_loss_std": 0.0}
+    many = MIALoss(draws=10).per_model(outputs)
+    singles = [MIALoss(draws=1, seed=d).per_model(outputs)["mia_loss"] for d in range(10)]
+    assert many["mia_loss"] == pytest.approx(np.mean(singles))
+    assert many["mia_loss_std"] == pytest.approx(np.std(singles)) and many["mia_loss_std"] > 0.005
+
+
+def test_class_wise_logistic_mias_face_the_forgotten_classes_test_images():
+    gen = torch.Generator().manual_seed(6)
+    # Forget and the forgotten classes' test images alike (a model that never saw the class); the remaining
+    # classes' test images confident: against those, even such a model would look like it remembers.
+    outputs = {
+        "forget": confident(200, 0.0, True, gen),
+        "test_forget": confident(200, 0.0, True, gen),
+        "test": confident(600, 12.0, True, gen),
+    }
+    value = MIALoss().per_model(outputs)["mia_loss"]
+    assert abs(value - 0.5) < 0.1
+    assert MIALoss().per_model({k: outputs[k] for k in ("forget", "test")})["mia_loss"] == 1.0
+
+
 def test_logistic_mia_info_and_bad_options():
+    from unlearnbench.report.render import describe_metric
+
     assert MIALoss().info()["mia_loss"]["ideal"] == 0.5
+    legend = describe_metric("mia_loss", MIALoss().info()["mia_loss"])
+    assert (
+        legend.startswith("mia_loss: closer to 50 % in every scenario")
+        and "forgotten classes' test" in legend
+    )
+    assert MIALoss().info()["mia_loss_std"]["spread_of"] == "mia_loss"
     assert MIAEntropy().info()["mia_entropy"]["ideal"] == 0.5
     with pytest.raises(ConfigError, match="eval.metrics.mia_entropy.n_splits"):
         MIAEntropy(n_splits=0)
+    with pytest.raises(ConfigError, match="eval.metrics.mia_loss.draws"):
+        MIALoss(draws=0)
 
 
 # ----------------------------------------------------------------------------- avg gap
@@ -221,10 +290,6 @@ class FakeShadowContext:
         self.calls.append(("unlearned", keep.clone(), seed, original))
         return self.world.unlearned(keep, seed)
 
-    def original(self, seed):
-        self.calls.append(("original", seed))
-        return PlantedModel(torch.zeros(self.world.n)), {}
-
     def count(self, kind: str) -> int:
         return sum(call[0] == kind for call in self.calls)
 
@@ -296,7 +361,7 @@ def test_lira_and_ulira_share_shadows_and_follow_the_protocol():
     ctx = ulira_context(unlearn_shift=1.0, num_shadows_seed=3)
     LiRA(num_shadows=4).with_shadows(ctx)
     ULiRA(num_shadows=4).with_shadows(ctx)
-    assert ctx.count("retrained") == 4 and ctx.count("unlearned") == 4 and ctx.count("original") == 0
+    assert ctx.count("retrained") == 4 and ctx.count("unlearned") == 4
     n = ctx.world.n_forget
     retrained = [c for c in ctx.calls if c[0] == "retrained"]
     unlearned = [c for c in ctx.calls if c[0] == "unlearned"]
@@ -311,15 +376,11 @@ def test_lira_and_ulira_share_shadows_and_follow_the_protocol():
 
 
 class BatchingShadowContext(FakeShadowContext):
-    """A context that serves whole families at once (ShadowContext.retrained_many / original_many)."""
+    """A context that serves whole families at once (ShadowContext.retrained_many)."""
 
     def retrained_many(self, keeps, seeds):
         self.calls.append(("retrained_many", list(seeds)))
         return (self.world.retrained(keep, seed) for keep, seed in zip(keeps, seeds))
-
-    def original_many(self, seeds):
-        self.calls.append(("original_many", list(seeds)))
-        return ((PlantedModel(torch.zeros(self.world.n)), {}) for _ in seeds)
 
 
 def test_shadow_families_are_requested_at_once_with_the_same_results():
@@ -329,10 +390,9 @@ def test_shadow_families_are_requested_at_once_with_the_same_results():
         assert metric.with_shadows(at_once) == metric.with_shadows(one_by_one)
     assert [c for c in at_once.calls if c[0].endswith("_many")] == [
         ("retrained_many", [1000, 1001, 1002, 1003]),  # once: U-LiRA reuses LiRA's memoised outputs
-        ("original_many", [2000, 2001, 2002]),
         ("retrained_many", [2000, 2001, 2002]),
     ]
-    assert at_once.count("retrained") == at_once.count("original") == 0
+    assert at_once.count("retrained") == 0
     assert at_once.count("unlearned") == one_by_one.count("unlearned") == 4 + 3
     # A new set of shadows asks only for its own models.
     LiRA(num_shadows=4, seed_offset=10).with_shadows(at_once)
@@ -386,11 +446,10 @@ def test_neurips_score_is_one_when_unlearned_and_retrained_confidences_match():
     ctx = challenge_context()
     out = NeurIPSScore(num_shadows=6).with_shadows(ctx)
     assert out == {"neurips_score": 1.0, "neurips_forget_score": 1.0}
-    # Protocol: originals with seeds 2000 + k, the method applied to each, retrained with the same seeds.
-    assert [c[1] for c in ctx.calls if c[0] == "original"] == list(range(2000, 2006))
+    # The challenge's protocol: the run's one original unlearned with seeds 2000 + k, retrained with the same.
     unlearned = [c for c in ctx.calls if c[0] == "unlearned"]
     assert [c[2] for c in unlearned] == list(range(2000, 2006))
-    assert all(isinstance(c[3], PlantedModel) and bool(c[1].all()) for c in unlearned)
+    assert all(c[3] is None and bool(c[1].all()) for c in unlearned)  # None: the run's own original
     assert [c[2] for c in ctx.calls if c[0] == "retrained"] == list(range(2000, 2006))
 
 
@@ -463,8 +522,8 @@ def test_full_evaluation_end_to_end_and_shadows_come_from_the_cache(make_cfg, tm
     for who in ("original", "retrain"):
         assert {"mia_loss", "mia_entropy"} <= set(first[who]["metrics"])
     cached = sorted(Path(tmp_path / "cache").rglob("*.pt"))
-    # original + Retrain + 4 half-forget retrained + 4 challenge originals + 4 challenge retrained
-    assert len(cached) == 14
+    # original + Retrain + 4 half-forget retrained + 4 challenge retrained (the challenge unlearns the original)
+    assert len(cached) == 10
 
     cfg = make_cfg(overrides)
     cfg.paths.output_dir += "_again"
@@ -478,3 +537,10 @@ def test_standard_evaluation_without_retrain_has_no_avg_gap(make_cfg):
     assert "avg_gap" not in res["metrics"] and 0.0 <= res["metrics"]["mia_loss"] <= 1.0
     assert res["metric_info"]["avg_gap"]["ideal"] == 0.0
     assert np.isfinite(res["metrics"]["mia_entropy"])
+
+
+def test_class_wise_digits_retrain_loss_mia_is_near_its_stated_ideal(make_cfg):
+    res = run(make_cfg(["method=none", "forget=class", "forget.classes=[0]", "recipe.epochs=3"]))
+    ideal = res["metric_info"]["mia_loss"]["ideal"]
+    assert abs(res["retrain"]["metrics"]["mia_loss"] - ideal) <= 0.10
+    assert res["retrain"]["metrics"]["mia_loss_std"] >= 0.0

@@ -14,7 +14,7 @@ import torch
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SCRIPT = SCRIPTS / "gpu_check.py"
-GOAL_STATUSES = {"met", "not met", "not measured"}
+GOAL_STATUSES = {"met", "not met", "not measured", "reported"}
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,17 @@ def test_tiny_run_writes_every_step_with_its_goals(tmp_path, gpu_check):
         for goal in step["goals"]:
             assert goal["goal"] and goal["status"] in GOAL_STATUSES
             assert (goal["value"] is None) == (goal["status"] == "not measured")
-    mfu = report["steps"][0]["goals"][1]
-    assert mfu["key"] == "mfu" and mfu["value"] is None and "no bf16 dense peak" in mfu["note"]
+    steps = {step["name"]: step for step in report["steps"]}
+    runner = steps["train_cifar10"]["figures"]
+    assert runner["mfu"] is None and "no bf16 dense peak" in runner["img_s_note"]
+    assert runner["ratio"] == runner["img_s"] / steps["eager_loop_cifar10"]["figures"]["img_s"]
+    assert (
+        runner["compile_s"] is not None
+    )  # the tiny run compiles (eager backend): its cost is reported apart
+    projected = steps["projected_salun_seed"]["figures"]
+    assert projected["seconds"] == sum(projected["parts_s"].values()) and projected["parts_s"]["salun"] > 0
+    mission = steps["mission"]["figures"]
+    assert 0 < mission["eval_share"] < 1 and mission["cached_eval_s"] > 0
 
     text = doc.read_text()
     assert text.startswith("# Benchmarks\n\nabove\n\n") and text.endswith("\n\nbelow\n")
@@ -118,7 +127,11 @@ def test_gpu_settings_compose(gpu_check, tmp_path):
     cfg = compose([*base, *check.dataset("cifar"), *gpu["train"]])
     assert cfg.dataset.name == "cifar10_jpeg" and cfg.dataset.source.cache_dir == str(tmp_path / "datasets")
     cfg = compose([*base, *check.dataset("fmnist"), *gpu["accuracy"]])
-    assert cfg.recipe.optimizer.lr == 0.2 and cfg.recipe.scheduler.T_max == cfg.recipe.epochs == 10
+    assert (
+        cfg.recipe.epochs == 10 and cfg.recipe.scheduler_interval == "step" and cfg.recipe.optimizer.nesterov
+    )
+    cfg = compose([*base, *check.dataset("cifar"), *gpu["train"]])
+    assert cfg.runtime.compile is True and cfg.recipe.batch_size == 256
     cfg = compose([*base, *check.dataset("fmnist"), *gpu_check.IMU_FAST_PATH])
     assert validate(cfg)[1].uses_feature_cache()
     cfg = compose([*base, *gpu_check.mission_overrides(check)])

@@ -132,10 +132,13 @@ def test_selection_keeps_negative_top_fraction_and_clips_at_quantile():
     np.testing.assert_allclose(weights.numpy(), np.minimum(raw, cap), rtol=1e-6)
 
 
-def test_selection_rounds_up_keeps_all_negatives_at_one_and_handles_none():
+def test_selection_rounds_down_keeps_all_negatives_at_one_and_handles_none():
+    influence = torch.tensor([-1.0, -4.0, 2.0, -9.0, -2.0, -3.0])
+    positions, _ = select_by_influence(influence, top_data=0.7, clip_quantile=1.0)
+    assert positions.tolist() == [3, 1, 5]  # 0.7 x 5 negatives = 3.5: the authors' int() keeps 3, not 4
     influence = torch.tensor([-1.0, -4.0, 2.0, -9.0])
     positions, weights = select_by_influence(influence, top_data=0.1, clip_quantile=0.93)
-    assert positions.tolist() == [3] and weights.tolist() == [3.0]  # ceil keeps at least one
+    assert positions.tolist() == [3] and weights.tolist() == [3.0]  # 0.3 rounds to 0: at least one is kept
     positions, weights = select_by_influence(influence, top_data=1.0, clip_quantile=1.0)
     assert positions.tolist() == [3, 1, 0] and weights.tolist() == [3.0, 2.0, 1.0]  # quantile 1: no clipping
     positions, weights = select_by_influence(torch.tensor([0.5, 0.0]), 0.1, 0.93)

@@ -192,6 +192,18 @@ def test_svc_efficacy_flip_outside_the_fitted_range_is_flagged():
     assert share_outside_range(fitted, target) == pytest.approx(2 / 3)
 
 
+def test_cv_accuracies_equal_sklearns_cross_val_score():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+
+    rng = np.random.default_rng(4)
+    x = np.r_[rng.normal(0, 1, 80), rng.normal(0.7, 1, 80)].reshape(-1, 1)
+    y = np.r_[np.zeros(80), np.ones(80)]
+    cv = StratifiedShuffleSplit(n_splits=10, random_state=0)
+    expected = cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy")
+    np.testing.assert_array_equal(attacks._cv_accuracies(x, y, 10), expected)
+
+
 def test_logistic_mia_identical_distributions_near_half():
     rng = np.random.default_rng(0)
     acc = logistic_mia(rng.exponential(size=3000), rng.exponential(size=3000))
@@ -206,21 +218,21 @@ def test_logistic_mia_separable_is_one():
 def test_logistic_mia_balances_and_labels(monkeypatch):
     seen = {}
 
-    def fake_cv(model, x, y, cv, scoring):
-        seen.update(x=x, y=y, cv=cv, scoring=scoring)
+    def fake_cv(x, y, n_splits):
+        seen.update(x=x, y=y, n_splits=n_splits)
         return np.array([0.25, 0.75])
 
-    monkeypatch.setattr(attacks, "cross_val_score", fake_cv)
+    monkeypatch.setattr(attacks, "_cv_accuracies", fake_cv)
     forget = np.arange(100.0, 130.0)  # 30 forget samples
     test = np.arange(0.0, 200.0)  # 200 test samples: shuffled, cut to 30
     assert logistic_mia(forget, test, seed=3) == 0.5
     x, y = seen["x"], seen["y"]
-    assert x.shape == (60, 1) and seen["scoring"] == "accuracy"
+    assert x.shape == (60, 1)
     assert y.sum() == 30 and set(x[y == 1, 0]) == set(forget)
     kept_test = x[y == 0, 0]
     assert len(set(kept_test)) == 30 and set(kept_test) <= set(test)
     assert kept_test.tolist() != list(range(30))  # shuffled before the cut
-    assert seen["cv"].n_splits == 10 and seen["cv"].random_state == 0
+    assert seen["n_splits"] == 10
     with pytest.raises(UserError):
         logistic_mia(np.ones(3), np.ones(100))
 

@@ -225,6 +225,8 @@ BAD_INPUTS = [
     (["forget=superclass"], ["forget", "superclass", "cifar100"]),
     (["method=mnemonic"], ["forget", "random", "class"]),
     (["dataset.val_fraction=1.5"], ["dataset.val_fraction", "1.5"]),
+    (["dataset.val_source=dev"], ["dataset.val_source", "dev", "train or test"]),
+    (["method=iu", "method.alpha=-1"], ["method.alpha", "-1"]),
     (["recipe.epochs=0"], ["recipe.epochs", "positive integer"]),
     (["recipe.batch_size=-4"], ["recipe.batch_size", "positive integer"]),
     (["dataset.train_subset=5"], ["dataset.train_subset", "5", ">= 10"]),

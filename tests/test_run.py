@@ -234,7 +234,9 @@ def test_a_long_training_announces_its_duration_before_it_runs_long(make_cfg, mo
         run(make_cfg(["method=none", "recipe.epochs=3", "eval=fast"]))
     lines = [r.getMessage() for r in caplog.records if r.name == "unlearnbench.training.lightning"]
     assert any(
-        line.startswith("original: ~") and "on cpu (3 epochs)" in line and "trainer=gpu" in line
+        line.startswith("original: ~")
+        and "on cpu (3 epochs)" in line
+        and "trainer=gpu on a GPU machine" in line
         for line in lines
     ), lines
 

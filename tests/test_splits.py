@@ -49,3 +49,27 @@ def test_run_on_a_subset_keeps_full_array_positions_and_its_own_cache_key(make_c
     small_test = run(make_cfg([*fast, "dataset.test_subset=100"], subdir="test"))
     test_positions = json.loads((tmp_path / "test" / "run" / "indices.json").read_text())["test"]
     assert small_test["sizes"]["test"] == 100 and len(set(test_positions)) == 100
+
+
+def test_val_from_the_test_split_halves_it_in_random_split_order_and_trains_on_every_image():
+    """dataset.val_source=test (∇τ's protocol): val is half of the test split, drawn as
+    torch.utils.data.random_split(test, [0.5, 0.5]) with seed 42 draws it; the training split keeps all images."""
+    from types import SimpleNamespace
+
+    from unlearnbench.data.scenarios import RandomForget
+    from unlearnbench.data.splits import build_splits
+
+    x = torch.zeros(200, 1, 2, 2, dtype=torch.uint8)
+    raw = SimpleNamespace(
+        name="toy", classes=list(range(10)), train_x=x, train_y=torch.arange(200) % 10, test_x=x[:60],
+        test_y=torch.arange(60) % 10, train_coarse=None, test_coarse=None,
+    )  # fmt: skip
+    splits = build_splits(raw, RandomForget(ratio=0.1, seed=0), 0.5, 42, val_source="test")
+    expected = torch.utils.data.random_split(
+        range(60), [0.5, 0.5], generator=torch.Generator().manual_seed(42)
+    )
+    assert splits.test.indices.tolist() == sorted(expected[0].indices)
+    assert splits.val.indices.tolist() == sorted(expected[1].indices)
+    assert len(splits.train) == 200 and len(splits.forget) == 20  # forget drawn from all training images
+    with pytest.raises(ConfigError, match=r"dataset.val_source='dev' is not allowed; allowed: train or test"):
+        build_splits(raw, RandomForget(ratio=0.1, seed=0), 0.5, 42, val_source="dev")

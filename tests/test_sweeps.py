@@ -129,7 +129,7 @@ def test_submitit_launcher_config_composes(tmp_path):
     assert "submitit_slurm" in out.stdout and "partition:" in out.stdout
 
 
-def test_killed_named_sweep_reruns_only_the_missing_jobs(tmp_path):
+def test_killed_named_sweep_reruns_only_the_missing_jobs(tmp_path, capsys):
     args = ["-m", "sweep=resume", "method=none,ft", "seed=0,1", *QUICK]
     sweep = tmp_path / "outputs" / "sweeps" / "resume"
     proc = subprocess.Popen(
@@ -153,12 +153,21 @@ def test_killed_named_sweep_reruns_only_the_missing_jobs(tmp_path):
     assert len(after) == 4 and all(after[p] == mtime for p, mtime in before.items())  # finished jobs skipped
     assert out.stdout.count("already complete") == len(before)
     assert "4 jobs: 4 ok" in out.stdout
+    assert f"{4 - len(before)} ran now, {len(before)} skipped (finished earlier" in out.stdout
+    assert (
+        f"results: {sweep.resolve()}" in out.stdout
+        and f"next: unlearn-report {sweep.resolve()}" in out.stdout
+    )
 
     import csv
 
     from unlearnbench.report.cli import main as report_main
 
     assert report_main([str(sweep)]) == 0
+    printed = capsys.readouterr().out
+    table = printed.split("wrote:")[0]  # each setting's table, in the terminal too
+    assert "| Method |" in table and "\n| ft |" in table and "\n| none |" in table
+    assert "report.csv" in printed.split("wrote:")[1]
     rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
     seeds = {row["method"]: int(row["n_seeds"]) for row in rows if row["kind"] == "method"}
     assert seeds == {"ft": 2, "none": 2}  # all 4 jobs are in the report

@@ -118,3 +118,97 @@ def test_a_methods_sgd_does_not_import_torch_dynamo():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+class CountingOneCycle(torch.optim.lr_scheduler.OneCycleLR):
+    """OneCycleLR that records what it was built with and each step's count."""
+
+    built: list[int] = []
+    counts: list[int] = []
+
+    def __init__(self, optimizer, **kwargs):
+        CountingOneCycle.built.append(kwargs["total_steps"])
+        super().__init__(optimizer, **kwargs)
+
+    def step(self, *args, **kwargs):
+        super().step(*args, **kwargs)
+        CountingOneCycle.counts.append(self.last_epoch)
+
+
+def test_a_per_step_schedule_gets_the_trainings_steps_and_label_smoothing_enters_the_loss(tmp_path):
+    raw = load_digits()
+    x, y = raw.train_x[:100], raw.train_y[:100]  # 4 batches of 32 per epoch
+    torch.manual_seed(0)
+    model = MLP(10, 1, 8, [0.3], [0.4], hidden=[16], activation="relu")
+    with torch.no_grad():
+        smoothed = F.cross_entropy(model(x.float() / 255), y, label_smoothing=0.1).item()
+    recipe = {
+        "epochs": 2,
+        "batch_size": 32,
+        "label_smoothing": 0.1,
+        "scheduler_interval": "step",
+        "optimizer": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.0},
+        "scheduler": {"_target_": "test_training.CountingOneCycle", "_partial_": True, "max_lr": 0.0},
+    }
+    CountingOneCycle.built.clear(), CountingOneCycle.counts.clear()
+    logger = EpochValues()
+    fit(
+        model,
+        TensorBatches(x, y, 32, shuffle=True, seed=1),
+        None,
+        recipe,
+        TRAINER,
+        logger,
+        root_dir=str(tmp_path),
+    )
+    assert CountingOneCycle.built == [8]
+    assert max(CountingOneCycle.counts) == 8  # stepped after each of the 8 batches, not per epoch
+    assert abs(logger.rows[0]["original/train_loss"] - smoothed) < 1e-5  # lr 0: the untrained model's loss
+
+
+def test_a_bad_scheduler_interval_is_named():
+    from unlearnbench.errors import ConfigError
+    from unlearnbench.training.recipe import build_optimizer
+
+    recipe = {"optimizer": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, "scheduler": {}}
+    with pytest.raises(ConfigError, match="recipe.scheduler_interval"):
+        build_optimizer([torch.nn.Parameter(torch.zeros(1))], {**recipe, "scheduler_interval": "batch"}, 4)
+
+
+def test_the_duration_estimate_is_within_2x_of_the_training_and_its_advice_fits_anywhere(tmp_path, caplog):
+    import time
+
+    from unlearnbench.training import lightning
+
+    raw = load_digits()
+    x, y = raw.train_x[:640], raw.train_y[:640]  # 20 batches of 32 per epoch
+    vx, vy = raw.test_x[:256], raw.test_y[:256]
+    torch.manual_seed(0)
+    model = MLP(10, 1, 8, [0.3], [0.4], hidden=[64], activation="relu")
+    recipe = {
+        "epochs": 40,  # long enough that the Trainer's one-off set-up (not estimated) is a small part
+        "batch_size": 32,
+        "optimizer": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.05},
+        "scheduler": None,
+    }
+    timings: dict = {}
+    lightning.LONG_TRAINING_S, long_s = 0.0, lightning.LONG_TRAINING_S  # every training is announced
+    try:
+        with caplog.at_level("WARNING", logger="unlearnbench.training.lightning"):
+            start = time.perf_counter()
+            fit(
+                model,
+                TensorBatches(x, y, 32, shuffle=True, seed=1),
+                TensorBatches(vx, vy, 64),
+                recipe,
+                TRAINER,
+                root_dir=str(tmp_path),
+                timings=timings,
+            )
+            took = time.perf_counter() - start
+    finally:
+        lightning.LONG_TRAINING_S = long_s
+    assert 0.5 <= timings["estimate_s"] / took <= 2.0, (timings["estimate_s"], took)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("original: ~")]
+    assert "on cpu (40 epochs)" in line and "recipe.epochs=1 takes" in line and "debug=fast" in line
+    assert "experiment=" not in line  # no setting recommended: it may be the one running

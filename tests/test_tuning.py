@@ -87,3 +87,67 @@ def test_the_reported_avg_gap_still_uses_the_test_split(make_cfg):
     assert info["tune_gap"]["components"] == ["forget_acc", "retain_acc", "val_acc", "mia_efficacy_val"]
     assert res["metrics"]["tune_gap"] != res["metrics"]["avg_gap"]
     assert json.loads(json.dumps(res))["metrics"]["mia_efficacy_val"] is not None
+
+
+# ----------------------------------------------------------------------------- the coarse pass
+
+
+def test_every_search_space_declares_a_strength_axis_it_searches():
+    from unlearnbench.tuning import search_space, strength_axis
+
+    for method in TUNED:
+        axis = strength_axis(method)
+        assert axis.key in search_space(method)["hydra"]["sweeper"]["params"], method
+        assert 0 < axis.low < axis.high, method
+
+
+def test_the_coarse_pass_spans_the_range_and_tpe_searches_around_its_best():
+    from unlearnbench.tuning import Axis, choose
+
+    lr = Axis("method.lr", 1e-6, 1e-2, log=True)
+    assert lr.coarse(5) == [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
+    assert lr.narrowed(1e-3, 5) == "method.lr=tag(log, interval(0.0001, 0.01))"
+    assert (
+        lr.narrowed(1e-2, 5) == "method.lr=tag(log, interval(0.001, 0.01))"
+    )  # clipped to the declared range
+    linear = Axis("method.gamma", 0.5, 1.0, log=False)
+    assert (
+        linear.coarse(3) == [0.5, 0.75, 1.0] and linear.narrowed(0.5, 3) == "method.gamma=interval(0.5, 0.75)"
+    )
+    # A study that stayed where the method does nothing loses to the coarse point that forgets.
+    tpe = {"params": {"method.lr": 2e-6, "method.epochs": 3}, "value": 0.45}
+    coarse = {"value": 1e-3, "tune_gap": 0.05, "forget_acc": 0.5}
+    assert choose(coarse, tpe, "method.lr") == {
+        "params": {"method.lr": 1e-3},
+        "value": 0.05,
+        "pass": "coarse",
+    }
+    assert choose(None, tpe, "method.lr")["pass"] == "TPE"
+
+
+def test_a_smoke_tuning_gets_its_own_sweeps():
+    from unlearnbench.tuning import sweep_name
+
+    assert sweep_name("memorise_cifar10", "ga", "tpe", []) == "tune_memorise_cifar10_ga"
+    assert sweep_name("memorise_cifar10", "ga", "coarse", []) == "tune_memorise_cifar10_ga_coarse"
+    smoke = sweep_name("memorise_cifar10", "ga", "tpe", ["recipe.epochs=1"])
+    assert smoke.startswith("tune_memorise_cifar10_ga_") and smoke != "tune_memorise_cifar10_ga"
+
+
+@pytest.mark.slow
+def test_tune_script_runs_both_passes_on_digits(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "scripts/tune.py", "--setting", "digits_smoke", "--methods", "ga", "--trials", "1"]
+        + ["--coarse", "2", "--out", str(tmp_path), f"paths.cache_dir={tmp_path / 'cache'}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    preset = (tmp_path / "digits_smoke" / "ga.yaml").read_text()
+    assert "coarse pass over method.lr: 1e-06: forget" in preset and "\nlr: " in preset

@@ -25,15 +25,29 @@ def app(cfg: DictConfig) -> float:
     except UserError as err:
         raise InputAbort(err) from err
     if not multirun:
-        from unlearnbench.console import format_table
+        from unlearnbench.console import format_table, where_lines
 
         print(format_table(results))
+        print(where_lines(cfg.paths.output_dir))
     return objective(results, cfg, HydraConfig.get().sweeper)
+
+
+def _importable_from_here() -> None:
+    """`_target_` classes in the user's folder import as they would with `python -m`: the folder joins this
+    process's path and, through PYTHONPATH, that of the jobs a launcher starts (joblib, Slurm)."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if here not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([here, *paths])
 
 
 def main() -> None:
     """Bad input is one line on stderr and exit code 2 (HYDRA_FULL_ERROR=1 keeps the traceback)."""
     from unlearnbench.usage import check_group_options, help_text, one_line
+
+    _importable_from_here()
 
     if {"--help", "-h"} & set(sys.argv[1:]):  # Hydra's --hydra-help stays Hydra's
         print(help_text())

@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from unlearnbench.checks import check_int, check_number, is_int, is_number
+from unlearnbench.data.splits import VAL_SOURCES
 from unlearnbench.errors import ConfigError, UserError
 
 # Keys in group configs that describe the node rather than being constructor arguments.
@@ -116,6 +117,27 @@ def known_top_level_keys() -> set[str]:
     return {str(k) for k in primary if k != "defaults"} | groups
 
 
+def _check_target(node, target: str | None) -> None:
+    """A `_target_` that cannot be imported is one line naming the key and where classes are found."""
+    if not target:
+        return
+    try:
+        _locate(target)
+    except Exception as err:  # ImportError, or whatever the user's module raises on import
+        prefix = (
+            node._get_full_key(None)
+            if OmegaConf.is_config(node) and node._get_parent() is not None
+            else "config"
+        )
+        reason = f" ({str(err).strip().splitlines()[-1]})"
+        raise ConfigError(
+            f"{prefix}._target_",
+            target,
+            "a class importable from the folder `unlearn` runs in, an installed package or PYTHONPATH"
+            + reason,
+        ) from None
+
+
 def build(node: DictConfig, **kwargs: Any) -> Any:
     """Instantiate a `_target_` node, leaving out its descriptive keys (name, tag).
 
@@ -123,6 +145,7 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
     """
     resolved = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
     params = {k: v for k, v in resolved.items() if k not in DESCRIPTIVE_KEYS}
+    _check_target(node, params.get("_target_"))
     try:
         return instantiate(params, **kwargs)
     except InstantiationException as err:
@@ -207,6 +230,8 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     scenario = build(cfg.forget)
     scenario.check(int(ds.num_classes), bool(ds.get("has_coarse_labels", False)), str(ds.name))
     check_number("dataset.val_fraction", ds.val_fraction, 0.0, 0.9)
+    if ds.get("val_source", "train") not in VAL_SOURCES:
+        raise ConfigError("dataset.val_source", ds.val_source, " or ".join(VAL_SOURCES))
     for key in ("epochs", "batch_size"):
         check_int(f"recipe.{key}", cfg.recipe[key], minimum=1)
     check_params(cfg.recipe.optimizer, "recipe.optimizer")

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import textwrap
 
+from unlearnbench import provenance
+from unlearnbench.verdicts import did_not_unlearn
+
 WIDTH = 100
 CELL = 9  # "=Retrain" plus a space
 
 
-def _ideal(desc: dict) -> str:
+def _ideal(desc: dict, has_retrain: bool = True) -> str:
     ideal = desc.get("ideal")
     if desc.get("vs_retrain"):
-        return "=Retrain"
+        return "=Retrain" if has_retrain else "-"  # no Retrain row to be equal to (eval.retrain=false)
     if isinstance(ideal, (int, float)) and not isinstance(ideal, bool):
         return f"{100 * ideal:.1f}"
     return "-"
@@ -40,10 +43,12 @@ def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
         rows.append(("retrain", results["retrain"]["metrics"]))
     lines = [
         " " * label_width + "".join(f"{info[c].get('label', c):>{CELL}}" for c in cols),
-        f"{'ideal':<{label_width}}" + "".join(f"{_ideal(info[c]):>{CELL}}" for c in cols),
+        f"{'ideal':<{label_width}}"
+        + "".join(f"{_ideal(info[c], results['retrain'] is not None):>{CELL}}" for c in cols),
     ]
     for name, values in rows:
-        lines.append(f"{name:<{label_width}}" + "".join(_cell(values.get(c)) for c in cols))
+        mark = "!" if name == method and _no_unlearning(results) else ""
+        lines.append(f"{name + mark:<{label_width}}" + "".join(_cell(values.get(c)) for c in cols))
     if results["gap"]:
         gaps = "".join(_cell(results["gap"][c], "+") if c in results["gap"] else " " * CELL for c in cols)
         lines.append(f"{'gap to retrain':<{label_width}}" + gaps.rstrip())
@@ -52,7 +57,7 @@ def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
 
 def format_table(results: dict) -> str:
     """Rows original / method / retrain / gap; columns in blocks that fit WIDTH; a key; the run's summary."""
-    label_width = max(len(results["method"]), len("gap to retrain")) + 1
+    label_width = max(len(results["method"]) + 1, len("gap to retrain")) + 1
     per_block = max(1, (WIDTH - label_width) // CELL)
     cols = table_columns(results)
     lines: list[str] = []
@@ -63,12 +68,24 @@ def format_table(results: dict) -> str:
     key_text = "Values in %" + (" (AvgGap: mean |gap| to Retrain, points)" if "avg_gap" in cols else "")
     lines += textwrap.wrap(f"{key_text}; {', '.join(key)}." if key else key_text + ".", WIDTH)
     lines += flag_notes(results)
+    reasons = _no_unlearning(results)
+    if reasons:
+        lines += textwrap.wrap(
+            f"! {results['method']} did not unlearn: {'; '.join(reasons)}", WIDTH, subsequent_indent="  "
+        )
     if results["status"] != "ok":
         lines += textwrap.wrap(
             f"{results['method']}: {results['status'].upper()} - {results['reason']}", WIDTH
         )
     lines += textwrap.wrap(summary_line(results), WIDTH, subsequent_indent="  ")
     return "\n".join(lines)
+
+
+def _no_unlearning(results: dict) -> list[str]:
+    """Why the method's row shows no unlearning (verdicts.did_not_unlearn), [] when it does or is not a method."""
+    if results["method"] in ("retrain",) or results["status"] != "ok":
+        return []
+    return did_not_unlearn(results["metrics"], results["original"]["metrics"])
 
 
 def flag_notes(results: dict) -> list[str]:
@@ -111,5 +128,10 @@ def summary_line(results: dict) -> str:
     return (
         f"{results['dataset']} / {results['model']} / forget {what} ({f['size']} samples) / seed "
         f"{results['seed']}{preset} | {device} | unlearn {rte}, total {t['total']:.1f}s | "
-        f"cache ({hits}): {where}"
+        f"cache ({hits}): {where} | {provenance.short(results['env'])}"
     )
+
+
+def where_lines(run_dir: str) -> str:
+    """Where a run's results went and what to do with them."""
+    return f"results: {run_dir}/results.json\nnext: unlearn-report {run_dir}   (tables, CSV, LaTeX and plots)"

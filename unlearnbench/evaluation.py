@@ -255,19 +255,6 @@ class ShadowContext:
     def predict(self, model: nn.Module, split: Split) -> SplitOutputs:
         return predict(model, split, self.runtime)
 
-    def original(self, seed: int) -> tuple[nn.Module, dict]:
-        """The original model (with the method's training hook, if any) trained with another seed."""
-        hook = self.method.training_hook(seed, tuple(self.splits.train.x.shape[1:]), self.splits.num_classes)
-        return self.pipeline.trained(self.splits.train, "original", hook, seed=seed, record=False)
-
-    def original_many(self, seeds: list[int]):
-        """Yield `original(seed)` for each seed, one model at a time (the missing ones trained together first)."""
-        shape, n = tuple(self.splits.train.x.shape[1:]), self.splits.num_classes
-        hooks = [self.method.training_hook(seed, shape, n) for seed in seeds]
-        yield from self.pipeline.trained_many(
-            [self.splits.train] * len(seeds), "original", seeds, hooks, batched=self.batched
-        )
-
     def retrained_many(self, keeps: torch.Tensor, seeds: list[int]):
         """Yield `retrained(keeps[k], seeds[k])` for each k, one model at a time (the missing ones trained
         together first)."""

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 RESULTS = "results.json"
 # Config keys that do not change a job's result (where files go, how it is shown, how the sweep is run).
-NOT_RESULT_KEYS = ("paths", "logger", "sweep", "force")
+NOT_RESULT_KEYS = ("paths", "logger", "sweep", "force", "strength_axis")  # strength_axis: read by tuning only
 # Overrides left out when naming a job in the summary: they do not tell jobs apart by what they compute.
 IGNORED_OVERRIDES = ("sweep", "force", "logger", "launcher", "trainer.enable_progress_bar")
 
@@ -105,7 +106,7 @@ def run_job(cfg: DictConfig, keep_going: bool) -> dict:
             log.info("already complete, skipped: %s (force=true reruns it)", out)
             return done
     try:
-        return run(cfg, job_hash=digest)
+        return run(cfg, job_hash=digest, progress=True)
     except Exception as err:
         if not keep_going:
             if isinstance(err, UserError):
@@ -145,13 +146,16 @@ def job_overrides(job_dir: Path) -> list[str]:
     return [o for o in overrides if o.split("=")[0].lstrip("+~") not in IGNORED_OVERRIDES]
 
 
-def sweep_summary(sweep_dir: Path) -> tuple[str, int]:
-    """`12 jobs: 11 ok, 1 failed: method=mnemonic: forget='random' ...` and the number of failed jobs.
+def sweep_summary(sweep_dir: Path, started: float | None = None) -> tuple[str, int]:
+    """`12 jobs: 11 ok, 1 failed: method=mnemonic: forget='random' ...` (with `started`, the sweep's start
+    time: how many ran now and how many were skipped as already complete), then where the results are and the
+    report command; and the number of failed jobs.
 
     A failed job is named by the overrides that differ between the sweep's jobs (its axes).
     """
-    jobs = []
+    jobs, skipped = [], 0
     for path in sorted(sweep_dir.glob(f"*/{RESULTS}")):
+        skipped += started is not None and path.stat().st_mtime < started
         try:
             results = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -167,17 +171,27 @@ def sweep_summary(sweep_dir: Path) -> tuple[str, int]:
     ]
     parts = [f"{n} {status}" for status, n in counts.items() if n or status == "ok"]
     line = f"{len(jobs)} jobs: {', '.join(parts)}" + (f": {'; '.join(failures)}" if failures else "")
+    if started is not None:
+        line += (
+            f"\n{len(jobs) - skipped} ran now, {skipped} skipped (finished earlier; force=true reruns them)"
+        )
+    line += f"\nresults: {sweep_dir}\nnext: unlearn-report {sweep_dir}   (tables, CSV, LaTeX and plots)"
     return line, counts["failed"]
 
 
 class SweepSummary(Callback):
     """At the end of a sweep: one line saying how its jobs ended; exit code 1 when any failed."""
 
+    started: float | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        line, failed = sweep_summary(sweep_dir)
+        line, failed = sweep_summary(sweep_dir, self.started)
         print(line, flush=True)
         if failed:
             # SystemExit passes through Hydra's callback guard (it catches Exception): the command fails.

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
-import platform
+import os
 import shutil
 import time
 from functools import cached_property
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import unlearnbench
+from unlearnbench import provenance
 from unlearnbench.config import build, validate
 from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits, build_splits
@@ -24,7 +25,7 @@ from unlearnbench.files import atomic_write_text
 from unlearnbench.loggers import close_logger, log_results, make_logger
 from unlearnbench.methods.base import GrantedSplits, TrainingHook, UnlearnContext
 from unlearnbench.methods.common import DivergedError, check_weights_finite
-from unlearnbench.runtime import Runtime, apply_determinism
+from unlearnbench.runtime import Runtime, apply_determinism, apply_threads
 from unlearnbench.training.batched import fit_many, num_batches, why_not_batched
 from unlearnbench.training.cache import ModelCache, spec_hash
 from unlearnbench.training.recipe import RESULT_AFFECTING_TRAINER_KEYS, seed_everything
@@ -54,8 +55,13 @@ def model_spec(cfg: DictConfig, split: Split, hook: TrainingHook | None, seed: i
         "train_subset": ds.get("train_subset"),
         "test_subset": ds.get("test_subset"),
     }
+    if (
+        ds.get("val_source", "train") != "train"
+    ):  # only when set, so the keys of existing models stay the same
+        dataset["val_source"] = ds["val_source"]
     return {
         "version": CACHE_VERSION,
+        "code": provenance.code_version(provenance.TRAINING_CODE),  # code that trains differently misses
         "dataset": dataset,
         "model": {k: v for k, v in _container(cfg.model).items() if k != "name"},
         "recipe": _container(cfg.recipe),
@@ -139,7 +145,7 @@ class Pipeline:
                 fit,  # Lightning is imported only when something trains
             )
 
-            trainer = _container(cfg.trainer)
+            trainer = {**_container(cfg.trainer), "enable_progress_bar": self.runtime.progress}
             steps = num_batches(len(train_batches), trainer.get("limit_train_batches")) * recipe["epochs"]
             # Compiling changes float rounding only, as stacking does: not part of the cache key.
             compile_options = self.runtime.compile_options(steps)
@@ -306,6 +312,7 @@ class Pipeline:
             return None
         spec = {
             "model": info["key"],
+            "code": provenance.code_version(provenance.METRIC_CODE),
             "metrics": _container(self.cfg.eval.metrics),
             "splits": {name: split.fingerprint() for name, split in self.splits.eval_splits().items()},
             "device": self.runtime.device.type,
@@ -314,17 +321,32 @@ class Pipeline:
         return self.cache.root / "metrics" / f"{who}-{spec_hash(spec)}.json"
 
     def load(self, who: str) -> dict[str, float] | None:
-        """The stored values of reference model `who`, or None (evaluation.ValuesStore)."""
+        """The stored values of reference model `who`, or None (evaluation.ValuesStore): also None, with a
+        warning, when the file does not match the checksum stored with it (edited or damaged: recomputed)."""
         path = self._reference_values_path(who)
         try:
-            return json.loads(path.read_text()) if path is not None else None
+            stored = json.loads(path.read_text()) if path is not None else None
         except (OSError, ValueError):
             return None
+        if stored is None:
+            return None
+        values = stored.get("values") if isinstance(stored, dict) else None
+        if not isinstance(values, dict) or stored.get("sha256") != _values_checksum(values):
+            aside = path.with_name(f"{path.stem}.corrupt-{int(time.time())}.json")
+            os.replace(path, aside)  # kept for a look, as a damaged model is, not overwritten
+            log.warning(
+                "%s: cached %s metric values fail their checksum; moved aside to %s, recomputing",
+                path,
+                who,
+                aside,
+            )
+            return None
+        return values
 
     def save(self, who: str, values: dict[str, float]) -> None:
         path = self._reference_values_path(who)
         if path is not None:
-            atomic_write_text(path, json.dumps(values))
+            atomic_write_text(path, json.dumps({"values": values, "sha256": _values_checksum(values)}))
 
     def log_method_values(self, values: dict[str, Any]) -> None:
         """A method's diagnostics (`ctx.log`) go to the run's logger (CSV, W&B), one step per call."""
@@ -354,30 +376,13 @@ class Pipeline:
         return model, time.perf_counter() - start
 
 
+def _values_checksum(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _env(runtime: Runtime) -> dict:
-    from importlib.metadata import version
-
-    return {
-        "unlearnbench": unlearnbench.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "pytorch_lightning": version("pytorch-lightning"),
-        "hydra": version("hydra-core"),
-        "torchmetrics": version("torchmetrics"),
-        "platform": platform.platform(),
-        "device": str(runtime.device),
-        "device_name": torch.cuda.get_device_name(runtime.device)
-        if runtime.device.type == "cuda"
-        else platform.processor() or "cpu",
-        "precision": runtime.precision,
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "data_on_device": runtime.data_on_device,
-    }
 
 
 def prepare_data(cfg: DictConfig, scenario) -> tuple[Any, Splits, Runtime]:
@@ -390,10 +395,12 @@ def prepare_data(cfg: DictConfig, scenario) -> tuple[Any, Splits, Runtime]:
         int(cfg.dataset.split_seed),
         cfg.dataset.get("train_subset"),
         cfg.dataset.get("test_subset"),
+        str(cfg.dataset.get("val_source", "train")),
     )
     data_bytes = raw.train_x.numel() + raw.test_x.numel()
     runtime = Runtime.from_cfg(_container(cfg.trainer), _container(cfg.runtime), data_bytes)
     apply_determinism(cfg.trainer.get("deterministic", False))
+    apply_threads(cfg.runtime.get("threads"))
     if runtime.data_on_device:
         for name in ("train", "forget", "retain", "val", "test", "test_forget"):
             if getattr(splits, name) is not None:
@@ -401,10 +408,28 @@ def prepare_data(cfg: DictConfig, scenario) -> tuple[Any, Splits, Runtime]:
     return raw, splits, runtime
 
 
-def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = ShadowContext) -> dict:
+# Fewer samples than this in a split make its accuracy steps of 10 points or more: said, not silently used.
+TINY_SPLIT = 10
+
+
+def warn_tiny_splits(splits: Splits, retrain: bool) -> None:
+    """A warning per split too small for its metrics (or for Retrain, trained on the retain set) to mean much:
+    D_f and D_r always, the other evaluated splits when they are not simply absent."""
+    sizes = {name: len(split) for name, split in splits.eval_splits().items()}
+    sizes |= {"forget": len(splits.forget), "retain": len(splits.retain)}
+    for name, n in sizes.items():
+        if n < TINY_SPLIT and (n > 0 or name in ("forget", "retain")):
+            what = " (Retrain's training set: no reference)" if name == "retain" and retrain else ""
+            log.warning("split %s has only %d samples%s: its metrics are noise", name, n, what)
+
+
+def run(
+    cfg: DictConfig, job_hash: str | None = None, shadow_context: type = ShadowContext, progress: bool = False
+) -> dict:
     """Run one experiment and return its results (also written to `<output_dir>/results.json`).
 
-    Prints nothing (progress goes to `logging`); `unlearnbench.compose` builds `cfg` without Hydra.
+    Prints nothing: progress goes to `logging` (a line per epoch), or with `progress` (the command line) to
+    bars where the output is a terminal. `unlearnbench.compose` builds `cfg` without Hydra.
     `shadow_context` builds what shadow-model metrics use (a subclass can instrument it).
     """
     wall = time.perf_counter()
@@ -415,6 +440,8 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
 
     seed_everything(int(cfg.seed))
     raw, splits, runtime = prepare_data(cfg, scenario)
+    runtime.progress = runtime.progress and progress
+    warn_tiny_splits(splits, retrain=bool(cfg.eval.retrain))
 
     metrics_objs = {name: build(node) for name, node in cfg.eval.metrics.items()}
     logger = make_logger(cfg.logger)
@@ -459,6 +486,8 @@ def run(cfg: DictConfig, job_hash: str | None = None, shadow_context: type = Sha
             cfg, scenario, splits, values, metric_info(metrics_objs), times, pipe, runtime, diverged
         )
         results["job_hash"] = job_hash
+        # An original trained under a method's hook (Mnemonic's codes) is another model than the plain one.
+        results["original"]["trained_with"] = str(cfg.method.name) if hook is not None else None
         results["eval_workers"] = workers
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "indices.json", json.dumps(splits.indices()))
@@ -535,6 +564,6 @@ def assemble_results(
         "metric_info": info,
         "time_s": times,
         "cache": pipe.cache_info,
-        "env": _env(runtime),
+        "env": provenance.environment(runtime),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

@@ -16,6 +16,7 @@ import torch
 
 from unlearnbench.checks import check_choice, check_int, check_number
 from unlearnbench.errors import ConfigError
+from unlearnbench.progress import interactive
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -39,6 +40,14 @@ def apply_determinism(mode: Any) -> None:
         torch.use_deterministic_algorithms(on, warn_only=warn_only)
     else:
         setter(on, warn_only=warn_only)
+
+
+def apply_threads(threads: Any) -> None:
+    """`runtime.threads`: torch's intra-op thread count for the run (None: torch's default, the cores or
+    OMP_NUM_THREADS). Float sums split over another number of threads round differently, so a run is
+    reproduced at the thread count results.json `env.threads` records."""
+    if threads is not None:
+        torch.set_num_threads(check_int("runtime.threads", threads, minimum=1, hint="or null"))
 
 
 # runtime config keys that are Runtime fields as they are (checked in __post_init__).
@@ -102,7 +111,7 @@ class Runtime:
             data_on_device=bool(place),
             eval_batch_size=int(_auto(runtime.get("eval_batch_size", "auto"), 2048, 1024, on_cuda)),
             num_workers=int(runtime.get("num_workers", 2)),
-            progress=bool(trainer.get("enable_progress_bar", True)),
+            progress=bool(trainer.get("enable_progress_bar", True)) and interactive(),  # else logged lines
             limit_batches=runtime.get("limit_batches"),
             **{key: runtime[key] for key in _PASSED_AS_THEY_ARE if key in runtime},
         )

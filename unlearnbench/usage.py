@@ -5,15 +5,28 @@ from __future__ import annotations
 
 import difflib
 import re
+from pathlib import Path
 
 from unlearnbench.config import config_dir
 from unlearnbench.errors import UserError
 
 
-def group_options(group: str) -> list[str]:
-    """The options of a config group (`method` -> bad_teacher, ..., ssd); [] when it is not a group."""
-    folder = config_dir() / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+def group_options(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
+    """The options of a config group (`method` -> bad_teacher, ..., ssd), with those of the user's config
+    folders `extra_dirs` (`--config-dir`); [] when it is not a group."""
+    folders = [d / group for d in (config_dir(), *extra_dirs) if (d / group).is_dir()]
+    return sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
+
+
+def user_config_dirs(argv: list[str]) -> tuple[Path, ...]:
+    """The folders given by Hydra's `--config-dir DIR` / `-cd DIR` / `--config-dir=DIR`."""
+    dirs = []
+    for i, arg in enumerate(argv):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            dirs.append(Path(argv[i + 1]))
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.split("=", 1)[1]))
+    return tuple(dirs)
 
 
 def did_you_mean(word: str, candidates) -> list[str]:
@@ -22,8 +35,8 @@ def did_you_mean(word: str, candidates) -> list[str]:
     return [f"did you mean {close[0]}?"] if close else []
 
 
-def unknown_option(group: str, value: str) -> str:
-    allowed = group_options(group)
+def unknown_option(group: str, value: str, extra_dirs: tuple[Path, ...] = ()) -> str:
+    allowed = group_options(group, extra_dirs)
     return "; ".join(
         [f"{group}={value} is not an option", *did_you_mean(value, allowed), f"allowed: {', '.join(allowed)}"]
     )
@@ -61,7 +74,7 @@ def one_line(err: BaseException, argv: list[str]) -> str | None:
         return str(err)
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and "/" in err.missing_cfg_file:
         group, value = err.missing_cfg_file.rsplit("/", 1)
-        return unknown_option(group, value)
+        return unknown_option(group, value, user_config_dirs(argv))
     text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
     missing_key = re.match(r"Could not override '([^']+)'", text)
     if missing_key and "not in struct" in str(err.__cause__):
@@ -76,12 +89,13 @@ def check_group_options(argv: list[str]) -> None:
 
     Other sweep syntax (glob, range, Optuna's interval, ...) is left to Hydra, which resolves it per job.
     """
+    extra = user_config_dirs(argv)
     for arg in argv:
         match = re.fullmatch(r"([\w/]+)=([\w.\-]+(?:,[\w.\-]+)*)", arg)
-        if match and group_options(match.group(1)):
+        if match and group_options(match.group(1), extra):
             for value in match.group(2).split(","):
-                if value not in group_options(match.group(1)) and value != "null":
-                    raise UserError(unknown_option(match.group(1), value))
+                if value not in group_options(match.group(1), extra) and value != "null":
+                    raise UserError(unknown_option(match.group(1), value, extra))
 
 
 def help_text() -> str:

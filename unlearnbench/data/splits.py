@@ -98,6 +98,22 @@ def subset_positions(
     return torch.sort(torch.argsort(rank, stable=True)[:size]).values
 
 
+VAL_SOURCES = ("train", "test")
+
+
+def split_test(positions: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(test, val) positions: a seeded permutation of `positions`, its first `1 - fraction` test, the rest val.
+
+    The same order as `torch.utils.data.random_split(test_set, [1 - fraction, fraction], generator seeded
+    with seed)`, the NeurIPS 2023 unlearning starting kit's split of the CIFAR-10 test set (halves, seed 42)
+    that ∇τ's notebooks use. Not stratified, as there.
+    """
+    order = torch.randperm(len(positions), generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(fraction * len(positions)))
+    cut = len(positions) - n_val
+    return torch.sort(positions[order[:cut]]).values, torch.sort(positions[order[cut:]]).values
+
+
 def take(name: str, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor) -> Split:
     positions = torch.as_tensor(positions, dtype=torch.long)
     return Split(name, x[positions], y[positions], positions)
@@ -110,10 +126,14 @@ def build_splits(
     split_seed: int,
     train_subset: int | None = None,
     test_subset: int | None = None,
+    val_source: str = "train",
 ) -> Splits:
     """Optionally keep stratified subsets of at most `train_subset` training and `test_subset` test images,
     carve val from the training ones (seeded, per class), then apply the forget scenario. Positions always
     refer to the dataset's full arrays.
+
+    `val_source="test"` draws val from the test split instead (`split_test`): every training image is trained
+    on (and may be forgotten), and val's positions refer to the test array.
 
     `raw` is a `RawDataset`; `scenario` a `Scenario`. Retain, val and test exclude forgotten classes
     (class-wise scenarios report the forgotten classes' test samples as `test_forget`).
@@ -126,8 +146,17 @@ def build_splits(
     scenario.check(num_classes, coarse_train is not None, raw.name)
     check_number("dataset.val_fraction", val_fraction, 0, 1, high_open=True)
 
+    if val_source not in VAL_SOURCES:
+        raise ConfigError("dataset.val_source", val_source, " or ".join(VAL_SOURCES))
     pool = subset_positions(raw.train_y, train_subset, split_seed)
-    train_pos, val_pos = (pool[p] for p in carve_validation(raw.train_y[pool], val_fraction, split_seed))
+    all_test = subset_positions(raw.test_y, test_subset, split_seed, "dataset.test_subset")
+    if val_source == "train":
+        train_pos, val_pos = (pool[p] for p in carve_validation(raw.train_y[pool], val_fraction, split_seed))
+        val_x, val_y, val_coarse = raw.train_x, raw.train_y, coarse_train
+    else:
+        train_pos = pool
+        all_test, val_pos = split_test(all_test, val_fraction, split_seed)
+        val_x, val_y, val_coarse = raw.test_x, raw.test_y, coarse_test
     y_train = raw.train_y[train_pos]
     c_train = coarse_train[train_pos] if coarse_train is not None else None
     forget = scenario.forget_mask(y_train, c_train)
@@ -146,9 +175,7 @@ def build_splits(
     def remaining(y: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
         return scenario.keep_mask(y, coarse) & ~torch.isin(y, gone_t)
 
-    y_val = raw.train_y[val_pos]
-    val_keep = remaining(y_val, coarse_train[val_pos] if coarse_train is not None else None)
-    all_test = subset_positions(raw.test_y, test_subset, split_seed, "dataset.test_subset")
+    val_keep = remaining(val_y[val_pos], val_coarse[val_pos] if val_coarse is not None else None)
     test_keep = remaining(raw.test_y[all_test], coarse_test[all_test] if coarse_test is not None else None)
 
     x_tr, y_tr = raw.train_x, raw.train_y
@@ -156,7 +183,7 @@ def build_splits(
         train=take("train", x_tr, y_tr, train_pos),
         forget=take("forget", x_tr, y_tr, train_pos[forget]),
         retain=take("retain", x_tr, y_tr, train_pos[~forget & keep]),
-        val=take("val", x_tr, y_tr, val_pos[val_keep]),
+        val=take("val", val_x, val_y, val_pos[val_keep]),
         test=take("test", raw.test_x, raw.test_y, all_test[test_keep]),
         num_classes=num_classes,
         forget_classes=gone,

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import UnlearnContext
+from unlearnbench.progress import EpochLines
 
 
 class DivergedError(RuntimeError):
@@ -132,6 +133,7 @@ def train_epochs(
     The model's train/eval mode is the caller's choice and is left as it is.
     """
     total = len(batches) * epochs
+    lines = None if ctx.runtime.progress else EpochLines(desc, epochs)
     with tqdm(total=total, desc=desc, disable=not ctx.runtime.progress, leave=False) as bar:
         for epoch in range(epochs):
             epoch_loss = EpochLoss()
@@ -145,7 +147,10 @@ def train_epochs(
                     after_backward(model)
                 optimizer.step()
                 bar.update(1)
-            bar.set_postfix(loss=f"{epoch_loss.mean(f'{desc} epoch {epoch}'):.4f}")
+            mean = epoch_loss.mean(f"{desc} epoch {epoch}")
+            bar.set_postfix(loss=f"{mean:.4f}")
+            if lines is not None:
+                lines.update(epoch, loss=mean)
             if scheduler is not None:
                 scheduler.step()
     check_weights_finite(model, desc)

@@ -47,7 +47,8 @@ def select_by_influence(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """IMU's selection rule: (positions int64 [M], weights float [M]), largest |I| first.
 
-    Keeps samples with I < 0, then the ceil(top_data * #negative) of them with the largest |I|;
+    Keeps samples with I < 0, then the floor(top_data * #negative) of them with the largest |I| (the
+    authors' int() rounds down; at least one, where their code would select nothing and not train);
     weights sqrt(|I|), clipped from above at their `clip_quantile` quantile over the kept set
     (linear interpolation, as numpy's default). Empty when no influence is negative (cannot
     happen for a non-zero mean gradient: sum_i I_i = -N gbar^T F^-1 gbar < 0).
@@ -55,7 +56,7 @@ def select_by_influence(
     negative = torch.nonzero(influence < 0).flatten()
     if negative.numel() == 0:
         return negative, influence.new_empty(0)
-    keep = max(1, math.ceil(top_data * negative.numel()))
+    keep = max(1, math.floor(top_data * negative.numel()))
     magnitude = -influence[negative]
     order = torch.argsort(magnitude, descending=True, stable=True)[:keep]
     positions = negative[order]

@@ -2,8 +2,9 @@
 in unlearning? Findings from the first NeurIPS unlearning competition", arXiv 2406.09073).
 
 Definition (N = num_shadows; the challenge used 512, we default to 16 in eval=full):
-- N unlearned models: for k < N an original model trained on D_train with seed 2000 + seed_offset + k
-  (with the method's training hook, if any; cached), then the method applied to it to forget D_f.
+- N unlearned models: the run's one original model (trained on D_train), the method applied to it to
+  forget D_f N times, run k seeded 2000 + seed_offset + k (the challenge's protocol: one original, N
+  seeded unlearning runs).
 - N retrained models: trained from scratch on D_r with the same seeds (cached).
 - phi = log(p_y + 1e-45) - log(sum_{k != y} p_k + 1e-45) of every forget example under each model;
   per-example epsilon from single- and double-threshold tests telling the two groups apart, points

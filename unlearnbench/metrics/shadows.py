@@ -7,17 +7,17 @@ goes through the model cache, keyed by its training positions and seed):
   floor(|D_f| / 2) samples, generator seeded by (run seed, seed_offset + k));
   `retrained_k` = trained from scratch without F_k, seed 1000 + seed_offset + k;
   `unlearned_k` = the method applied to the run's original model to forget F_k, same seed.
-- Challenge shadows (NeurIPS 2023 score), k = 0..N-1, seed 2000 + seed_offset + k:
-  `unlearned_k` = the method applied to an original model trained with that seed (with the method's
-  training hook, if any) to forget all of D_f; `retrained_k` = trained from scratch on D_r.
+- Challenge shadows (NeurIPS 2023 score), k = 0..N-1, seed 2000 + seed_offset + k, as the challenge:
+  `unlearned_k` = the method applied to the run's one original model to forget all of D_f, with that
+  seed; `retrained_k` = trained from scratch on D_r with that seed.
 
 Only the models' outputs on the splits the metrics read are kept (memoised on the context object),
 never the models: N ResNet-18s would otherwise sit in (GPU) memory. Metrics asking for the same
 shadow in one run (LiRA and U-LiRA both use `retrained_k`) get the memoised outputs, so together
 they train N models per kind, not 2N.
 
-Models trained from scratch are asked for a family at a time (`retrained_many`, `original_many`,
-when the context has them): the context trains the missing ones together as one stacked group
+Models trained from scratch are asked for a family at a time (`retrained_many`, when the context has
+it): the context trains the missing ones together as one stacked group
 (`eval.batched_shadows`, training/batched.py) and yields them one by one, each dropped once its
 outputs are computed. Unlearning runs stay one at a time (a method is arbitrary code).
 """
@@ -165,28 +165,14 @@ def challenge_shadows(ctx, kind: str, num_shadows: int, seed_offset: int = 0) ->
             lambda todo: ctx.retrained_many(everything.expand(len(todo), -1), [seeds[i] for i in todo]),
             CHALLENGE_SPLITS,
         )
-    elif kind == "unlearned" and hasattr(ctx, "original_many"):
-
-        def unlearned_many(todo):
-            chosen = [seeds[i] for i in todo]
-            for seed, (original, hook_state) in zip(chosen, ctx.original_many(chosen), strict=True):
-                yield ctx.unlearned(everything, seed=seed, original=original, hook_state=hook_state)
-
-        _memoise_many(ctx, keys, unlearned_many, CHALLENGE_SPLITS)
     outputs = []
     for k in _progress(ctx, num_shadows, f"shadows: challenge {kind}"):
         if kind == "retrained":
             make = partial(ctx.retrained, everything, seed=seeds[k])
-        else:
-            make = partial(_unlearned_from_own_original, ctx, everything, seeds[k])
+        else:  # the run's original model, unlearned with this seed
+            make = partial(ctx.unlearned, everything, seed=seeds[k], hook_state=_run_hook_state(ctx))
         outputs.append(_memoised(ctx, keys[k], make, CHALLENGE_SPLITS))
     return outputs
-
-
-def _unlearned_from_own_original(ctx, keep: torch.Tensor, seed: int) -> torch.nn.Module:
-    """Train (or load) the original model with `seed`, then apply the method to it."""
-    original, hook_state = ctx.original(seed)
-    return ctx.unlearned(keep, seed=seed, original=original, hook_state=hook_state)
 
 
 def mean_accuracy(outputs: Iterable[Outputs], split: str) -> float:

@@ -56,3 +56,33 @@ class ResNet18(Classifier):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(self.normalize(x))))
         return torch.flatten(self.pool(self.layers(out)), 1)
+
+
+class TorchvisionResNet18(Classifier):
+    """torchvision's `resnet18(num_classes=...)`, ImageNet stem (7x7 stride-2 conv, then a 3x3 max-pool), randomly
+    initialised: the model of ∇τ's CIFAR-10 notebooks (Trippa et al., arXiv 2403.14339). On 32x32 images the stem
+    leaves 8x8 maps, so it is faster and less accurate than the CIFAR variant above.
+
+    Normalisation is inside the model as for every model here; a first conv for `in_channels` other than 3.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        image_size: int | None = None,  # accepted for a uniform model signature; pooling is adaptive
+    ):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        self.normalize = Normalize(mean, std)
+        self.body = resnet18(num_classes=num_classes)
+        if in_channels != 3:
+            self.body.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.head = self.body.fc
+        self.body.fc = nn.Identity()  # the head is applied by Classifier.forward
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.normalize(x))

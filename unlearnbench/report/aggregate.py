@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearnbench.verdicts import FORGET_TOLERANCE, did_not_unlearn
+
 RESULTS_NAME = "results.json"
 
 # Column order when metric_info gives no ``order``; metrics not listed follow alphabetically.
@@ -82,6 +84,9 @@ class Run:
     time_s: dict[str, float]
     reason: str | None = None
     cache_hits: dict[str, bool] = field(default_factory=dict)  # stage -> loaded from the model cache
+    train_seconds: dict[str, float] = field(default_factory=dict)  # stage -> what training the model took
+    original_trained_with: str | None = None  # the method whose hook trained the original (Mnemonic's codes)
+    repeats: int = 1  # runs of this method and seed found (the newest is kept)
 
     @property
     def ok(self) -> bool:
@@ -112,6 +117,9 @@ class Row:
     excluded: dict[str, int] = field(default_factory=dict)  # status -> number of runs left out
     reasons: list[str] = field(default_factory=list)
     flags: dict[str, tuple[int, int]] = field(default_factory=dict)  # metric -> (seeds flagged, seeds)
+    repeated: int = 0  # runs left out as repeats of a seed already in the row (the newest run is kept)
+    no_unlearning: list[str] = field(default_factory=list)  # verdicts.did_not_unlearn's reasons
+    original: str = ORIGINAL_ROW  # the Original row this method's runs started from
 
     @property
     def n_diverged(self) -> int:
@@ -215,6 +223,18 @@ def _cache_hits(cache: object) -> dict[str, bool]:
     }
 
 
+def _train_seconds(cache: object) -> dict[str, float]:
+    """``{"retrain": 812.4}``: each cached model's training time, recorded with it (so a cache hit still
+    reports what the model cost)."""
+    if not isinstance(cache, Mapping):
+        return {}
+    return {
+        str(k): float(v["train_seconds"])
+        for k, v in cache.items()
+        if isinstance(v, Mapping) and is_number(v.get("train_seconds"))
+    }
+
+
 def method_label(data: Mapping[str, Any]) -> str:
     """The row a run belongs to: its method, marked `(tuned)` when it ran with a tuned preset (conf/tuned/),
     so default and tuned rows of one method stand side by side."""
@@ -253,6 +273,10 @@ def parse_run(data: object, path: Path) -> Run:
         time_s=clean_metrics(data.get("time_s")),
         reason=str(data["reason"]) if data.get("reason") else None,
         cache_hits=_cache_hits(data.get("cache")),
+        train_seconds=_train_seconds(data.get("cache")),
+        original_trained_with=(data.get("original") or {}).get("trained_with")
+        if isinstance(data.get("original"), Mapping)
+        else None,
     )
 
 
@@ -371,11 +395,32 @@ def per_seed(runs: Iterable[Run], pick: Callable[[Run], Any]) -> dict[Seed, Any]
     return out
 
 
+def newest_per_seed(runs: Iterable[Run]) -> list[Run]:
+    """One run per (setting, method, seed): the newest results file; `repeats` counts the runs found."""
+    groups: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.setting, run.method, repr(run.seed))].append(run)
+    kept = []
+    for group in groups.values():
+        newest = max(group, key=lambda r: (_mtime(r.path), str(r.path)))
+        newest.repeats = len(group)
+        kept.append(newest)
+    return kept
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def duplicate_warnings(runs: Iterable[Run]) -> list[str]:
-    """Warn when one (setting, method, seed) has several runs: they are all averaged as if seeds."""
+    """Warn when one (setting, method, seed) has several runs: only the newest is reported (a repeat is not
+    another seed)."""
     counts = Counter((r.setting, r.method, repr(r.seed)) for r in runs)
     return [
-        f"{n} runs of method={method} seed={seed} in setting {key.label()}; all are averaged "
+        f"{n} runs of method={method} seed={seed} in setting {key.label()}; the newest is reported "
         f"(a hyperparameter sweep? report its runs separately)"
         for (key, method, seed), n in sorted(counts.items(), key=lambda kv: repr(kv[0]))
         if n > 1
@@ -414,6 +459,7 @@ def retrain_row(runs: Sequence[Run], diag: Mapping[str, tuple[str, float]]) -> R
     if not metrics and not own:
         return None
     times: dict[Seed, float] = {}
+    trained = per_seed(runs, lambda r: r.train_seconds.get("retrain"))  # recorded with the cached model
     for run in runs:
         is_own = run.method == RETRAIN_METHOD and run.ok
         for t in (
@@ -422,6 +468,7 @@ def retrain_row(runs: Sequence[Run], diag: Mapping[str, tuple[str, float]]) -> R
         ):
             if t is not None:
                 times[run.seed] = max(t, times.get(run.seed, t))
+    times.update(trained)  # the training time, never a cache load's
     # A 'retrain' run records the cache state of its own training call (a hit once its reference
     # trained the model), so only the other runs tell whether anything was trained.
     hits = [r.cache_hits.get("retrain") for r in runs if r.seed in times and r.method != RETRAIN_METHOD]
@@ -431,11 +478,36 @@ def retrain_row(runs: Sequence[Run], diag: Mapping[str, tuple[str, float]]) -> R
         n_seeds=len(set(metrics) | {r.seed for r in own}),
         metrics=summarize_dicts(list(metrics.values())),
         rte=summarize(times.values()),
-        rte_cached=bool(hits) and all(h is True for h in hits),
+        rte_cached=bool(hits) and all(h is True for h in hits) and not trained,
         excluded=dict(Counter(r.status for r in own if not r.ok)),
         reasons=sorted({r.reason for r in own if not r.ok and r.reason}),
         flags=flag_counts(list(metrics.values()), diag),
     )
+
+
+def original_name(trained_with: str | None) -> str:
+    return ORIGINAL_ROW if trained_with is None else f"{ORIGINAL_ROW} ({trained_with} training)"
+
+
+def original_rows(
+    runs: Sequence[Run],
+    retrain: Mapping[Seed, Mapping[str, float]],
+    components: Sequence[str],
+    diag: Mapping[str, tuple[str, float]],
+) -> list[Row]:
+    """One Original row per original model: the plain one, and one per method whose hook trained its own."""
+    families: dict[str | None, list[Run]] = defaultdict(list)
+    for run in runs:
+        families[run.original_trained_with].append(run)
+    rows = [
+        original_row(family, retrain, components, diag)
+        for _, family in sorted(families.items(), key=_none_first)
+    ]
+    return [row for row in rows if row]
+
+
+def _none_first(item: tuple) -> tuple:
+    return (item[0] is not None, item[0] or "")
 
 
 def original_row(
@@ -451,7 +523,7 @@ def original_row(
     pairs = [(m, retrain[s]) for s, m in original.items() if s in retrain]
     gaps = [g for g in (subtract(m, r) for m, r in pairs) if g]
     return Row(
-        name=ORIGINAL_ROW,
+        name=original_name(runs[0].original_trained_with),
         kind="original",
         n_seeds=len(original),
         metrics=summarize_dicts(list(original.values())),
@@ -477,16 +549,46 @@ def method_row(method: str, runs: Sequence[Run], diag: Mapping[str, tuple[str, f
         excluded=dict(excluded),
         reasons=sorted({r.reason for r in runs if not r.ok and r.reason}),
         flags=flag_counts([r.metrics for r in good], diag),
+        repeated=sum(r.repeats - 1 for r in runs),
+        original=original_name(runs[0].original_trained_with) if runs else ORIGINAL_ROW,
     )
+
+
+def mark_no_unlearning(rows: Sequence[Row]) -> None:
+    """verdicts.did_not_unlearn on each method row's seed means against its Original row, the forget
+    accuracies' noise being their seed spread (two standard errors of the difference), at least one point."""
+    originals = {row.name: row for row in rows if row.kind == "original"}
+    for row in rows:
+        base = originals.get(row.original)
+        if row.kind != "method" or base is None:
+            continue
+        noise = {}
+        for key in ("forget_acc", AVG_GAP):
+            a = row.avg_gap if key == AVG_GAP else row.metrics.get(key)
+            b = base.avg_gap if key == AVG_GAP else base.metrics.get(key)
+            if a is not None and b is not None:
+                noise[key] = 2 * math.sqrt(a.std**2 / a.n + b.std**2 / b.n)
+        means = lambda r: {  # noqa: E731
+            "forget_acc": r.metrics["forget_acc"].mean if "forget_acc" in r.metrics else None,
+            AVG_GAP: r.avg_gap.mean if r.avg_gap is not None else None,
+        }
+        row.no_unlearning = did_not_unlearn(
+            means(row),
+            means(base),
+            tolerance=max(FORGET_TOLERANCE, noise.get("forget_acc", 0.0)),
+            avg_gap_noise=noise.get(AVG_GAP, 0.0),
+        )
 
 
 def order_metrics(names: Iterable[str], info: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
     """Table columns: by ``metric_info[name]["order"]`` where given, then :data:`METRIC_ORDER`, then A-Z.
 
-    Left out: `avg_gap` (its own "Avg Gap" column) and the diagnostics (notes under the table).
+    Left out: `avg_gap` (its own "Avg Gap" column), the diagnostics (notes under the table) and a metric's
+    spread over its subsample draws (``spread_of``: read by the claim checks, kept in results.json).
     """
     info = info or {}
-    names = set(names) - {AVG_GAP} - set(diagnostics(info))
+    spreads = {name for name, desc in info.items() if desc.get("spread_of")}
+    names = set(names) - {AVG_GAP} - set(diagnostics(info)) - spreads
 
     def key(name: str) -> tuple[int, float, str]:
         order = info.get(name, {}).get("order")
@@ -522,15 +624,14 @@ def summarize_setting(key: SettingKey, runs: Sequence[Run]) -> SettingSummary:
     info = merge_metric_info(runs)
     diag = diagnostics(info)
     components = [str(c) for c in info.get(AVG_GAP, {}).get("components") or []]
-    rows = [
-        row
-        for row in (retrain_row(runs, diag), original_row(runs, retrain_by_seed(runs), components, diag))
-        if row
-    ]
+    runs = newest_per_seed(runs)
+    rows = [row for row in (retrain_row(runs, diag),) if row]
+    rows += original_rows(runs, retrain_by_seed(runs), components, diag)
     for method, method_runs in sorted(group_by_method(runs).items()):
         if method != RETRAIN_METHOD:
             rows.append(method_row(method, method_runs, diag))
     flag_avg_gap(rows, components)
+    mark_no_unlearning(rows)
     return SettingSummary(
         key=key,
         seeds=sorted({r.seed for r in runs}, key=_seed_sort_key),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from unlearnbench.errors import UserError
 from unlearnbench.report.aggregate import aggregate, duplicate_warnings, find_result_files, load_runs
-from unlearnbench.report.render import write_report
+from unlearnbench.report.render import markdown_table, setting_header, write_report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +36,9 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def report(paths: Sequence[str], out: str | None = None) -> list[Path]:
-    """Find, parse, aggregate, write; return the written paths. ``UserError`` when nothing to report."""
+def report(paths: Sequence[str], out: str | None = None, show=None) -> list[Path]:
+    """Find, parse, aggregate, write; return the written paths. ``UserError`` when nothing to report.
+    `show(text)`, when given, receives each setting's main table (the terminal's copy of report.md's)."""
     files, missing = find_result_files(paths)
     for path in missing:
         warn(f"path not found: {path}")
@@ -49,8 +50,11 @@ def report(paths: Sequence[str], out: str | None = None) -> list[Path]:
     if not runs:
         raise UserError(f"no readable results.json under {', '.join(paths)} ({len(files)} skipped)")
     out_dir = Path(out) if out else default_out_dir(paths[0])
+    summaries = aggregate(runs)
+    for summary in summaries if show is not None else ():
+        show(f"{setting_header(summary)}\n\n{markdown_table(summary)}\n")
     try:
-        return write_report(aggregate(runs), out_dir)
+        return write_report(summaries, out_dir)
     except OSError as err:  # unwritable or missing parent: a user problem, not a crash
         raise UserError(f"cannot write the report to {out_dir}: {err}") from err
 
@@ -62,12 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on --help and on bad arguments
         return int(exc.code or 0)
     try:
-        written = report(args.paths, args.out)
+        written = report(args.paths, args.out, show=print)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    print("wrote:")
     for path in written:
-        print(path)
+        print(f"  {path}")
     return 0
 
 

@@ -45,10 +45,15 @@ CELL_LEGEND = (
     "Avg Gap (0 by definition). '± –' means a single seed (no std); '–' means not available."
 )
 RTE_LEGEND = (
-    "RTE (s): wall-clock seconds of the unlearning stage alone (time_s.unlearn); for Retrain, the time "
-    "to obtain the retrained model: its training time when a run trained it, a load time when every run "
-    "of that seed found it in the cache ('cache load' when that holds for all seeds: rerun with an empty "
-    "cache for the real cost)."
+    "RTE (s): wall-clock seconds of the unlearning stage alone (time_s.unlearn); for Retrain, its training "
+    "time, recorded with the cached model (so a run that loaded it from the cache still reports what it "
+    "cost); 'cache load' only for models cached before training times were recorded."
+)
+NO_UNLEARNING_LEGEND = (
+    "! after a method: it did not unlearn: its forget accuracy is within noise of its Original row's "
+    "(two standard errors of the seed means' difference, at least one point), or its Avg Gap is worse than "
+    "doing nothing's (the Original row's); the note under the table gives the numbers. Original rows: one "
+    "per original model (a method that trains its own original, like mnemonic, gets its own row)."
 )
 
 
@@ -79,8 +84,10 @@ def metric_goal(info: dict) -> str:
 
 
 def describe_metric(name: str, info: dict) -> str:
-    """``forget_acc: closer to Retrain``, ``mia_loss: closer to 50 %`` (percent, as in the tables)."""
-    return f"{name}: {metric_goal(info)}"
+    """``forget_acc: closer to Retrain``, ``mia_loss: closer to 50 %`` (percent, as in the tables), with the
+    non-members a membership attack compares the forget set with, where it says."""
+    where = f" in every scenario (non-members: {info['nonmembers']})" if info.get("nonmembers") else ""
+    return f"{name}: {metric_goal(info)}{where}"
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -142,7 +149,23 @@ def rte_cell(row: Row, pm: str = "±") -> str:
 
 def row_label(row: Row) -> str:
     note = row.status_note()
-    return f"{row.name} — {note}" if note else row.name
+    name = row.name + (" !" if row.no_unlearning else "")
+    return f"{name} — {note}" if note else name
+
+
+def unlearning_notes(summary: SettingSummary) -> list[str]:
+    """A line per row that did not unlearn (marked !), and per row that had repeated runs of a seed."""
+    notes = [
+        f"! {row.name} did not unlearn: {'; '.join(row.no_unlearning)}."
+        for row in summary.rows
+        if row.no_unlearning
+    ]
+    notes += [
+        f"{row.name}: {row.repeated} repeated run(s) of a seed left out (the newest run of each seed is used)."
+        for row in summary.rows
+        if row.repeated
+    ]
+    return notes
 
 
 def setting_header(summary: SettingSummary) -> str:
@@ -252,7 +275,7 @@ def render_markdown(summaries: Sequence[SettingSummary]) -> str:
     for summary in summaries:
         out += ["", f"## {summary.key.label()}", "", setting_header(summary) + ".", ""]
         out.append(markdown_table(summary))
-        notes = flag_notes(summary)
+        notes = flag_notes(summary) + unlearning_notes(summary)
         if notes:
             out += ["", *(f"- {n}" for n in notes)]
         left_out = left_out_notes(summary)
@@ -264,7 +287,7 @@ def render_markdown(summaries: Sequence[SettingSummary]) -> str:
             ]
     out += ["", "## Legend", "", f"- {ROWS_LEGEND}", f"- {CELL_LEGEND}"]
     out += [f"- {describe_metric(name, info)}" for name, info in _all_metric_info(summaries).items()]
-    out += [f"- {avg_gap_legend(summaries)}", f"- {RTE_LEGEND}"]
+    out += [f"- {avg_gap_legend(summaries)}", f"- {RTE_LEGEND}", f"- {NO_UNLEARNING_LEGEND}"]
     diag = {k: v for s in summaries for k, v in diagnostics(s.metric_info).items()}
     for key, (metric, _) in sorted(diag.items()):
         info = next(s.metric_info[key] for s in summaries if key in s.metric_info)

@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 
 from unlearnbench.metrics.accuracy import accuracy
+from unlearnbench.progress import EpochLines
 from unlearnbench.training.recipe import (
     build_fast_optimizer,
     build_optimizer,
@@ -113,7 +114,7 @@ class StepClock(pl.Callback):
 
     def __init__(self, stage: str, probe_steps: int = 5, compiled: bool = False):
         self.stage, self.probe_steps, self.compiled = stage, probe_steps, compiled
-        self.steps, self.start, self.step_s = 0, 0.0, None
+        self.steps, self.start, self.step_s, self.estimate_s = 0, 0.0, None, None
         self.shapes: set[tuple] = set()
         self.new_shape_s: list[float] = []
         self.shape_start: float | None = None
@@ -147,21 +148,50 @@ class StepClock(pl.Callback):
             self._announce(trainer, pl_module.device.type)
 
     def _announce(self, trainer, device: str) -> None:
-        estimate = self.step_s * (trainer.num_training_batches * trainer.max_epochs - self.steps)
-        if estimate > LONG_TRAINING_S:
-            hint = (
-                "; trainer=gpu, or experiment=memorise_cifar10 for a CPU-sized setting"
-                if device == "cpu"
-                else ""
-            )
+        train_steps = trainer.num_training_batches * trainer.max_epochs - self.steps
+        try:  # a validation batch is a forward pass only: about a third of a training step
+            val_steps = sum(trainer.num_val_batches) * trainer.max_epochs / 3
+        except TypeError:
+            val_steps = 0
+        self.estimate_s = self.step_s * (train_steps + val_steps)
+        if self.estimate_s > LONG_TRAINING_S:
             log.warning(
-                "%s: ~%s on %s (%d epochs)%s",
+                "%s: ~%s on %s (%d epochs); %s",
                 self.stage,
-                _duration(estimate),
+                _duration(self.estimate_s),
                 device,
                 trainer.max_epochs,
-                hint,
+                _quicker(self.estimate_s / trainer.max_epochs, trainer.max_epochs, device),
             )
+
+
+def _quicker(epoch_s: float, epochs: int, device: str) -> str:
+    """The ways to a quicker run from here, whatever the setting: fewer epochs, a smoke run, a GPU."""
+    fit = max(
+        1, int(LONG_TRAINING_S / 2 / max(epoch_s, 1e-9))
+    )  # the epochs that take half the long threshold
+    ways = [f"recipe.epochs={fit} takes ~{_duration(fit * epoch_s)}"] if fit < epochs else []
+    ways.append("debug=fast checks the setting in seconds")
+    if device == "cpu":
+        ways.append(
+            "trainer=gpu uses the visible GPU"
+            if torch.cuda.is_available()
+            else "trainer=gpu on a GPU machine"
+        )
+    return ", ".join(ways)
+
+
+class EpochLog(pl.Callback):
+    """Without a progress bar: a logged line per epoch (progress.EpochLines) with its training loss and
+    accuracy, and the validation accuracy when there is one."""
+
+    def __init__(self, stage: str, epochs: int):
+        self.stage, self.lines = stage, EpochLines(f"training {stage}", epochs)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        metrics = trainer.callback_metrics
+        values = {k: float(metrics[k]) for k in ("train_loss", "train_acc", "val_acc") if k in metrics}
+        self.lines.update(trainer.current_epoch, **values)
 
 
 class ForwardMetrics(pl.Callback):
@@ -212,6 +242,8 @@ def fit(
     callbacks, resume = [clock], None
     if logger is not None:
         callbacks.append(ForwardMetrics(logger, stage))
+    if not trainer_cfg.get("enable_progress_bar", True):
+        callbacks.append(EpochLog(stage, int(recipe["epochs"])))
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
         callbacks.append(
@@ -264,5 +296,7 @@ def fit(
             weights_only=True,
         )
     if timings is not None:
-        timings.update(step_s=clock.step_s, compile_s=clock.compile_s if compile else 0.0)
+        timings.update(
+            step_s=clock.step_s, compile_s=clock.compile_s if compile else 0.0, estimate_s=clock.estimate_s
+        )
     return model.eval()

@@ -1,0 +1,36 @@
+"""Whether a method's row shows unlearning at all: the same rule for the console and the report.
+
+A row is flagged when its forget accuracy stays within noise of the original's (nothing was forgotten), or
+when its Avg Gap is worse than doing nothing's (the original's Avg Gap): either way it is not "a result like
+any other".
+"""
+
+from __future__ import annotations
+
+# One point: the smallest forget-accuracy change read as a change (a single run has no seed spread to go by).
+FORGET_TOLERANCE = 0.01
+
+LEGEND = (
+    "! did not unlearn: forget accuracy within noise of the original's, or Avg Gap worse than doing nothing's"
+)
+
+
+def did_not_unlearn(
+    method: dict, original: dict, tolerance: float = FORGET_TOLERANCE, avg_gap_noise: float = 0.0
+) -> list[str]:
+    """Why `method`'s metric values show no unlearning against `original`'s ([] when they do).
+
+    `tolerance`: the forget-accuracy difference still read as noise; `avg_gap_noise`: how far the method's
+    Avg Gap (a fraction, as stored) may exceed the original's before it counts as worse.
+    """
+    reasons = []
+    forget, before = method.get("forget_acc"), original.get("forget_acc")
+    if forget is not None and before is not None and abs(forget - before) <= tolerance:
+        reasons.append(
+            f"forget accuracy {100 * forget:.2f} vs the original's {100 * before:.2f} "
+            f"(within {100 * tolerance:.1f} points: noise)"
+        )
+    gap, nothing = method.get("avg_gap"), original.get("avg_gap")
+    if gap is not None and nothing is not None and gap > nothing + avg_gap_noise:
+        reasons.append(f"Avg Gap {100 * gap:.2f} vs doing nothing's {100 * nothing:.2f}")
+    return reasons
