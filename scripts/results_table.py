@@ -5,7 +5,8 @@ The setting is `experiment=memorise_cifar10` (conf/experiment/memorise_cifar10.y
 CIFAR-10 images, so Retrain's forget accuracy is ~54 points below the original's). Every grid is a named,
 resumable sweep through the real `unlearn` command (a stopped regeneration continues where it stopped):
 
-- the main table: every method at its defaults x {random 10 %, class 0} x seeds 0, 1, 2;
+- the main table: every method at its defaults x {random 10 %, class 0} x seeds 0, 1, 2, with `eval=deep`, and
+  per scenario which methods look good on outputs but not on representations (unlearnbench/report/deep.py);
 - GA at several learning rates (the curve IMU is compared with at matched forget accuracy);
 - the tuned presets (conf/tuned/memorise_cifar10/, tuned on seed 0 by scripts/tune.py) on seeds 1 and 2,
   beside the defaults on the same held-out seeds.
@@ -63,6 +64,7 @@ CLASSWISE_ONLY = ("mnemonic",)
 SCENARIOS = {"random": ["forget=random", "forget_ratio=0.1"], "class": ["forget=class", "forget.classes=[0]"]}
 GA_CURVE_LR = ["1e-4", "3e-4", "1e-3", "3e-3", "1e-2"]  # 1e-4 is GA's default
 HELD_OUT = [1, 2]  # the seeds tuning never saw (it used seed 0)
+EVAL = "eval=deep"  # the standard metrics plus the representation ones, for every method row
 
 
 def sweeps(args) -> dict[str, list[str]]:
@@ -71,8 +73,8 @@ def sweeps(args) -> dict[str, list[str]]:
     random_methods = [m for m in METHODS if m not in CLASSWISE_ONLY]
     tuned = sorted(p.stem for p in (ROOT / "conf" / "tuned" / SETTING).glob("*.yaml"))
     out = {
-        "results_random": [*SCENARIOS["random"], f"method={','.join(random_methods)}", f"seed={seeds}"],
-        "results_class": [*SCENARIOS["class"], f"method={','.join(METHODS)}", f"seed={seeds}"],
+        "results_random": [*SCENARIOS["random"], EVAL, f"method={','.join(random_methods)}", f"seed={seeds}"],
+        "results_class": [*SCENARIOS["class"], EVAL, f"method={','.join(METHODS)}", f"seed={seeds}"],
         "results_ga_curve": [
             *SCENARIOS["random"],
             "method=ga",
@@ -85,6 +87,7 @@ def sweeps(args) -> dict[str, list[str]]:
     if tuned_random and held_out:
         out["results_tuned_random"] = [
             *SCENARIOS["random"],
+            EVAL,
             f"tuning={SETTING}",
             f"method={','.join(tuned_random)}",
             f"seed={held_out}",
@@ -92,6 +95,7 @@ def sweeps(args) -> dict[str, list[str]]:
     if set(tuned) & set(CLASSWISE_ONLY) and held_out:
         out["results_tuned_class"] = [
             *SCENARIOS["class"],
+            EVAL,
             f"tuning={SETTING}",
             f"method={','.join(sorted(set(tuned) & set(CLASSWISE_ONLY)))}",
             f"seed={held_out}",
@@ -143,16 +147,23 @@ def setting_lines(random_runs: list[dict]) -> list[str]:
 # ------------------------------------------------------------------------------------------ the document
 
 
-def report_markdown(runs_dirs: list[Path], only_seeds: list[int] | None = None) -> str:
-    """The report's tables for these runs (all seeds, or `only_seeds`), without its title line."""
+def summaries(runs_dirs: list[Path], only_seeds: list[int] | None = None) -> list:
+    """The report's aggregated settings for these runs (all seeds, or `only_seeds`)."""
     from unlearnbench.report.aggregate import aggregate, find_result_files, load_runs
-    from unlearnbench.report.render import render_markdown
 
     files, _ = find_result_files([str(d) for d in runs_dirs if d.exists()])
     runs, _ = load_runs(files)
     if only_seeds is not None:
         runs = [r for r in runs if r.seed in only_seeds]
-    return render_markdown(aggregate(runs)).split("\n", 2)[2] if runs else "(no finished runs)\n"
+    return aggregate(runs)
+
+
+def report_markdown(runs_dirs: list[Path], only_seeds: list[int] | None = None) -> str:
+    """The report's tables for these runs (all seeds, or `only_seeds`), without its title line."""
+    from unlearnbench.report.render import render_markdown
+
+    settings = summaries(runs_dirs, only_seeds)
+    return render_markdown(settings).split("\n", 2)[2] if settings else "(no finished runs)\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     random_runs, class_runs, curve = runs["results_random"], runs["results_class"], runs["results_ga_curve"]
     tuned_random, tuned_class = runs.get("results_tuned_random", []), runs.get("results_tuned_class", [])
     ga_points = curve + by(random_runs, method="ga")
+
+    from unlearnbench.report.deep import surface_section
 
     environments = sorted({provenance.short(r["env"]) for r in random_runs + class_runs if "env" in r})
     doc = [
@@ -245,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
     doc += [
+        "## Good on outputs, not on representations (defaults, 3 seeds)",
+        "",
+        *surface_section(summaries([sweep_dir / "results_random", sweep_dir / "results_class"])),
         "## Every method at its defaults, 3 seeds",
         "",
         report_markdown([sweep_dir / "results_random", sweep_dir / "results_class"]),

@@ -11,6 +11,9 @@ import torch
 from torch import nn
 
 from unlearnbench.data.splits import Split
+from unlearnbench.errors import UserError
+from unlearnbench.metrics.base import Metric
+from unlearnbench.models.common import Classifier
 from unlearnbench.runtime import Runtime
 
 
@@ -20,6 +23,8 @@ class SplitOutputs:
 
     logits: torch.Tensor
     labels: torch.Tensor
+    # Penultimate features [N, D] (float32, CPU), when a metric needs them.
+    features: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -30,30 +35,47 @@ class SplitOutputs:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, runtime: Runtime) -> SplitOutputs:
-    """Logits of `split` in eval mode, batched on the runtime device, inputs in [0, 1]."""
+def predict(model: nn.Module, split: Split, runtime: Runtime, features: bool = False) -> SplitOutputs:
+    """Logits of `split` in eval mode, batched on the runtime device, inputs in [0, 1]; with `features`, also
+    the penultimate features, from the same pass (the logits are the head's output on them, as `forward`)."""
+    if features and not isinstance(model, Classifier):
+        raise UserError(
+            f"the evaluation needs penultimate features, which model {type(model).__name__} does not expose "
+            "(a model must subclass unlearnbench.models.common.Classifier); drop the feature metrics from "
+            "eval.metrics"
+        )
     model.eval()
-    out = []
+    out, feats = [], []
     bs = runtime.eval_batch_size
     for i in range(0, len(split), bs):
         x = split.x[i : i + bs].to(runtime.device, non_blocking=True).float().div_(255.0)
         if runtime.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with runtime.autocast():
-            out.append(model(x).float().cpu())
+            if features:
+                f = model.features(x)
+                feats.append(f.float().cpu())
+                out.append(model.head(f).float().cpu())
+            else:
+                out.append(model(x).float().cpu())
     logits = torch.cat(out) if out else torch.empty(0, 0)
-    return SplitOutputs(logits, split.y.cpu())
+    kept = (torch.cat(feats) if feats else torch.empty(0, 0)) if features else None
+    return SplitOutputs(logits, split.y.cpu(), kept)
 
 
-def predict_all(model: nn.Module, splits: dict[str, Split], runtime: Runtime) -> dict[str, SplitOutputs]:
-    return {name: predict(model, split, runtime) for name, split in splits.items()}
+def predict_all(
+    model: nn.Module, splits: dict[str, Split], runtime: Runtime, features: bool = False
+) -> dict[str, SplitOutputs]:
+    extra = {"features": True} if features else {}  # the plain call as before when no metric reads features
+    return {name: predict(model, split, runtime, **extra) for name, split in splits.items()}
 
 
 def compute_metrics(outputs: dict[str, SplitOutputs], metrics: dict) -> dict[str, float]:
-    """Every metric's per-model values from one model's outputs."""
+    """Every metric's per-model values from one model's outputs (the features only to a metric that reads
+    them, as in the workers)."""
     values: dict[str, float] = {}
     for metric in metrics.values():
-        values.update(metric.per_model(outputs))
+        values.update(metric.per_model(outputs if metric.needs_features else _without_features(outputs)))
     return values
 
 
@@ -79,22 +101,40 @@ class Evaluator:
     processes, so the reference models' values are computed while the method runs and the metrics of one
     model in parallel. With 0 workers everything runs in this process when `values` asks for it, as a
     serial evaluation does. Each metric reads only the outputs it is given: the values are the same.
+
+    Penultimate features come from the same pass as the logits, and only when a metric needs them; a
+    metric reads them only if it declares `needs_features`. Each model's outputs on the metrics'
+    `compared_splits` are kept for `between_models`, also for a model whose values were stored.
     """
 
     def __init__(self, metrics: dict, splits: dict, runtime: Runtime, workers: int = 0, store=None):
         self.metrics, self.splits, self.runtime, self.store = metrics, splits, runtime, store
         self.pool = _start_pool(workers) if workers > 0 else None
         self.pending: dict[str, Any] = {}
+        compared, self.features = _feature_needs(metrics)
+        self.compared = [name for name in splits if name in compared]
+        self.kept: dict[str, dict[str, SplitOutputs]] = {}
 
     def submit(self, who: str, model: nn.Module) -> None:
         stored = self.store.load(who) if self.store is not None else None
         if stored is not None:
             self.pending[who] = stored
+            if self.compared:  # a stored model's values need no pass, but the comparisons need its features
+                subset = {name: self.splits[name] for name in self.compared}
+                self.kept[who] = predict_all(model, subset, self.runtime, features=True)
         elif self.pool is None:
-            self.pending[who] = partial(_predict_and_compute, model, self.splits, self.runtime, self.metrics)
+            self.kept[who] = {}
+            self.pending[who] = partial(
+                _predict_and_compute, model, self.splits, self.runtime, self.metrics, self.kept[who]
+            )
         else:
-            arrays = _as_arrays(predict_all(model, self.splits, self.runtime))
-            self.pending[who] = [self.pool.submit(_metric_values, m, arrays) for m in self.metrics.values()]
+            outputs = predict_all(model, self.splits, self.runtime, self.features)
+            self.kept[who] = {name: outputs[name] for name in self.compared}
+            self.pending[who] = [
+                self.pool.submit(_metric_values, m, _as_arrays(outputs, m.needs_features))
+                for m in self.metrics.values()
+                if type(m).per_model is not Metric.per_model  # nothing to send to a metric with no per_model
+            ]
 
     def values(self, who: str) -> dict[str, float]:
         """`who`'s values (waiting for them if need be), stored once computed."""
@@ -111,24 +151,62 @@ class Evaluator:
             self.store.save(who, values)
         return values
 
+    def between_models(self) -> dict[str, dict[str, float]]:
+        """Each submitted model's values from comparing its kept outputs with the other models' (after
+        `values` of every model); the kept outputs are released."""
+        kept = {who: outputs for who, outputs in self.kept.items() if outputs}
+        out: dict[str, dict[str, float]] = {who: {} for who in kept}
+        for metric in self.metrics.values():
+            if metric.compared_splits:
+                for who, values in metric.between_models(kept).items():
+                    out[who].update(values)
+        self.kept = {}
+        return out
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _predict_and_compute(model, splits, runtime, metrics) -> dict[str, float]:
-    return compute_metrics(predict_all(model, splits, runtime), metrics)
+def _predict_and_compute(model, splits, runtime, metrics, keep: dict | None = None) -> dict[str, float]:
+    """One model's values in this process; its outputs on the compared splits go into `keep`."""
+    compared, features = _feature_needs(metrics)
+    outputs = predict_all(model, splits, runtime, features)
+    if keep is not None:
+        keep.update({name: out for name, out in outputs.items() if name in compared})
+    return compute_metrics(outputs, metrics)
 
 
-def _as_arrays(outputs: dict[str, SplitOutputs]) -> dict[str, tuple]:
-    """Outputs as numpy arrays: pickled by value to the workers (a tensor would travel as shared memory)."""
-    return {name: (out.logits.numpy(), out.labels.numpy()) for name, out in outputs.items()}
+def _feature_needs(metrics: dict) -> tuple[set[str], bool]:
+    """(the splits some metric compares between models, whether the pass must give features)."""
+    compared = {name for m in metrics.values() for name in m.compared_splits}
+    return compared, bool(compared) or any(m.needs_features for m in metrics.values())
+
+
+def _without_features(outputs: dict[str, SplitOutputs]) -> dict[str, SplitOutputs]:
+    return {name: SplitOutputs(out.logits, out.labels) for name, out in outputs.items()}
+
+
+def _as_arrays(outputs: dict[str, SplitOutputs], features: bool = False) -> dict[str, tuple]:
+    """Outputs as numpy arrays: pickled by value to the workers (a tensor would travel as shared memory);
+    the features only for a metric that reads them."""
+    return {
+        name: (
+            out.logits.numpy(),
+            out.labels.numpy(),
+            out.features.numpy() if features and out.features is not None else None,
+        )
+        for name, out in outputs.items()
+    }
 
 
 def _metric_values(metric, arrays: dict[str, tuple]) -> dict[str, float]:
     """A worker's task: one metric's per-model values from one model's outputs."""
     outputs = {
-        name: SplitOutputs(torch.from_numpy(x), torch.from_numpy(y)) for name, (x, y) in arrays.items()
+        name: SplitOutputs(
+            torch.from_numpy(x), torch.from_numpy(y), None if f is None else torch.from_numpy(f)
+        )
+        for name, (x, y, f) in arrays.items()
     }
     return metric.per_model(outputs)
 

@@ -509,6 +509,12 @@ def evaluate_models(
     if models["unlearned"] is not None:
         evaluator.submit("unlearned", models["unlearned"])
     values = {who: evaluator.values(who) for who, model in models.items() if model is not None}
+    for who, extra in evaluator.between_models().items():  # e.g. representation similarity
+        values[who].update(extra)
+    for metric in metrics_objs.values():
+        if metric.needs_models:  # e.g. the relearning attack, on copies of the models
+            for who, extra in metric.with_models(shadows).items():
+                values[who].update(extra)
     if models["unlearned"] is not None:
         for metric in metrics_objs.values():
             if metric.needs_shadows:

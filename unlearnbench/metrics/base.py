@@ -1,10 +1,15 @@
 """The metric interface: the one place that says what a metric computes and how it is reported.
 
 A metric declares its `columns` (name, direction, ideal, order, whether it is shown against Retrain) and
-computes them at one of three moments:
+computes them at one of five moments:
 
 - `per_model(outputs)`: from one model's outputs on the evaluated splits, for the original, unlearned and
-  Retrain models alike (accuracies, MIA scores);
+  Retrain models alike (accuracies, MIA scores); with `needs_features` the outputs also carry each split's
+  penultimate features, from the same pass (linear probe);
+- `between_models(outputs)`: for every model, from all models' outputs on `compared_splits`, features
+  included (representation similarity);
+- `with_models(ctx)`: for every model, from the models themselves, which it must leave unchanged
+  (`needs_models`; relearning attack);
 - `with_shadows(ctx)`: for the unlearned model, from shadow models trained through `ctx` (`needs_shadows`);
 - `compare(values)`: for the unlearned model, from every model's values (Avg Gap).
 
@@ -49,6 +54,9 @@ class Metric(ABC):
     """Base class of every metric (see the module docstring)."""
 
     needs_shadows: ClassVar[bool] = False
+    needs_features: ClassVar[bool] = False  # per_model's outputs carry `features` (penultimate layer)
+    needs_models: ClassVar[bool] = False  # with_models is called
+    compared_splits: tuple[str, ...] = ()  # the splits whose outputs between_models reads (none: not called)
 
     @abstractmethod
     def columns(self) -> list[Column]:
@@ -56,6 +64,15 @@ class Metric(ABC):
 
     def per_model(self, outputs: dict) -> dict[str, float]:
         """Values from one model's outputs (`evaluation.SplitOutputs` per split name)."""
+        return {}
+
+    def between_models(self, outputs: dict[str, dict]) -> dict[str, dict[str, float]]:
+        """Each model's values from every evaluated model's outputs: model name -> split name -> outputs."""
+        return {}
+
+    def with_models(self, ctx) -> dict[str, dict[str, float]]:
+        """Each model's values (model name -> values) from the models in `ctx.models` (None: absent),
+        which must come back unchanged (`evaluation.ShadowContext`)."""
         return {}
 
     def with_shadows(self, ctx) -> dict[str, float]:
