@@ -29,7 +29,7 @@ def settings(data_dir: str, memorise_epochs: int, folder: Path) -> dict[str, lis
         "default run (digits)": [],
         f"memorise_cifar10, {memorise_epochs} epochs": [
             "experiment=memorise_cifar10",
-            f"paths.data_dir={data_dir}",
+            f"paths.data_dir={Path(data_dir).resolve()}",
             f"recipe.epochs={memorise_epochs}",
             f"dataset.source.cache_dir={folder / 'datasets'}",  # decoded once, shared by the fresh caches
         ],
