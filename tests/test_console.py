@@ -32,7 +32,8 @@ def test_a_flagged_mia_efficacy_is_explained_under_the_table(make_cfg):
 
 
 def test_a_method_that_did_not_unlearn_is_marked_with_its_reason(make_cfg):
-    results = run(make_cfg(["method=none", "recipe.epochs=2"]))
+    # Class 0 forgotten: Retrain's forget accuracy is far from the original's, so doing nothing is flagged.
+    results = run(make_cfg(["method=none", "recipe.epochs=2", "forget=class", "forget.classes=[0]"]))
     lines = format_table(results).splitlines()
     assert any(line.startswith("none! ") for line in lines)
     (note,) = [line for line in lines if line.startswith("! none did not unlearn")]
@@ -55,3 +56,16 @@ def test_tiny_splits_are_warned_about_and_no_retrain_means_no_retrain_ideal(make
     with caplog.at_level("WARNING", logger="unlearnbench.runner"):
         run(make_cfg(["method=none", "recipe.epochs=1"], subdir="normal"))
     assert not [r for r in caplog.records if "samples" in r.getMessage()]
+
+
+def test_no_forgetting_verdict_where_retrain_does_not_move_either():
+    from unlearnbench.verdicts import did_not_unlearn
+
+    original = {"forget_acc": 0.99, "avg_gap": 0.02}
+    same = {"forget_acc": 0.99, "avg_gap": 0.01}
+    # 130 forget samples: two binomial standard errors are 1.7 points; Retrain 1.5 points away is inside them
+    assert did_not_unlearn(same, original, retrain={"forget_acc": 0.975}, forget_size=130) == []
+    assert did_not_unlearn(same, original, retrain={"forget_acc": 0.50}, forget_size=130)
+    assert did_not_unlearn({"forget_acc": 0.6, "avg_gap": 0.03}, original, retrain={"forget_acc": 0.5}) == [
+        "Avg Gap 3.00 vs doing nothing's 2.00"
+    ]

@@ -85,7 +85,12 @@ def _no_unlearning(results: dict) -> list[str]:
     """Why the method's row shows no unlearning (verdicts.did_not_unlearn), [] when it does or is not a method."""
     if results["method"] in ("retrain",) or results["status"] != "ok":
         return []
-    return did_not_unlearn(results["metrics"], results["original"]["metrics"])
+    return did_not_unlearn(
+        results["metrics"],
+        results["original"]["metrics"],
+        retrain=(results.get("retrain") or {}).get("metrics"),
+        forget_size=results["forget"].get("size"),
+    )
 
 
 def flag_notes(results: dict) -> list[str]:

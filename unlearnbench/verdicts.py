@@ -7,6 +7,8 @@ any other".
 
 from __future__ import annotations
 
+import math
+
 # One point: the smallest forget-accuracy change read as a change (a single run has no seed spread to go by).
 FORGET_TOLERANCE = 0.01
 
@@ -16,20 +18,33 @@ LEGEND = (
 
 
 def did_not_unlearn(
-    method: dict, original: dict, tolerance: float = FORGET_TOLERANCE, avg_gap_noise: float = 0.0
+    method: dict,
+    original: dict,
+    tolerance: float = FORGET_TOLERANCE,
+    avg_gap_noise: float = 0.0,
+    retrain: dict | None = None,
+    forget_size: int | None = None,
 ) -> list[str]:
     """Why `method`'s metric values show no unlearning against `original`'s ([] when they do).
 
-    `tolerance`: the forget-accuracy difference still read as noise; `avg_gap_noise`: how far the method's
-    Avg Gap (a fraction, as stored) may exceed the original's before it counts as worse.
+    `tolerance`: the forget-accuracy difference still read as noise, widened to two binomial standard errors
+    of an accuracy over `forget_size` samples when given. The forget-accuracy verdict is only given where
+    `retrain`'s forget accuracy (when known) is itself farther than that from the original's: where Retrain
+    does not move either, staying put is the right answer. `avg_gap_noise`: how far the method's Avg Gap (a
+    fraction, as stored) may exceed the original's before it counts as worse.
     """
     reasons = []
     forget, before = method.get("forget_acc"), original.get("forget_acc")
-    if forget is not None and before is not None and abs(forget - before) <= tolerance:
-        reasons.append(
-            f"forget accuracy {100 * forget:.2f} vs the original's {100 * before:.2f} "
-            f"(within {100 * tolerance:.1f} points: noise)"
-        )
+    if forget is not None and before is not None:
+        if forget_size:
+            tolerance = max(tolerance, 2 * math.sqrt(before * (1 - before) / forget_size))
+        reference = (retrain or {}).get("forget_acc")
+        something_to_forget = reference is None or abs(reference - before) > tolerance
+        if something_to_forget and abs(forget - before) <= tolerance:
+            reasons.append(
+                f"forget accuracy {100 * forget:.2f} vs the original's {100 * before:.2f} "
+                f"(within {100 * tolerance:.1f} points: noise)"
+            )
     gap, nothing = method.get("avg_gap"), original.get("avg_gap")
     if gap is not None and nothing is not None and gap > nothing + avg_gap_noise:
         reasons.append(f"Avg Gap {100 * gap:.2f} vs doing nothing's {100 * nothing:.2f}")

@@ -558,6 +558,7 @@ def mark_no_unlearning(rows: Sequence[Row]) -> None:
     """verdicts.did_not_unlearn on each method row's seed means against its Original row, the forget
     accuracies' noise being their seed spread (two standard errors of the difference), at least one point."""
     originals = {row.name: row for row in rows if row.kind == "original"}
+    retrain = next((row for row in rows if row.kind == "retrain"), None)
     for row in rows:
         base = originals.get(row.original)
         if row.kind != "method" or base is None:
@@ -577,6 +578,7 @@ def mark_no_unlearning(rows: Sequence[Row]) -> None:
             means(base),
             tolerance=max(FORGET_TOLERANCE, noise.get("forget_acc", 0.0)),
             avg_gap_noise=noise.get(AVG_GAP, 0.0),
+            retrain=means(retrain) if retrain is not None else None,
         )
 
 
