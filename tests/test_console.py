@@ -63,7 +63,7 @@ def test_no_forgetting_verdict_where_retrain_does_not_move_either():
 
     original = {"forget_acc": 0.99, "avg_gap": 0.02}
     same = {"forget_acc": 0.99, "avg_gap": 0.01}
-    # 130 forget samples: two binomial standard errors are 1.7 points; Retrain 1.5 points away is inside them
+    # 130 forget samples: two standard errors of the difference are 3.2 points; Retrain 1.5 points away is inside
     assert did_not_unlearn(same, original, retrain={"forget_acc": 0.975}, forget_size=130) == []
     assert did_not_unlearn(same, original, retrain={"forget_acc": 0.50}, forget_size=130)
     assert did_not_unlearn({"forget_acc": 0.6, "avg_gap": 0.03}, original, retrain={"forget_acc": 0.5}) == [

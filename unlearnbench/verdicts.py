@@ -27,23 +27,29 @@ def did_not_unlearn(
 ) -> list[str]:
     """Why `method`'s metric values show no unlearning against `original`'s ([] when they do).
 
-    `tolerance`: the forget-accuracy difference still read as noise, widened to two binomial standard errors
-    of an accuracy over `forget_size` samples when given. The forget-accuracy verdict is only given where
+    `tolerance`: the forget-accuracy difference still read as noise, widened to two standard errors of the
+    difference of two accuracies over `forget_size` samples when given. The forget-accuracy verdict is only given where
     `retrain`'s forget accuracy (when known) is itself farther than that from the original's: where Retrain
     does not move either, staying put is the right answer. `avg_gap_noise`: how far the method's Avg Gap (a
     fraction, as stored) may exceed the original's before it counts as worse.
     """
     reasons = []
     forget, before = method.get("forget_acc"), original.get("forget_acc")
+    reference = (retrain or {}).get("forget_acc")
+
+    def noise(
+        a: float, b: float
+    ) -> float:  # two standard errors of the difference of two accuracies over D_f
+        if not forget_size:
+            return tolerance
+        return max(tolerance, 2 * math.sqrt((a * (1 - a) + b * (1 - b)) / forget_size))
+
     if forget is not None and before is not None:
-        if forget_size:
-            tolerance = max(tolerance, 2 * math.sqrt(before * (1 - before) / forget_size))
-        reference = (retrain or {}).get("forget_acc")
-        something_to_forget = reference is None or abs(reference - before) > tolerance
-        if something_to_forget and abs(forget - before) <= tolerance:
+        something_to_forget = reference is None or abs(reference - before) > noise(reference, before)
+        if something_to_forget and abs(forget - before) <= noise(forget, before):
             reasons.append(
                 f"forget accuracy {100 * forget:.2f} vs the original's {100 * before:.2f} "
-                f"(within {100 * tolerance:.1f} points: noise)"
+                f"(within {100 * noise(forget, before):.1f} points: noise)"
             )
     gap, nothing = method.get("avg_gap"), original.get("avg_gap")
     if gap is not None and nothing is not None and gap > nothing + avg_gap_noise:
