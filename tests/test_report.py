@@ -709,6 +709,7 @@ def _tiny_result(tmp_path: Path, name: str, method: str, seed: int, forget: floa
         "metric_info": {},
         "time_s": {"unlearn": 1.0, "retrain": extra.pop("retrain_s", 0.01)},
         "cache": {"retrain": {"hit": True, "train_seconds": 120.0}},
+        "job_hash": f"{method}-{seed}",  # the same job run again has the same config hash
     }
     (folder / "results.json").write_text(json.dumps(data))
 

@@ -191,7 +191,7 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        line, failed = sweep_summary(sweep_dir, self.started)
+        line, failed = sweep_summary(sweep_dir.resolve(), self.started)
         print(line, flush=True)
         if failed:
             # SystemExit passes through Hydra's callback guard (it catches Exception): the command fails.

@@ -86,7 +86,8 @@ class Run:
     cache_hits: dict[str, bool] = field(default_factory=dict)  # stage -> loaded from the model cache
     train_seconds: dict[str, float] = field(default_factory=dict)  # stage -> what training the model took
     original_trained_with: str | None = None  # the method whose hook trained the original (Mnemonic's codes)
-    repeats: int = 1  # runs of this method and seed found (the newest is kept)
+    repeats: int = 1  # runs of this same job (config) found (the newest is kept)
+    job_hash: str | None = None  # the job's config hash: the same job run again has the same one
 
     @property
     def ok(self) -> bool:
@@ -274,6 +275,7 @@ def parse_run(data: object, path: Path) -> Run:
         reason=str(data["reason"]) if data.get("reason") else None,
         cache_hits=_cache_hits(data.get("cache")),
         train_seconds=_train_seconds(data.get("cache")),
+        job_hash=str(data["job_hash"]) if data.get("job_hash") else None,
         original_trained_with=(data.get("original") or {}).get("trained_with")
         if isinstance(data.get("original"), Mapping)
         else None,
@@ -396,10 +398,11 @@ def per_seed(runs: Iterable[Run], pick: Callable[[Run], Any]) -> dict[Seed, Any]
 
 
 def newest_per_seed(runs: Iterable[Run]) -> list[Run]:
-    """One run per (setting, method, seed): the newest results file; `repeats` counts the runs found."""
+    """One run per job run again (same setting, method, seed and config hash): the newest results file;
+    `repeats` counts the runs found. Runs of one seed with other configs (a hyperparameter sweep) all stay."""
     groups: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
-        groups[(run.setting, run.method, repr(run.seed))].append(run)
+        groups[(run.setting, run.method, repr(run.seed), run.job_hash or str(run.path))].append(run)
     kept = []
     for group in groups.values():
         newest = max(group, key=lambda r: (_mtime(r.path), str(r.path)))
@@ -416,12 +419,15 @@ def _mtime(path: Path) -> float:
 
 
 def duplicate_warnings(runs: Iterable[Run]) -> list[str]:
-    """Warn when one (setting, method, seed) has several runs: only the newest is reported (a repeat is not
-    another seed)."""
-    counts = Counter((r.setting, r.method, repr(r.seed)) for r in runs)
+    """Warn when one (setting, method, seed) has runs of several configs: they are all averaged as if seeds
+    (the same config run again is a repeat: only its newest run is reported)."""
+    configs = defaultdict(set)
+    for r in runs:
+        configs[(r.setting, r.method, repr(r.seed))].add(r.job_hash or str(r.path))
+    counts = {key: len(hashes) for key, hashes in configs.items()}
     return [
-        f"{n} runs of method={method} seed={seed} in setting {key.label()}; the newest is reported "
-        f"(a hyperparameter sweep? report its runs separately)"
+        f"{n} runs of method={method} seed={seed} with different configs in setting {key.label()}; all are "
+        f"averaged (a hyperparameter sweep? report its runs separately)"
         for (key, method, seed), n in sorted(counts.items(), key=lambda kv: repr(kv[0]))
         if n > 1
     ]
