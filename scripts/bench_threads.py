@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--doc", help="write the threads section of this markdown file")
     args = p.parse_args(argv)
     cores = os.cpu_count() or 1
+    load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_threads_") as tmp:
         for name, overrides in settings(args.data_dir, args.memorise_epochs, Path(tmp)).items():
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         f"`python scripts/bench_threads.py`: wall seconds of one fresh-cache run, {cores} cores, with "
         f"`runtime.threads=1` and `runtime.threads={cores}`; 'loaded' = {cores} busy processes beside the run "
-        f"(load average before: {os.getloadavg()[0]:.1f}).",
+        f"(1-minute load average before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}).",
         "",
         f"| run | machine | 1 thread (s) | {cores} threads (s) | {cores} threads / 1 thread |",
         "|---|---|---:|---:|---:|",
