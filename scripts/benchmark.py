@@ -118,9 +118,9 @@ def lightning_train(setup: SimpleNamespace, batches, timings: dict | None = None
         )
 
 
-def plain_train(setup: SimpleNamespace, batches) -> torch.nn.Module:
+def plain_train(setup: SimpleNamespace, batches, timings: dict | None = None) -> torch.nn.Module:
     """The hand-written reference: same batches, optimiser, schedule and autocast, no framework, no
-    host synchronisation inside the epoch."""
+    host synchronisation inside the epoch (eager: nothing compiled, so nothing goes to `timings`)."""
     model = new_model(setup).train()
     torch.backends.cudnn.benchmark = bool(setup.trainer.get("benchmark", False))  # as Lightning sets it
     opt, sched = build_optimizer(model.parameters(), setup.recipe)
@@ -148,22 +148,17 @@ def measure_train(
     after one warm-up run of each for cuDNN autotuning, the allocator and compilation), and with both their
     ratio: from the first batch to the trained model, compilation left out (`*_img_s`, `ratio`; the runner's
     compile seconds are `lightning_compile_s`) and from the call, set-up included (`*_img_s_end_to_end`)."""
+    train = {"plain": plain_train, "lightning": lightning_train}
     first: dict = {}  # the warm-up's: the first training pays the compilation
     for name in paths:
-        if name == "lightning":
-            lightning_train(setup, train_batches(setup), first)
-        else:
-            plain_train(setup, train_batches(setup))
+        train[name](setup, train_batches(setup), first)
     times = {name: ([], []) for name in paths}
     for _ in range(repeats):
         for name in paths:
             batches, timings = train_batches(setup), {}
             sync(setup.runtime.device)
             start = time.perf_counter()
-            if name == "lightning":
-                lightning_train(setup, batches, timings)
-            else:
-                plain_train(setup, batches)
+            train[name](setup, batches, timings)
             sync(setup.runtime.device)
             end = time.perf_counter()
             times[name][0].append(end - batches.started - timings.get("compile_s", 0.0))

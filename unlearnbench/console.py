@@ -36,7 +36,7 @@ def table_columns(results: dict) -> list[str]:
     ]
 
 
-def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
+def _block(results: dict, cols: list[str], label_width: int, marked: bool) -> list[str]:
     info, method = results["metric_info"], results["method"]
     rows = [("original", results["original"]["metrics"]), (method, results["metrics"])]
     if results["retrain"] is not None:
@@ -47,7 +47,7 @@ def _block(results: dict, cols: list[str], label_width: int) -> list[str]:
         + "".join(f"{_ideal(info[c], results['retrain'] is not None):>{CELL}}" for c in cols),
     ]
     for name, values in rows:
-        mark = "!" if name == method and _no_unlearning(results) else ""
+        mark = "!" if name == method and marked else ""
         lines.append(f"{name + mark:<{label_width}}" + "".join(_cell(values.get(c)) for c in cols))
     if results["gap"]:
         gaps = "".join(_cell(results["gap"][c], "+") if c in results["gap"] else " " * CELL for c in cols)
@@ -60,15 +60,15 @@ def format_table(results: dict) -> str:
     label_width = max(len(results["method"]) + 1, len("gap to retrain")) + 1
     per_block = max(1, (WIDTH - label_width) // CELL)
     cols = table_columns(results)
+    reasons = _no_unlearning(results)
     lines: list[str] = []
     for start in range(0, len(cols), per_block):
-        lines += _block(results, cols[start : start + per_block], label_width)
+        lines += _block(results, cols[start : start + per_block], label_width, bool(reasons))
     info = results["metric_info"]
     key = [f"{info[c]['label']}={c}" for c in cols if info[c].get("label", c) != c]
     key_text = "Values in %" + (" (AvgGap: mean |gap| to Retrain, points)" if "avg_gap" in cols else "")
     lines += textwrap.wrap(f"{key_text}; {', '.join(key)}." if key else key_text + ".", WIDTH)
     lines += flag_notes(results)
-    reasons = _no_unlearning(results)
     if reasons:
         lines += textwrap.wrap(
             f"! {results['method']} did not unlearn: {'; '.join(reasons)}", WIDTH, subsequent_indent="  "
