@@ -10,9 +10,9 @@ import pytest
 
 from unlearnbench import run
 from unlearnbench.methods import base
+from unlearnbench.methods.registry import forget_overrides
 from unlearnbench.usage import group_options
 
-CLASSWISE_ONLY = {"mnemonic"}
 RETAIN_FREE = {"imu", "mnemonic"}  # the seed methods that must never see D_r
 
 
@@ -31,9 +31,9 @@ def test_every_method_runs_and_touches_only_its_declared_splits(method, make_cfg
         return reach(self, name)  # an undeclared split still raises SplitAccessError
 
     monkeypatch.setattr(base.GrantedSplits, "__getattr__", recording)
-    scenario = ["forget=class", "forget.classes=[2]"] if method in CLASSWISE_ONLY else []
+    scenario = forget_overrides(method, classes="[2]")
     cfg = make_cfg(["dataset=synthetic", f"method={method}", "recipe.epochs=3", *scenario])
-    cfg.paths.cache_dir = str(shared_cache / ("class" if scenario else "random"))
+    cfg.paths.cache_dir = str(shared_cache / scenario[0])
     res = run(cfg)
     declared = type(base_method(cfg)).needs
     assert res["status"] == "ok", res["reason"]

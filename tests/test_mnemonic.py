@@ -251,13 +251,13 @@ def test_only_the_selected_sign_is_applied(monkeypatch, accs, sign):
         assert torch.allclose(p, theta[n] + sign * deltas[n], rtol=1e-5, atol=1e-7), n
 
 
-def test_needs_no_data_and_refuses_random_forgetting():
+def test_needs_no_data_and_refuses_random_forgetting(tmp_path):
     assert MnemonicUnlearning.needs == frozenset()
-    method = MnemonicUnlearning()
-    for scenario in ("class", "subclass", "superclass"):  # each forgets whole class labels
-        method.check_scenario(scenario)
+    # each forgets whole class labels
+    assert set(MnemonicUnlearning.scenarios) == {"class", "subclass", "superclass"}
     with pytest.raises(ConfigError, match="class-wise"):
-        method.check_scenario("random")
+        validate(compose_cfg(["method=mnemonic", "forget=random"], tmp_path))
+    validate(compose_cfg(["method=mnemonic", "forget=class", "forget.classes=[1]"], tmp_path))
     with pytest.raises(ConfigError, match="method.t_mix"):
         MnemonicUnlearning(t_mix=1.5)
     with pytest.raises(ConfigError, match="method.lambda1"):

@@ -8,11 +8,11 @@ import math
 import pytest
 
 from unlearnbench import run
+from unlearnbench.methods.registry import forget_overrides
 from unlearnbench.usage import group_options
 
 pytestmark = pytest.mark.slow  # CLI sweeps and many runs: in CI's slow step (README, Development)
 
-CLASSWISE_ONLY = {"mnemonic"}
 GPU_PATHS = ["trainer.precision=bf16-mixed", "runtime.channels_last=true"]
 
 
@@ -23,9 +23,9 @@ def shared_cache(tmp_path_factory):
 
 @pytest.mark.parametrize("method", group_options("method"))
 def test_every_method_runs_under_cpu_bf16_autocast_and_channels_last(method, make_cfg, shared_cache):
-    scenario = ["forget=class", "forget.classes=[1]"] if method in CLASSWISE_ONLY else []
+    scenario = forget_overrides(method, classes="[1]")
     cfg = make_cfg(["dataset=synthetic", f"method={method}", "recipe.epochs=2", *scenario, *GPU_PATHS])
-    cfg.paths.cache_dir = str(shared_cache / ("class" if scenario else "random"))
+    cfg.paths.cache_dir = str(shared_cache / scenario[0])
     res = run(cfg)
     assert res["env"]["precision"] == "bf16-mixed" and res["status"] == "ok", res.get("reason")
     for who in (res["metrics"], res["original"]["metrics"], res["retrain"]["metrics"]):

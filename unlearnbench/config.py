@@ -15,7 +15,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from unlearnbench.checks import check_int, check_number, is_int, is_number
+from unlearnbench.checks import check_choice, check_int, check_number, is_int, is_number
+from unlearnbench.data.scenarios import CLASSWISE
 from unlearnbench.data.splits import VAL_SOURCES
 from unlearnbench.errors import ConfigError, UserError
 
@@ -27,6 +28,14 @@ def config_dir() -> Path:
     """The packaged configs in a wheel install, else the repository's top-level `conf/`."""
     packaged = Path(__file__).resolve().parent / "conf"
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "conf"
+
+
+def group_options(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
+    """The options of a config group (`method` -> bad_teacher, ..., ssd), with those of the user's config
+    folders `extra_dirs` (`--config-dir`); [] when it is not a group. A file named `_*.yaml` is a base the
+    options extend (`defaults: [_sgd]`), not an option."""
+    folders = [d / group for d in (config_dir(), *extra_dirs) if (d / group).is_dir()]
+    return sorted({p.stem for folder in folders for p in folder.glob("*.yaml") if not p.stem.startswith("_")})
 
 
 def _join(items: Any, sep: str = "-") -> str:
@@ -246,7 +255,8 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     for name, metric in cfg.eval.metrics.items():
         check_params(metric, f"eval.metrics.{name}")
     method = build(cfg.method)
-    method.check_scenario(scenario.name)
+    handles = "class-wise scenarios only" if set(method.scenarios) <= set(CLASSWISE) else "these only"
+    check_choice("forget", scenario.name, method.scenarios, hint=f"{cfg.method.name} handles {handles}")
     for metric in cfg.eval.metrics.values():
         build(metric)  # metric options are checked in their constructors
     if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda"):

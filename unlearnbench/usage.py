@@ -7,15 +7,8 @@ import difflib
 import re
 from pathlib import Path
 
-from unlearnbench.config import config_dir
+from unlearnbench.config import config_dir, group_options
 from unlearnbench.errors import UserError
-
-
-def group_options(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
-    """The options of a config group (`method` -> bad_teacher, ..., ssd), with those of the user's config
-    folders `extra_dirs` (`--config-dir`); [] when it is not a group."""
-    folders = [d / group for d in (config_dir(), *extra_dirs) if (d / group).is_dir()]
-    return sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
 
 
 def user_config_dirs(argv: list[str]) -> tuple[Path, ...]:

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from unlearnbench.checks import check_choice, check_int, check_number
+from unlearnbench.checks import check_int, check_number
 from unlearnbench.errors import ConfigError
 
 
@@ -151,10 +151,6 @@ class SuperclassForget(Scenario):
         return {"scenario": self.name, "ratio": None, "superclass": self.superclass, "classes": None}
 
 
-# Names of the scenarios that forget whole classes, for methods that only work class by class.
+# Every scenario's name, and those that forget whole classes (for methods that only work class by class).
+SCENARIOS = tuple(s.name for s in Scenario.__subclasses__())
 CLASSWISE = tuple(s.name for s in Scenario.__subclasses__() if s.classwise)
-
-
-def check_classwise(scenario: str, method: str) -> None:
-    """A one-line `ConfigError` when `method`, a class-wise method, is asked to run on another scenario."""
-    check_choice("forget", scenario, CLASSWISE, hint=f"{method} is class-wise")

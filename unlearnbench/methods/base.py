@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from unlearnbench.data.batches import Augment
+from unlearnbench.data.scenarios import SCENARIOS
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.runtime import Runtime
 
@@ -126,15 +127,15 @@ class Method(ABC):
     """
 
     needs: ClassVar[frozenset[str]] = frozenset()
+    # The forget scenarios (conf/forget/) the method handles; the config check, tuning, the results table,
+    # the tests and the README's method table all read it.
+    scenarios: ClassVar[tuple[str, ...]] = SCENARIOS
 
     def training_hook(
         self, seed: int, sample_shape: tuple[int, ...], num_classes: int
     ) -> TrainingHook | None:
         """Return a hook to change the original model's training, or None (the default)."""
         return None
-
-    def check_scenario(self, scenario: str) -> None:
-        """Raise `ConfigError` when the method cannot handle this forget scenario."""
 
     @abstractmethod
     def unlearn(self, model: nn.Module, data: GrantedSplits, ctx: UnlearnContext) -> nn.Module:

@@ -36,7 +36,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from unlearnbench.checks import check_number
-from unlearnbench.data.scenarios import check_classwise
+from unlearnbench.data.scenarios import CLASSWISE
 from unlearnbench.errors import ConfigError, UserError
 from unlearnbench.methods.base import Method, TrainingHook, derive_seed
 from unlearnbench.methods.common import check_weights_finite
@@ -161,16 +161,15 @@ class MnemonicUnlearning(Method):
     """Mnemonic-code one-shot unlearning (Yamashita et al., ACML 2024, arXiv 2306.05670)."""
 
     needs = frozenset()  # neither D_f nor D_r: only the codes saved with the original model
+    # Class-wise only: the codes are per class. Subclass forgetting works too: its one fine class is a whole
+    # label with its own code.
+    scenarios = CLASSWISE
 
     def __init__(self, t_mix: float = 0.3, lambda1: float = 1e-5, lambda2: float = 1e4):
         check_number("method.t_mix", t_mix, 0, 1, hint="a probability")
         for key, value in (("lambda1", lambda1), ("lambda2", lambda2)):
             check_number(f"method.{key}", value, 0, low_open=True)
         self.t_mix, self.lambda1, self.lambda2 = float(t_mix), float(lambda1), float(lambda2)
-
-    def check_scenario(self, scenario: str) -> None:
-        # Subclass forgetting works too: its one fine class is a whole label with its own code.
-        check_classwise(scenario, "mnemonic")
 
     def training_hook(self, seed: int, sample_shape: tuple[int, ...], num_classes: int) -> TrainingHook:
         cseed = code_seed(seed)
