@@ -17,6 +17,7 @@ from unlearnbench.data.batches import Augment, TensorBatches
 from unlearnbench.data.sources import load_digits
 from unlearnbench.models.small import MLP, SmallCNN
 from unlearnbench.training import batched
+from unlearnbench.training import models as trained_models
 from unlearnbench.training.batched import fit_many, why_not_batched
 from unlearnbench.training.cache import ModelCache
 from unlearnbench.training.lightning import fit
@@ -63,7 +64,7 @@ def streams(data, augment, batches_cls=TensorBatches):
 def seeded_models(make):
     models = []
     for seed in SEEDS:
-        seed_everything(seed)  # init exactly as Pipeline.trained does
+        seed_everything(seed)  # init exactly as TrainedModels.trained does
         models.append(make())
     return models
 
@@ -274,7 +275,7 @@ def test_eval_full_batched_and_sequential_shadows_share_the_cache(make_cfg, tmp_
     assert groups == [1, 1]  # half-forget retrained, challenge retrained
     # 3. Data streamed from host memory cannot be batched (logged); every model is a cache hit.
     with (
-        caplog.at_level(logging.INFO, logger="unlearnbench.runner"),
+        caplog.at_level(logging.INFO, logger="unlearnbench.training.models"),
         mock.patch("unlearnbench.training.lightning.fit", side_effect=AssertionError("trained again")),
     ):
         third = run(
@@ -291,5 +292,5 @@ def run(cfg, groups: list):
         groups.append(len(models))
         return fit_many(models, *args, **kwargs)
 
-    with mock.patch.object(runner, "fit_many", side_effect=spy):
+    with mock.patch.object(trained_models, "fit_many", side_effect=spy):
         return runner.run(cfg)

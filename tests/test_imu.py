@@ -322,7 +322,7 @@ def test_bad_options_are_config_errors(key, value):
 
 
 def test_digits_end_to_end_with_defaults_and_a_split_spy(make_cfg, monkeypatch):
-    import unlearnbench.runner as runner
+    import unlearnbench.unlearning as unlearning
     from unlearnbench.runner import run
 
     requested: list[str] = []
@@ -332,7 +332,7 @@ def test_digits_end_to_end_with_defaults_and_a_split_spy(make_cfg, monkeypatch):
             requested.append(name)
             return super().__getattr__(name)
 
-    monkeypatch.setattr(runner, "GrantedSplits", SpyGrantedSplits)
+    monkeypatch.setattr(unlearning, "GrantedSplits", SpyGrantedSplits)
     cfg = make_cfg(["method=imu", "recipe.epochs=3", "eval.retrain=false"])  # no Retrain: halves the time
     # The authors' defaults, except the two keys conf/preset/imu/digits.yaml adjusts for 130-image forget sets
     assert cfg.method.epochs == 10 and cfg.method.alpha_l1 == 0.2 and cfg.method.damping == 0.01

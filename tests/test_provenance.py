@@ -39,8 +39,8 @@ def test_runs_differing_only_in_thread_count_record_different_provenance(make_cf
 def test_every_listed_code_entry_is_found_and_a_wrong_one_is_an_error():
     for entry in (*provenance.TRAINING_CODE, *provenance.METRIC_CODE):
         assert provenance.entry_source(entry), entry
-    with pytest.raises(ValueError, match="Pipeline.no_such_step"):
-        provenance.entry_source("unlearnbench.runner:Pipeline.no_such_step")
+    with pytest.raises(ValueError, match="TrainedModels.no_such_step"):
+        provenance.entry_source("unlearnbench.training.models:TrainedModels.no_such_step")
     with pytest.raises(ValueError, match="no_such_module"):
         provenance.entry_source("unlearnbench.no_such_module")
 

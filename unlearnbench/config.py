@@ -38,6 +38,11 @@ def group_options(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
     return sorted({p.stem for folder in folders for p in folder.glob("*.yaml") if not p.stem.startswith("_")})
 
 
+def plain(node: Any) -> Any:
+    """A config node as plain, resolved Python containers; anything else as it is."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
 def _join(items: Any, sep: str = "-") -> str:
     return sep.join(
         str(i) for i in (items if isinstance(items, (list, tuple)) or OmegaConf.is_list(items) else [items])

@@ -5,16 +5,21 @@ from __future__ import annotations
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property, partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 
-from unlearnbench.data.splits import Split
+from unlearnbench.data.splits import Split, Splits, with_forget_subset
 from unlearnbench.errors import UserError
 from unlearnbench.metrics.base import Metric
 from unlearnbench.models.common import Classifier
 from unlearnbench.runtime import Runtime
+
+if TYPE_CHECKING:  # types only: the metrics' worker processes import this module, not the training code
+    from unlearnbench.methods.base import TrainingHook
+    from unlearnbench.training.models import TrainedModels
+    from unlearnbench.unlearning import Unlearning
 
 
 @dataclass
@@ -236,21 +241,28 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
 
 
 class ShadowContext:
-    """What shadow-model metrics (LiRA, U-LiRA, the challenge score) may use: cached training and
-    unlearning of extra models under the run's recipe, and batched prediction.
+    """What shadow-model metrics (LiRA, U-LiRA, the challenge score) and the models' attacks may use: the
+    evaluated `models`, cached training and unlearning of extra models under the run's recipe, and prediction.
 
     Every model goes through the run's model cache (keyed by its training positions and seed), so
     shadow models are trained once and shared by all metrics, reruns and sweep jobs.
     """
 
-    def __init__(self, pipeline, method, method_name: str, splits, models: dict, hook):
-        self.pipeline, self.method, self.method_name = pipeline, method, method_name
-        self.splits, self.models, self.hook = splits, models, hook
-        self.runtime = pipeline.runtime
-        self.seed = int(pipeline.cfg.seed)
+    def __init__(
+        self,
+        trained: TrainedModels,
+        unlearning: Unlearning,
+        splits: Splits,
+        models: dict[str, nn.Module | None],
+        hook: TrainingHook | None,
+        seed: int,
+        batched: bool = False,
+    ):
+        self.trained, self.unlearning, self.splits, self.models = trained, unlearning, splits, models
+        self.hook, self.seed, self.runtime = hook, seed, trained.runtime
         self.hook_state = dict(hook.state) if hook is not None else {}  # e.g. Mnemonic codes
         # Train the missing models of one *_many request together, stacked (training/batched.py).
-        self.batched = bool(pipeline.cfg.eval.get("batched_shadows", False))
+        self.batched = batched
 
     def predict(self, model: nn.Module, split: Split) -> SplitOutputs:
         return predict(model, split, self.runtime)
@@ -258,27 +270,51 @@ class ShadowContext:
     def retrained_many(self, keeps: torch.Tensor, seeds: list[int]):
         """Yield `retrained(keeps[k], seeds[k])` for each k, one model at a time (the missing ones trained
         together first)."""
-        from unlearnbench.data.splits import with_forget_subset
-
         splits = [with_forget_subset(self.splits, keep).retain for keep in keeps]
-        for model, _ in self.pipeline.trained_many(splits, "retrain", seeds, batched=self.batched):
+        for model, _ in self.trained.trained_many(splits, "retrain", seeds, batched=self.batched):
             yield model
 
     def retrained(self, keep: torch.Tensor, seed: int) -> nn.Module:
         """A model trained from scratch without the forget samples where `keep` is True."""
-        from unlearnbench.data.splits import with_forget_subset
-
         shadow = with_forget_subset(self.splits, keep)
-        return self.pipeline.trained(shadow.retain, "retrain", seed=seed, record=False)[0]
+        return self.trained.trained(shadow.retain, "retrain", seed=seed, record=False)[0]
 
     def unlearned(
         self, keep: torch.Tensor, seed: int, original: nn.Module | None = None, hook_state: dict | None = None
     ) -> nn.Module:
         """The method applied to `original` (default: the run's) to forget the samples where `keep` is True."""
-        from unlearnbench.data.splits import with_forget_subset
-
         shadow = with_forget_subset(self.splits, keep)
         base = self.models["original"] if original is None else original
         state = self.hook_state if hook_state is None else hook_state
-        model, _ = self.pipeline.unlearn(self.method, base, shadow, seed, state, self.method_name)
-        return model
+        return self.unlearning(base, shadow, seed, state)[0]
+
+
+def evaluate(
+    models: dict[str, nn.Module | None],
+    metrics: dict[str, Metric],
+    shadows: ShadowContext,
+    evaluator: Evaluator,
+) -> dict[str, dict]:
+    """Every metric's values per model (the reference models' submitted to `evaluator` already, so computed
+    while the method ran); a diverged (None) unlearned model gets every metric as None."""
+    if models["unlearned"] is not None:
+        evaluator.submit("unlearned", models["unlearned"])
+    values = {who: evaluator.values(who) for who, model in models.items() if model is not None}
+    for who, extra in evaluator.between_models().items():  # e.g. representation similarity
+        values[who].update(extra)
+    for metric in metrics.values():
+        if metric.needs_models:  # e.g. the relearning attack, on copies of the models
+            for who, extra in metric.with_models(shadows).items():
+                values[who].update(extra)
+    if models["unlearned"] is not None:
+        for metric in metrics.values():
+            if metric.needs_shadows:
+                values["unlearned"].update(metric.with_shadows(shadows))
+    if "retrain" in values:  # values relative to Retrain, for the unlearned model and doing nothing
+        for who in ("unlearned", "original"):
+            for metric in metrics.values():
+                if who in values:
+                    values[who].update(metric.compare(values[who], values["retrain"]))
+    if models["unlearned"] is None:
+        values["unlearned"] = {k: None for k in values["original"]}
+    return values

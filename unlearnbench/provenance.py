@@ -40,9 +40,12 @@ TRAINING_CODE = (
     "unlearnbench.methods.mnemonic:mix_codes",
     "unlearnbench.methods.mnemonic:code_seed",
     "unlearnbench.methods.mnemonic:MnemonicUnlearning.training_hook",
-    "unlearnbench.runner:Pipeline.fresh",  # where every model trained from scratch starts
-    "unlearnbench.runner:Pipeline.trained",
-    "unlearnbench.runner:Pipeline._train_missing",
+    "unlearnbench.training.models:model_spec",  # what a cache key holds
+    "unlearnbench.training.models:TrainedModels.fresh",  # where every model trained from scratch starts
+    "unlearnbench.training.models:TrainedModels.trained",
+    "unlearnbench.training.models:TrainedModels._train_one",
+    "unlearnbench.training.models:TrainedModels._train_missing",
+    "unlearnbench.training.models:TrainedModels._fit_group",
 )
 METRIC_CODE = (
     "unlearnbench.metrics",  # every metric, attack and per-sample feature

@@ -42,6 +42,12 @@ def apply_determinism(mode: Any) -> None:
         setter(on, warn_only=warn_only)
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timing covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def apply_threads(threads: Any) -> None:
     """`runtime.threads`: torch's intra-op thread count for the run (None: torch's default, the cores or
     OMP_NUM_THREADS). Float sums split over another number of threads round differently, so a run is

@@ -8,7 +8,7 @@ cost the same either way, only the per-model overhead is saved: the trainer's, a
 conversion and augmentation, done once for all K (docs/benchmarks.md).
 
 Each model gets what `lightning.fit` would give it alone:
-- its own initialisation (the caller seeds before constructing each model, as `Pipeline.trained` does);
+- its own initialisation (the caller seeds before constructing each model, as `TrainedModels.trained` does);
 - its own batch stream (order, augmentation and hook draws from its own generator: the streams are
   iterated in lockstep, so every generator draws exactly as when iterated alone);
 - its own batch statistics and running statistics (buffers such as BatchNorm's are stacked too);
