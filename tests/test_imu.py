@@ -308,7 +308,6 @@ def test_augmented_influence_differs_from_clean_but_is_seeded():
         ("update_scope", "backbone"),
         ("bn_mode", "frozen"),
         ("recompute_influence", "step"),
-        ("epochs", 0),
         ("damping", 0.0),
         ("weight_clip_quantile", 0.0),
     ],
@@ -316,6 +315,15 @@ def test_augmented_influence_differs_from_clean_but_is_seeded():
 def test_bad_options_are_config_errors(key, value):
     with pytest.raises(ConfigError, match=f"method.{key}"):
         IMU(**{key: value})
+
+
+def test_the_shared_sgd_options_are_config_errors_too(tmp_path):
+    """epochs, lr, ... are checked once for every method, by the config check."""
+    from unlearnbench.config import compose, validate
+
+    for key, value in (("epochs", 0), ("lr", -1.0), ("momentum", 1.0)):
+        with pytest.raises(ConfigError, match=f"method.{key}"):
+            validate(compose(["method=imu", f"method.{key}={value}"], tmp_path))
 
 
 # ---------- end to end ----------

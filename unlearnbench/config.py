@@ -131,6 +131,13 @@ def known_top_level_keys() -> set[str]:
     return {str(k) for k in primary if k != "defaults"} | groups
 
 
+def _key_prefix(node) -> str:
+    """Where `node` sits in the composed config (`method`, `eval.metrics.lira`), or `config` when loose."""
+    if OmegaConf.is_config(node) and node._get_parent() is not None:
+        return node._get_full_key(None)
+    return "config"
+
+
 def _check_target(node, target: str | None) -> None:
     """A `_target_` that cannot be imported is one line naming the key and where classes are found."""
     if not target:
@@ -138,18 +145,33 @@ def _check_target(node, target: str | None) -> None:
     try:
         _locate(target)
     except Exception as err:  # ImportError, or whatever the user's module raises on import
-        prefix = (
-            node._get_full_key(None)
-            if OmegaConf.is_config(node) and node._get_parent() is not None
-            else "config"
-        )
         reason = f" ({str(err).strip().splitlines()[-1]})"
         raise ConfigError(
-            f"{prefix}._target_",
+            f"{_key_prefix(node)}._target_",
             target,
             "a class importable from the folder `unlearn` runs in, an installed package or PYTHONPATH"
             + reason,
         ) from None
+
+
+def _check_keys(node, target: str | None, params: dict) -> None:
+    """A key the target's signature does not accept (a misspelt hyperparameter) is one line listing those it
+    does; a target taking **kwargs accepts any."""
+    if not target:
+        return
+    try:
+        accepted = inspect.signature(_locate(target)).parameters
+    except (TypeError, ValueError):  # no signature to read: instantiation says what is wrong
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = next((k for k in params if not k.startswith("_") and k not in accepted), None)
+    if unknown is not None:
+        raise ConfigError(
+            f"{_key_prefix(node)}.{unknown}",
+            params[unknown],
+            f"keys accepted by {target}: {', '.join(sorted(accepted))}",
+        )
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
@@ -157,29 +179,15 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
 
     A key the target does not accept (a misspelt hyperparameter) becomes a one-line `ConfigError`.
     """
-    resolved = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
-    params = {k: v for k, v in resolved.items() if k not in DESCRIPTIVE_KEYS}
+    params = {k: v for k, v in plain(node).items() if k not in DESCRIPTIVE_KEYS}
     _check_target(node, params.get("_target_"))
+    _check_keys(node, params.get("_target_"), {**params, **kwargs})
     try:
         return instantiate(params, **kwargs)
     except InstantiationException as err:
         if isinstance(err.__cause__, UserError):  # e.g. a dataset loader saying its files are missing
             raise err.__cause__ from None
-        match = re.search(r"unexpected keyword argument '(\w+)'", str(err))
-        if match is None:
-            raise
-        prefix = (
-            node._get_full_key(None)
-            if OmegaConf.is_config(node) and node._get_parent() is not None
-            else "config"
-        )
-        target = params.get("_target_", "")
-        accepted = sorted(inspect.signature(_locate(target)).parameters) if target else []
-        raise ConfigError(
-            f"{prefix}.{match.group(1)}",
-            params[match.group(1)] if match.group(1) in params else None,
-            f"keys accepted by {target}: {', '.join(accepted)}",
-        ) from None
+        raise
 
 
 # Annotation (as written, postponed) -> (accepts, description). bool is not an int here.
@@ -189,15 +197,23 @@ _TYPES = {
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
 }
-# Ranges of hyperparameters that mean the same thing in every method: name -> check(key, value).
+# Ranges of hyperparameters that mean the same thing in every method, metric and optimiser, checked here
+# only (not again in constructors): name -> check(key, value).
 _RANGES = {
     "lr": partial(check_number, low=0, low_open=True),
     "epochs": partial(check_int, minimum=1),
     "batch_size": partial(check_int, minimum=1),
     "weight_decay": partial(check_number, low=0),
     "momentum": partial(check_number, low=0, high=1, high_open=True),
-    "num_shadows": partial(check_int, minimum=2),
 }
+
+
+def _set_at(node: DictConfig, name: str, key: str) -> str:
+    """The key the user sets for `node.name`: the top-level key it interpolates (`ratio: ${forget_ratio}` ->
+    forget_ratio), else `key.name`."""
+    raw = node._get_node(name)._value() if OmegaConf.is_interpolation(node, name) else None
+    source = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
+    return source.group(1) if source else f"{key}.{name}"
 
 
 def check_params(node: DictConfig, key: str) -> None:
@@ -220,9 +236,9 @@ def check_params(node: DictConfig, key: str) -> None:
         if base in _TYPES:
             ok, what = _TYPES[base]
             if not ok(value):
-                raise ConfigError(f"{key}.{name}", value, what + (" or null" if optional else ""))
+                raise ConfigError(_set_at(node, name, key), value, what + (" or null" if optional else ""))
         if name in _RANGES and is_number(value):
-            _RANGES[name](f"{key}.{name}", value)
+            _RANGES[name](_set_at(node, name, key), value)
 
 
 def validate(cfg: DictConfig) -> tuple[Any, Any]:
@@ -237,7 +253,7 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
         from unlearnbench.usage import unknown_key
 
         raise UserError(unknown_key(unknown[0], [], known=[str(k) for k in cfg if k in known]))
-    check_number("forget_ratio", cfg.forget_ratio, 0.0, 1.0, low_open=True, high_open=True)
+    # forget_ratio is checked by forget=random, the scenario that reads it (data/scenarios.py)
     check_int("seed", cfg.seed, minimum=0)
     ds = cfg.dataset
     check_params(cfg.forget, "forget")
@@ -262,11 +278,8 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     method = build(cfg.method)
     handles = "class-wise scenarios only" if set(method.scenarios) <= set(CLASSWISE) else "these only"
     check_choice("forget", scenario.name, method.scenarios, hint=f"{cfg.method.name} handles {handles}")
-    for metric in cfg.eval.metrics.values():
-        build(metric)  # metric options are checked in their constructors
-    if str(cfg.trainer.get("accelerator")) in ("gpu", "cuda"):
-        import torch
+    # The metrics' own options are checked by their constructors, when the run builds them (once).
+    from unlearnbench.runtime import device_for
 
-        if not torch.cuda.is_available():
-            raise ConfigError("trainer", "gpu", "cpu (no CUDA device is visible on this machine)")
+    device_for(str(cfg.trainer.get("accelerator", "cpu")))
     return scenario, method

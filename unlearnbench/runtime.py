@@ -25,6 +25,15 @@ def _auto(value: Any, on_cuda: Any, on_cpu: Any, cuda: bool) -> Any:
     return (on_cuda if cuda else on_cpu) if value == "auto" else value
 
 
+def device_for(accelerator: str) -> torch.device:
+    """The device of a `trainer.accelerator`: CUDA for gpu, cuda, or auto where a CUDA device is visible.
+    The one check that a GPU asked for exists (`config.validate` calls it before any work)."""
+    cuda = torch.cuda.is_available()
+    if accelerator in ("gpu", "cuda") and not cuda:
+        raise ConfigError("trainer", "gpu", "cpu (no CUDA device is visible on this machine)")
+    return torch.device("cuda" if cuda and accelerator in ("gpu", "cuda", "auto") else "cpu")
+
+
 def apply_determinism(mode: Any) -> None:
     """`trainer.deterministic` for the whole run (methods and evaluation run outside Lightning too)."""
     on, warn_only = mode in (True, "warn"), mode == "warn"
@@ -98,13 +107,7 @@ class Runtime:
     def from_cfg(cls, trainer: dict, runtime: dict | None = None, data_bytes: int = 0) -> Runtime:
         """The runtime for a `trainer` config (accelerator, precision, progress bar) and a `runtime` config."""
         runtime = runtime or {}
-        accelerator = str(trainer.get("accelerator", "cpu"))
-        cuda = torch.cuda.is_available()
-        if accelerator in ("gpu", "cuda") and not cuda:
-            raise ConfigError(
-                "trainer", f"gpu (accelerator={accelerator})", "cpu (no CUDA device is visible)"
-            )
-        device = torch.device("cuda" if cuda and accelerator in ("gpu", "cuda", "auto") else "cpu")
+        device = device_for(str(trainer.get("accelerator", "cpu")))
         on_cuda = device.type == "cuda"
         place = runtime.get("data_on_device", "auto")
         if place == "auto":

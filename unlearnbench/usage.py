@@ -62,18 +62,23 @@ def _keys_under(parent: str, argv: list[str]) -> list[str]:
 def one_line(err: BaseException, argv: list[str]) -> str | None:
     """The one-line message for an input error, or None when `err` is not one (a bug keeps its traceback)."""
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
     if isinstance(err, UserError):
         return str(err)
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and "/" in err.missing_cfg_file:
         group, value = err.missing_cfg_file.rsplit("/", 1)
         return unknown_option(group, value, user_config_dirs(argv))
-    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-    missing_key = re.match(r"Could not override '([^']+)'", text)
-    if missing_key and "not in struct" in str(err.__cause__):
-        return unknown_key(missing_key.group(1), argv)
+    cause = err.__cause__
+    if (
+        isinstance(err, ConfigCompositionException)
+        and isinstance(cause, (ConfigAttributeError, ConfigKeyError))
+        and cause.full_key
+    ):  # an override of a key the config does not have (`forget_rato=0.2`)
+        return unknown_key(cause.full_key, argv)
     if isinstance(err, (ConfigCompositionException, OverrideParseException)):
-        return text.split(" Config search path")[0]
+        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        return text.split(" Config search path")[0]  # Hydra's own sentence, without its search-path listing
     return None
 
 

@@ -134,7 +134,6 @@ class GradTau(Method):
         augment: bool = False,
     ):
         check_number("method.alpha0", alpha0, 0, 1, allow_none=True, hint="null: (5/3) * forget_ratio")
-        check_int("method.batch_size", batch_size, 1)
         check_int("method.tau_refresh_every", tau_refresh_every, 1)
         check_int("method.max_epochs", max_epochs, 1, allow_none=True, hint="null: no cap")
         check_number("method.lr_end_factor", lr_end_factor, 0, 1, low_open=True)

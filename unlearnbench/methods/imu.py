@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.checks import check_choice, check_int, check_number
+from unlearnbench.checks import check_choice, check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
@@ -99,11 +99,7 @@ class IMU(Method):
         augment: bool = True,
         fast_path: bool = True,
     ):
-        check_int("method.epochs", epochs, 1)
-        check_int("method.batch_size", batch_size, 1)
-        check_number("method.lr", lr, 0, low_open=True)
-        check_number("method.momentum", momentum, 0, 1, high_open=True)
-        check_number("method.weight_decay", weight_decay, 0)
+        # epochs, batch_size, lr, momentum and weight_decay: checked with every method's (config.check_params)
         check_number("method.alpha_l1", alpha_l1, 0)
         check_number("method.damping", damping, 0, low_open=True)
         check_number("method.top_data", top_data, 0, 1, low_open=True)

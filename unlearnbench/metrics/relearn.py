@@ -71,8 +71,7 @@ class RelearnAttack(Metric):
     ):
         key = "eval.metrics.relearn"
         self.steps = check_int(f"{key}.steps", steps, 0)
-        self.lr = float(check_number(f"{key}.lr", lr, 0.0, low_open=True))
-        self.momentum = float(check_number(f"{key}.momentum", momentum, 0.0, 1.0, high_open=True))
+        self.lr, self.momentum = float(lr), float(momentum)  # checked with every lr (config.check_params)
         self.forget_fraction = float(
             check_number(f"{key}.forget_fraction", forget_fraction, 0.0, 1.0, low_open=True, high_open=True)
         )
