@@ -315,13 +315,18 @@ def test_bad_teacher_pulls_forget_outputs_toward_random_teacher(trained, data):
 # --- Fisher forgetting ----------------------------------------------------------------------------
 
 
+def noise_variance(fim, alpha: float, max_inverse: float, eps: float = 1e-8) -> dict:
+    """The noise variance FisherForgetting adds: alpha * min(1 / (F + eps), max_inverse) per entry."""
+    return {name: alpha * v for name, v in fisher.clamped_inverse(fim, max_inverse, eps).items()}
+
+
 def test_fisher_noise_variance_is_alpha_times_clamped_inverse_fisher():
     model = mlp()
     gen = torch.Generator().manual_seed(1)
     # Fisher values from 1e-5 to 1e1: with the 1/F clamp at 100, small F hit the clamp, large F do not
     fim = {n: 10 ** (torch.rand(p.shape, generator=gen) * 6 - 5) for n, p in model.named_parameters()}
     alpha, max_inverse = 1e-4, 100.0
-    variances = fisher.noise_variance(fim, alpha, max_inverse, eps=0.0)
+    variances = noise_variance(fim, alpha, max_inverse, eps=0.0)
     theta0 = torch.cat([p.detach().flatten() for p in model.parameters()])
     draws = []
     for seed in range(600):
@@ -372,7 +377,7 @@ def test_fisher_unlearn_is_seeded_and_uses_retain_fisher(trained, data):
     # Standardised by the variance predicted from the per-sample Fisher on D_r, the noise is N(0, 1).
     retain = TensorBatches(data["retain"].x, data["retain"].y, 16)
     fim = mean_squared_gradients(copy.deepcopy(trained).eval(), retain, per_sample=True)
-    variances = fisher.noise_variance(fim, 1e-9, 5e7)
+    variances = noise_variance(fim, 1e-9, 5e7)
     z = torch.cat(
         [
             ((pa - p0) / variances[n].sqrt()).detach().flatten()

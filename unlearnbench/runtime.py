@@ -42,13 +42,7 @@ def apply_determinism(mode: Any) -> None:
         and torch.is_deterministic_algorithms_warn_only_enabled() == warn_only
     ):
         return
-    # torch.use_deterministic_algorithms also configures the inductor compiler, and importing it costs seconds
-    # on every run; nothing here is compiled, so set the flag itself where torch exposes it.
-    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if setter is None:
-        torch.use_deterministic_algorithms(on, warn_only=warn_only)
-    else:
-        setter(on, warn_only=warn_only)
+    torch.use_deterministic_algorithms(on, warn_only=warn_only)
 
 
 def sync(device: torch.device) -> None:

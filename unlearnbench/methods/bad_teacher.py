@@ -20,7 +20,7 @@ from torch import nn
 from unlearnbench.checks import check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.methods.base import Method
-from unlearnbench.methods.common import import_torch_optim, train_epochs
+from unlearnbench.methods.common import train_epochs
 from unlearnbench.methods.importance import distill_kl, frozen_copy, reinitialised_copy
 
 
@@ -73,7 +73,6 @@ class BadTeacher(Method):
         self.epochs, self.lr = epochs, lr
         self.retain_fraction, self.temperature = retain_fraction, temperature
         self.batch_size, self.augment = batch_size, augment
-        import_torch_optim()  # Adam
 
     def unlearn(self, model, data, ctx):
         good = frozen_copy(model)

@@ -17,13 +17,13 @@ flip) on the forget images.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.errors import UserError
-from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import SGDMethod
 
 
@@ -53,19 +53,9 @@ def pruned_head(wide: nn.Linear) -> nn.Linear:
     return head
 
 
-class BoundaryExpanding(SGDMethod, Method):
+@dataclass(eq=False)
+class BoundaryExpanding(SGDMethod):
     needs = frozenset({"forget"})
-
-    def __init__(
-        self,
-        epochs: int = 10,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        batch_size: int = 256,
-        augment: bool = True,
-    ):
-        super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
 
     def unlearn(self, model, data, ctx):
         if not isinstance(getattr(model, "head", None), nn.Linear):

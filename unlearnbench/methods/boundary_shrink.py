@@ -19,6 +19,7 @@ reimplementation does).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -26,8 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.checks import check_number
-from unlearnbench.methods.base import Method
-from unlearnbench.methods.common import sgd, train_epochs
+from unlearnbench.methods.common import SGDMethod, train_epochs
 from unlearnbench.methods.importance import frozen_copy
 
 
@@ -71,29 +71,25 @@ def shrink_loss(
     return F.cross_entropy(model(x), labels)
 
 
-class BoundaryShrink(Method):
+@dataclass(eq=False)
+class BoundaryShrink(SGDMethod):
     needs = frozenset({"forget"})
 
-    def __init__(
-        self,
-        epochs: int = 10,
-        lr: float = 1e-5,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        batch_size: int = 64,
-        eps: float = 0.1,
-        exclude_true_class: bool = False,
-        augment: bool = False,
-    ):
-        check_number("method.eps", eps, 0, 1, low_open=True, hint="FGSM step in [0, 1] pixel units")
-        self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
-        self.batch_size, self.eps, self.augment = batch_size, eps, augment
-        self.exclude_true_class = exclude_true_class
+    # The authors' defaults where they differ from the SGD methods' (see conf/method/boundary_shrink.yaml).
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    augment: bool = False
+    eps: float = 0.1
+    exclude_true_class: bool = False
+
+    def __post_init__(self):
+        check_number("method.eps", self.eps, 0, 1, low_open=True, hint="FGSM step in [0, 1] pixel units")
 
     def unlearn(self, model, data, ctx):
         original = frozen_copy(model)
         model.train()
-        opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
+        opt = self.sgd(model.parameters())
         batches = ctx.batches(data.forget, self.batch_size, shuffle=True, augment=self.augment)
         step = partial(
             shrink_loss, original=original, eps=self.eps, exclude_true_class=self.exclude_true_class

@@ -1,19 +1,19 @@
-"""Building blocks shared by methods: the SGD optimiser, an epoch loop with progress and divergence checks,
+"""Building blocks shared by methods: the SGD methods' base, an epoch loop with progress and divergence checks,
 an endless batch stream, the L1 norm."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import chain, repeat
 
 import torch
 from torch import nn
-from torch.optim.sgd import sgd as sgd_update
 from tqdm.auto import tqdm
 
 from unlearnbench.errors import UserError
-from unlearnbench.methods.base import UnlearnContext
+from unlearnbench.methods.base import Method, UnlearnContext
 from unlearnbench.progress import EpochLines
 
 
@@ -21,54 +21,16 @@ class DivergedError(RuntimeError):
     """The loss or the weights became NaN or infinite."""
 
 
-class SGD:
-    """torch.optim.SGD with momentum and weight decay (no dampening, no Nesterov), updated by torch's own SGD
-    kernel, `torch.optim.sgd.sgd`: the same weights, bit for bit.
-
-    Not a torch.optim.Optimizer because building the first one in a process imports torch._dynamo, which
-    takes about 1.5 s on a CPU, a fifth of a cached default run. Methods with Adam still pay it.
-    """
-
-    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
-        self.params = list(params)
-        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
-        self.momentum_buffers: list[torch.Tensor | None] = [None] * len(self.params)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
-
-    @torch.no_grad()
-    def step(self) -> None:
-        live = [i for i, p in enumerate(self.params) if p.grad is not None]
-        buffers = [self.momentum_buffers[i] for i in live]
-        sgd_update(
-            [self.params[i] for i in live],
-            [self.params[i].grad for i in live],
-            buffers,  # the kernel creates the missing ones in place
-            weight_decay=self.weight_decay,
-            momentum=self.momentum,
-            lr=self.lr,
-            dampening=0.0,
-            nesterov=False,
-            maximize=False,
-        )
-        for i, buffer in zip(live, buffers):
-            self.momentum_buffers[i] = buffer
-
-
 def import_torch_optim() -> None:
-    """For methods built on a torch.optim optimiser, from their __init__: a process's first one imports
-    torch._dynamo (~1.5 s on a CPU). Imported when the method is built, it stays out of the timed unlearning,
-    so a method's time does not depend on whether it ran first in its process."""
+    """A process's first torch.optim optimiser imports torch._dynamo (~1.5 s on a CPU); `Unlearning` imports it
+    before its timer starts, so a method's time does not depend on whether it ran first in its process."""
     import torch._dynamo  # noqa: F401
 
 
-def sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> SGD:
-    return SGD([p for p in params if p.requires_grad], lr=lr, momentum=momentum, weight_decay=weight_decay)
+def sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
+    """torch.optim.SGD over the trainable ones of `params`."""
+    trainable = [p for p in params if p.requires_grad]
+    return torch.optim.SGD(trainable, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 class EpochLoss:
@@ -115,12 +77,28 @@ def l1_norm(module: nn.Module) -> torch.Tensor:
     return sum(p.abs().sum() for p in module.parameters() if p.requires_grad)
 
 
+def descend(
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    model: nn.Module | None = None,
+    after_backward: Callable[[nn.Module], None] | None = None,
+) -> None:
+    """One optimiser step on `loss`: clear the gradients, backpropagate, let `after_backward(model)` edit the
+    gradients (e.g. saliency masks), step. Every fine-tuning loop here steps this way (methods, the relearning
+    attack)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if after_backward is not None:
+        after_backward(model)
+    optimizer.step()
+
+
 def train_epochs(
     model: nn.Module,
     epochs: int,
     batches: Iterable,
     step_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
-    optimizer: SGD | torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer,
     ctx: UnlearnContext,
     desc: str,
     scheduler=None,
@@ -141,11 +119,7 @@ def train_epochs(
                 with ctx.runtime.autocast():
                     loss = step_loss(model, x, y)
                 epoch_loss.add(loss)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if after_backward is not None:
-                    after_backward(model)
-                optimizer.step()
+                descend(optimizer, loss, model, after_backward)
                 bar.update(1)
             mean = epoch_loss.mean(f"{desc} epoch {epoch}")
             bar.set_postfix(loss=f"{mean:.4f}")
@@ -157,24 +131,30 @@ def train_epochs(
     return model
 
 
-class SGDMethod:
-    """Hyperparameters shared by methods that run plain SGD epochs over one granted split (FT, GA, ...)."""
+@dataclass(eq=False)
+class SGDMethod(Method):
+    """A method that unlearns by SGD epochs (FT, GA, RL, SalUn, BE, l1-sparse, Boundary Shrink, IMU): the
+    optimiser options every one of them has (conf/method/_sgd.yaml holds their shared defaults).
 
-    def __init__(
-        self,
-        epochs: int,
-        lr: float,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        batch_size: int = 256,
-        augment: bool = True,
-    ):
-        self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
-        self.batch_size, self.augment = batch_size, augment
+    A dataclass, so a subclass declares only its own options, as fields (checks in `__post_init__`), and its
+    constructor's signature still lists every option for the config check.
+    """
+
+    epochs: int = 10
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    augment: bool = True
+
+    def sgd(self, params, weight_decay: float | None = None) -> torch.optim.SGD:
+        """The method's SGD over `params` (`weight_decay` overrides the configured one, e.g. 0 under a mask)."""
+        decay = self.weight_decay if weight_decay is None else weight_decay
+        return sgd(params, self.lr, self.momentum, decay)
 
     def sgd_epochs(self, model: nn.Module, split, loss, ctx: UnlearnContext, desc: str) -> nn.Module:
         """`epochs` passes over `split` in train mode, minimising `loss(model, x, y)` with SGD."""
         model.train()
-        opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
+        opt = self.sgd(model.parameters())
         batches = ctx.batches(split, self.batch_size, shuffle=True, augment=self.augment)
         return train_epochs(model, self.epochs, batches, loss, opt, ctx, desc)

@@ -33,15 +33,6 @@ def clamped_inverse(fisher: Importances, max_inverse_fisher: float, eps: float =
     return {name: (1.0 / (f + eps)).clamp(max=max_inverse_fisher) for name, f in fisher.items()}
 
 
-def noise_variance(
-    fisher: Importances, alpha: float, max_inverse_fisher: float, eps: float = 1e-8
-) -> Importances:
-    """Per-entry noise variance alpha * min(1 / (F + eps), max_inverse_fisher)."""
-    return {
-        name: alpha * inverse for name, inverse in clamped_inverse(fisher, max_inverse_fisher, eps).items()
-    }
-
-
 @torch.no_grad()
 def add_gaussian_noise_(model: nn.Module, variances: Importances, seed: int) -> None:
     """theta += sqrt(var) * z, z ~ N(0, 1) from a CPU generator seeded with `seed` (parameter order)."""

@@ -7,25 +7,19 @@ setting (lr 1e-4); random forgetting usually needs a larger lr.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 
-from unlearnbench.methods.base import Method
 from unlearnbench.methods.common import SGDMethod
 
 
-class GradientAscent(SGDMethod, Method):
+@dataclass(eq=False)
+class GradientAscent(SGDMethod):
     needs = frozenset({"forget"})
 
-    def __init__(
-        self,
-        epochs: int = 5,
-        lr: float = 1e-4,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        batch_size: int = 256,
-        augment: bool = True,
-    ):
-        super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
+    epochs: int = 5  # SalUn's class-wise setting
+    lr: float = 1e-4
 
     def unlearn(self, model, data, ctx):
         return self.sgd_epochs(model, data.forget, lambda m, x, y: -F.cross_entropy(m(x), y), ctx, "ga")

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from unlearnbench.checks import check_choice, check_int, check_number
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import EpochLoss, check_weights_finite, endless, import_torch_optim
+from unlearnbench.methods.common import EpochLoss, check_weights_finite, descend, endless
 
 BN_MODES = ("eval", "train")
 
@@ -142,7 +142,6 @@ class GradTau(Method):
         self.lr, self.weight_decay, self.lr_end_factor = lr, weight_decay, float(lr_end_factor)
         self.batch_size, self.tau_refresh_every, self.max_epochs = batch_size, tau_refresh_every, max_epochs
         self.bn_mode, self.augment = bn_mode, augment
-        import_torch_optim()  # AdamW
 
     def resolve_alpha0(self, forget_ratio: float) -> float:
         """The configured alpha0, or the paper's rule; the rule exceeds 1 above 60% forgetting."""
@@ -185,9 +184,7 @@ class GradTau(Method):
                         loss, forget_ce = gradtau_loss(model, x_f, y_f, x_r, y_r, tau, alpha)
                     epoch_loss.add(loss)
                     epoch_forget_ce.add(forget_ce)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+                    descend(opt, loss)
                 sched.step()
                 stats = {
                     "loss": epoch_loss.mean(f"gradtau epoch {epoch}"),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -37,8 +38,8 @@ from torch import nn
 from unlearnbench.checks import check_choice, check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.errors import UserError
-from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import SGD, l1_norm, sgd, train_epochs
+from unlearnbench.methods.base import GrantedSplits, UnlearnContext
+from unlearnbench.methods.common import SGDMethod, l1_norm, train_epochs
 from unlearnbench.methods.influence import head_influence, penultimate_features
 
 
@@ -79,39 +80,29 @@ def _position_split(x: torch.Tensor) -> Split:
     return Split("imu_selected", x, positions, positions.cpu())
 
 
-class IMU(Method):
+@dataclass(eq=False)
+class IMU(SGDMethod):
     needs = frozenset({"forget"})
 
-    def __init__(
-        self,
-        epochs: int = 10,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        batch_size: int = 256,
-        alpha_l1: float = 0.2,
-        damping: float = 0.01,
-        top_data: float = 0.1,
-        weight_clip_quantile: float = 0.93,
-        recompute_influence: str = "once",
-        update_scope: str = "fc",
-        bn_mode: str = "train",
-        augment: bool = True,
-        fast_path: bool = True,
-    ):
+    alpha_l1: float = 0.2
+    damping: float = 0.01
+    top_data: float = 0.1
+    weight_clip_quantile: float = 0.93
+    recompute_influence: str = "once"
+    update_scope: str = "fc"
+    bn_mode: str = "train"
+    fast_path: bool = True
+
+    def __post_init__(self):
         # epochs, batch_size, lr, momentum and weight_decay: checked with every method's (config.check_params)
-        check_number("method.alpha_l1", alpha_l1, 0)
-        check_number("method.damping", damping, 0, low_open=True)
-        check_number("method.top_data", top_data, 0, 1, low_open=True)
-        check_number("method.weight_clip_quantile", weight_clip_quantile, 0, 1, low_open=True)
-        check_choice("method.recompute_influence", recompute_influence, ("once", "epoch"))
-        check_choice("method.update_scope", update_scope, ("fc", "all"))
-        check_choice("method.bn_mode", bn_mode, ("train", "eval"))
-        self.epochs, self.lr, self.momentum, self.weight_decay = epochs, lr, momentum, weight_decay
-        self.batch_size, self.alpha_l1, self.damping = batch_size, alpha_l1, damping
-        self.top_data, self.weight_clip_quantile = top_data, weight_clip_quantile
-        self.recompute_influence, self.update_scope, self.bn_mode = recompute_influence, update_scope, bn_mode
-        self.augment, self.fast_path = bool(augment), bool(fast_path)
+        check_number("method.alpha_l1", self.alpha_l1, 0)
+        check_number("method.damping", self.damping, 0, low_open=True)
+        check_number("method.top_data", self.top_data, 0, 1, low_open=True)
+        check_number("method.weight_clip_quantile", self.weight_clip_quantile, 0, 1, low_open=True)
+        check_choice("method.recompute_influence", self.recompute_influence, ("once", "epoch"))
+        check_choice("method.update_scope", self.update_scope, ("fc", "all"))
+        check_choice("method.bn_mode", self.bn_mode, ("train", "eval"))
+        self.augment, self.fast_path = bool(self.augment), bool(self.fast_path)
 
     def uses_feature_cache(self) -> bool:
         """True when the backbone is a fixed function during unlearning (see the module docstring)."""
@@ -128,7 +119,7 @@ class IMU(Method):
         try:
             model.requires_grad_(self.update_scope == "all")
             model.head.requires_grad_(True)
-            optimizer = sgd(trainable, self.lr, self.momentum, self.weight_decay)
+            optimizer = self.sgd(trainable)
             features = None
             if self.uses_feature_cache():
                 batches = ctx.batches(forget, ctx.runtime.eval_batch_size, shuffle=False, augment=False)
@@ -200,7 +191,7 @@ class IMU(Method):
         labels: torch.Tensor,
         weights: torch.Tensor,
         features: torch.Tensor | None,
-        optimizer: SGD,
+        optimizer: torch.optim.SGD,
         ctx: UnlearnContext,
         round_: int,
         epochs: int,

@@ -12,6 +12,7 @@ not a value found in their public scripts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.checks import check_int, check_number
-from unlearnbench.methods.common import l1_norm, sgd, train_epochs
+from unlearnbench.methods.common import l1_norm, train_epochs
 from unlearnbench.methods.ft import FineTune
 
 
@@ -35,28 +36,20 @@ def l1_sparse_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, gamma: fl
     return loss + gamma * l1_norm(model) if gamma else loss
 
 
+@dataclass(eq=False)
 class L1Sparse(FineTune):
     """FT on D_r (same knobs as `ft`) plus the decaying L1 penalty."""
 
-    def __init__(
-        self,
-        epochs: int = 10,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        batch_size: int = 256,
-        augment: bool = True,
-        gamma: float = 5e-4,
-        no_l1_epochs: int = 0,
-    ):
-        check_int("method.no_l1_epochs", no_l1_epochs, 0, epochs, hint="at most method.epochs")
-        check_number("method.gamma", gamma, 0, hint="e.g. 5e-4")
-        super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
-        self.gamma, self.no_l1_epochs = float(gamma), no_l1_epochs
+    gamma: float = 5e-4
+    no_l1_epochs: int = 0
+
+    def __post_init__(self):
+        check_int("method.no_l1_epochs", self.no_l1_epochs, 0, self.epochs, hint="at most method.epochs")
+        self.gamma = float(check_number("method.gamma", self.gamma, 0, hint="e.g. 5e-4"))
 
     def unlearn(self, model, data, ctx):
         model.train()
-        opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
+        opt = self.sgd(model.parameters())
         batches = ctx.batches(data.retain, self.batch_size, shuffle=True, augment=self.augment)
         for epoch, gamma in enumerate(gamma_schedule(self.gamma, self.epochs, self.no_l1_epochs), start=1):
             train_epochs(

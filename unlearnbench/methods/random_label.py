@@ -12,38 +12,29 @@ draw the true label by chance; here the random label always differs from it.)
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import SGDMethod, sgd
+from unlearnbench.methods.base import GrantedSplits, UnlearnContext
+from unlearnbench.methods.common import SGDMethod
 from unlearnbench.methods.relabel import random_label_epochs
 
 Hook = Callable[[nn.Module], None]
 
 
-class RandomLabel(SGDMethod, Method):
+@dataclass(eq=False)
+class RandomLabel(SGDMethod):
     needs = frozenset({"forget", "retain"})
     tag = "rl"  # progress-bar label
-
-    def __init__(
-        self,
-        epochs: int = 10,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        batch_size: int = 256,
-        augment: bool = True,
-    ):
-        super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
 
     def optimiser(
         self, model: nn.Module, data: GrantedSplits, ctx: UnlearnContext
     ) -> tuple[Optimizer, Hook | None]:
         """The optimiser and an optional `after_backward` hook (SalUn overrides this to mask updates)."""
-        return sgd(model.parameters(), self.lr, self.momentum, self.weight_decay), None
+        return self.sgd(model.parameters()), None
 
     def unlearn(self, model, data, ctx):
         opt, hook = self.optimiser(model, data, ctx)

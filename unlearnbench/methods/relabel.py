@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import UnlearnContext
-from unlearnbench.methods.common import SGD, train_epochs
+from unlearnbench.methods.common import train_epochs
 
 Mask = dict[str, torch.Tensor]  # parameter name -> bool tensor of its shape (True = may change)
 Grads = dict[str, torch.Tensor]  # parameter name -> gradient
@@ -43,7 +43,7 @@ def random_label_epochs(
     epochs: int,
     forget: Iterable,
     retain: Iterable,
-    optimizer: SGD | torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer,
     ctx: UnlearnContext,
     labels: torch.Generator,
     desc: str,

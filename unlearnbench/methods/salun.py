@@ -16,32 +16,27 @@ the saliency gradients are accumulated.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unlearnbench.checks import check_number
-from unlearnbench.methods.common import sgd
 from unlearnbench.methods.random_label import RandomLabel
 from unlearnbench.methods.relabel import masked_gradients, saliency_mask
 
 
+@dataclass(eq=False)
 class SalUn(RandomLabel):
     tag = "salun"
 
-    def __init__(
-        self,
-        epochs: int = 10,
-        lr: float = 0.013,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        batch_size: int = 256,
-        augment: bool = True,
-        mask_fraction: float = 0.5,
-    ):
-        check_number("method.mask_fraction", mask_fraction, 0, 1, low_open=True, hint="e.g. 0.5")
-        super().__init__(epochs, lr, momentum, weight_decay, batch_size, augment)
-        self.mask_fraction = float(mask_fraction)
+    lr: float = 0.013  # the authors' --unlearn_lr
+    mask_fraction: float = 0.5
+
+    def __post_init__(self):
+        check_number("method.mask_fraction", self.mask_fraction, 0, 1, low_open=True, hint="e.g. 0.5")
+        self.mask_fraction = float(self.mask_fraction)
 
     def optimiser(self, model, data, ctx):
         batches = ctx.batches(data.forget, self.batch_size, augment=self.augment, stream="saliency")
         mask = saliency_mask(model, batches, self.mask_fraction, ctx)
         # Decay goes through the hook, inside the mask: SGD's own decay would move every weight.
-        opt = sgd(model.parameters(), self.lr, self.momentum, weight_decay=0.0)
+        opt = self.sgd(model.parameters(), weight_decay=0.0)
         return opt, masked_gradients(mask, self.weight_decay)

@@ -30,7 +30,7 @@ from unlearnbench.checks import check_int, check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.errors import UserError
 from unlearnbench.evaluation import predict
-from unlearnbench.methods.common import SGD, check_weights_finite
+from unlearnbench.methods.common import check_weights_finite, descend
 from unlearnbench.metrics.accuracy import accuracy
 from unlearnbench.metrics.base import Column, Metric
 
@@ -95,15 +95,13 @@ class RelearnAttack(Metric):
         params = list(attacker.parameters())
         for p in params:
             p.requires_grad_(True)  # a method may have frozen some; the attacker tunes them all
-        optimizer = SGD(params, lr=self.lr, momentum=self.momentum)
+        optimizer = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
         draws = torch.Generator().manual_seed(self.seed)  # the same batches for every model
         for _ in range(self.steps):
             x, y = self.batch(given, retain, draws, runtime)
             with runtime.autocast():
                 loss = nn.functional.cross_entropy(attacker(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            descend(optimizer, loss)
         check_weights_finite(attacker, "the relearning attack")
         return attacker.eval()
 

@@ -44,7 +44,6 @@ class CacheHit:
     key: str
     hit: bool
     path: str
-    seconds: float = 0.0
 
 
 class ModelCache:
@@ -77,14 +76,13 @@ class ModelCache:
         key = f"{kind}-{spec_hash(spec)}"
         ckpt, meta, lock = self.paths(key)
         ckpt.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
         with FileLock(str(lock)):
             payload = self._load(key)
             if payload is not None:
-                return payload, CacheHit(key, True, str(ckpt), time.perf_counter() - start)
+                return payload, CacheHit(key, True, str(ckpt))
             payload = create()
             self._write(kind, key, spec, payload)
-        return payload, CacheHit(key, False, str(ckpt), time.perf_counter() - start)
+        return payload, CacheHit(key, False, str(ckpt))
 
     def create_many(
         self, kind: str, specs: list[dict], create: Callable[[list[int]], list[dict]]
