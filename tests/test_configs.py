@@ -25,7 +25,10 @@ GROUPS = [
     "launcher",
     "tuning",
 ]
-OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+# `_*.yaml` files are bases the options extend (conf/method/_sgd.yaml), not options.
+OPTIONS = [
+    (g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml")) if not p.stem.startswith("_")
+]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])

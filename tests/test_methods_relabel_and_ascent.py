@@ -143,8 +143,8 @@ def test_neggrad_plus_defaults_run_plain_sgd_one_pass_over_d_r_per_epoch(make_cf
     for epoch in range(method.epochs):  # each epoch sees every retain sample exactly once
         seen = sum(retain_ids[epoch * per_epoch : (epoch + 1) * per_epoch], [])
         assert sorted(seen) == list(range(100, 100 + n_retain))
-    opt = optimisers[0]
-    assert opt.momentum == 0.0 and opt.weight_decay == 0.0 and opt.lr == 0.01
+    (group,) = optimisers[0].param_groups
+    assert group["momentum"] == 0.0 and group["weight_decay"] == 0.0 and group["lr"] == 0.01
 
 
 # ---------------------------------------------------------------- RL

@@ -114,6 +114,7 @@ class Evaluator:
 
     def __init__(self, metrics: dict, splits: dict, runtime: Runtime, workers: int = 0, store=None):
         self.metrics, self.splits, self.runtime, self.store = metrics, splits, runtime, store
+        self.workers = workers
         self.pool = _start_pool(workers) if workers > 0 else None
         self.pending: dict[str, Any] = {}
         compared, self.features = _feature_needs(metrics)

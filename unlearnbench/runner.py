@@ -75,6 +75,15 @@ def unlearn_or_diverge(unlearning: Unlearning, original, splits: Splits, seed: i
     return model, seconds, None
 
 
+def start_evaluation(metrics: dict, trained: TrainedModels, metrics_cfg: dict) -> Evaluator:
+    """The run's evaluator: its attack fits in worker processes as the runtime allows, the reference models'
+    values stored beside the model cache."""
+    runtime = trained.runtime
+    store = ReferenceValues(trained.cache.root, trained.cache_info, metrics_cfg, trained.splits, runtime)
+    workers = runtime.evaluation_workers(3 * len(metrics))
+    return Evaluator(metrics, trained.splits.eval_splits(), runtime, workers, store=store)
+
+
 def run(cfg: DictConfig, job_hash: str | None = None, progress: bool = False) -> dict:
     """Run one experiment and return its results (also written to `<output_dir>/results.json`).
 
@@ -84,9 +93,8 @@ def run(cfg: DictConfig, job_hash: str | None = None, progress: bool = False) ->
     wall = time.perf_counter()
     cfg = copy.deepcopy(cfg)
     scenario, method = validate(cfg)
-    metrics = {
-        name: build(node) for name, node in cfg.eval.metrics.items()
-    }  # options checked on construction
+    # Built once, here: each metric's constructor checks its options, before any work.
+    metrics = {name: build(node) for name, node in cfg.eval.metrics.items()}
     seed = int(cfg.seed)
     seed_everything(seed)
     raw, splits, runtime = prepare_data(cfg, scenario)
@@ -97,12 +105,7 @@ def run(cfg: DictConfig, job_hash: str | None = None, progress: bool = False) ->
     status, evaluator = "failed", None
     try:
         trained = TrainedModels(cfg, splits, runtime, logger)
-        store = ReferenceValues(
-            trained.cache.root, trained.cache_info, plain(cfg.eval.metrics), splits, runtime
-        )
-        workers = runtime.evaluation_workers(3 * len(metrics))
-        evaluator = Evaluator(metrics, splits.eval_splits(), runtime, workers, store=store)
-
+        evaluator = start_evaluation(metrics, trained, plain(cfg.eval.metrics))
         hook = method.training_hook(seed, tuple(raw.train_x.shape[1:]), splits.num_classes)
         original, hook_state = trained.trained(splits.train, "original", hook)
         evaluator.submit("original", original)  # with eval workers, computed while the rest runs
@@ -130,7 +133,7 @@ def run(cfg: DictConfig, job_hash: str | None = None, progress: bool = False) ->
         results["job_hash"] = job_hash
         # An original trained under a method's hook (Mnemonic's codes) is another model than the plain one.
         results["original"]["trained_with"] = name if hook is not None else None
-        results["eval_workers"] = workers
+        results["eval_workers"] = evaluator.workers
         write_results(Path(cfg.paths.output_dir), results, splits)
         log_results(logger, cfg, results)
         status = "success"

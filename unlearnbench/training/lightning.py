@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -239,37 +240,10 @@ def fit(
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     clock = StepClock(stage, compiled=bool(compile))
-    callbacks, resume = [clock], None
-    if logger is not None:
-        callbacks.append(ForwardMetrics(logger, stage))
-    if not trainer_cfg.get("enable_progress_bar", True):
-        callbacks.append(EpochLog(stage, int(recipe["epochs"])))
+    callbacks = [clock, *_reporting(logger, stage, trainer_cfg, int(recipe["epochs"]))]
     if checkpoint_dir is not None:
-        checkpoint_dir = Path(checkpoint_dir)
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=checkpoint_dir,
-                filename="last",
-                every_n_epochs=max(1, int(checkpoint_every)),
-                save_top_k=1,
-                enable_version_counter=False,
-                save_on_train_epoch_end=True,
-            )
-        )
-        last = checkpoint_dir / "last.ckpt"
-        resume = last if last.is_file() else None
-    with warnings.catch_warnings():
-        # Our batches are GPU-resident iterables, not DataLoaders: Lightning's worker hints do not apply.
-        warnings.filterwarnings(
-            "ignore",
-            message=".*(num_workers|does not have many workers|DataLoader|bottleneck|log_every_n_steps|Precision|checkpoint).*",
-        )
-        # Upstream noise on every run: Lightning's own use of a deprecated torch pytree API, and its hint to
-        # use `srun` wherever Slurm is installed (our Slurm jobs are started by submitit, not srun).
-        warnings.filterwarnings(
-            "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning
-        )
-        warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
+        callbacks.append(_checkpointing(Path(checkpoint_dir), checkpoint_every))
+    with _without_upstream_noise():
         trainer = make_trainer(
             trainer_cfg,
             max_epochs=int(recipe["epochs"]),
@@ -278,16 +252,7 @@ def fit(
             callbacks=callbacks,
             default_root_dir=root_dir,
         )
-        if resume is not None:
-            try:
-                checkpoint = torch.load(resume, map_location="cpu", weights_only=True)
-                if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-                    raise ValueError("not a Lightning checkpoint")
-                log.info("resuming %s training from %s (epoch %s)", stage, resume, checkpoint.get("epoch"))
-            except Exception as err:  # a checkpoint cut short by a kill: start over
-                log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", resume, err)
-                resume.unlink(missing_ok=True)
-                resume = None
+        resume = _resumable(Path(checkpoint_dir) / "last.ckpt", stage) if checkpoint_dir is not None else None
         trainer.fit(
             module,
             train_dataloaders=train_batches,
@@ -300,3 +265,59 @@ def fit(
             step_s=clock.step_s, compile_s=clock.compile_s if compile else 0.0, estimate_s=clock.estimate_s
         )
     return model.eval()
+
+
+def _reporting(logger, stage: str, trainer_cfg: dict, epochs: int) -> list[pl.Callback]:
+    """Each epoch's values to the run's logger, and without a progress bar a logged line per epoch."""
+    callbacks: list[pl.Callback] = []
+    if logger is not None:
+        callbacks.append(ForwardMetrics(logger, stage))
+    if not trainer_cfg.get("enable_progress_bar", True):
+        callbacks.append(EpochLog(stage, epochs))
+    return callbacks
+
+
+def _checkpointing(checkpoint_dir: Path, every: int) -> ModelCheckpoint:
+    """`<checkpoint_dir>/last.ckpt`, rewritten every `every` epochs."""
+    return ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename="last",
+        every_n_epochs=max(1, int(every)),
+        save_top_k=1,
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,
+    )
+
+
+def _resumable(last: Path, stage: str) -> Path | None:
+    """`last` when it is a readable Lightning checkpoint to resume from; one cut short by a kill is deleted."""
+    if not last.is_file():
+        return None
+    try:
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise ValueError("not a Lightning checkpoint")
+    except Exception as err:  # a checkpoint cut short by a kill: start over
+        log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", last, err)
+        last.unlink(missing_ok=True)
+        return None
+    log.info("resuming %s training from %s (epoch %s)", stage, last, checkpoint.get("epoch"))
+    return last
+
+
+@contextlib.contextmanager
+def _without_upstream_noise():
+    """Lightning's warnings that do not apply here, silenced while it trains."""
+    with warnings.catch_warnings():
+        # Our batches are GPU-resident iterables, not DataLoaders: Lightning's worker hints do not apply.
+        warnings.filterwarnings(
+            "ignore",
+            message=".*(num_workers|does not have many workers|DataLoader|bottleneck|log_every_n_steps|Precision|checkpoint).*",
+        )
+        # Upstream noise on every run: Lightning's own use of a deprecated torch pytree API, and its hint to
+        # use `srun` wherever Slurm is installed (our Slurm jobs are started by submitit, not srun).
+        warnings.filterwarnings(
+            "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning
+        )
+        warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
+        yield
