@@ -50,6 +50,7 @@ TRAINING_CODE = (
 METRIC_CODE = (
     "unlearnbench.metrics",  # every metric, attack and per-sample feature
     "unlearnbench.evaluation",  # the models' outputs the metrics read
+    "unlearnbench.methods.common:descend",  # the relearning attack's optimiser step
 )
 
 
