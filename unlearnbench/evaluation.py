@@ -261,6 +261,7 @@ class ShadowContext:
     ):
         self.trained, self.unlearning, self.splits, self.models = trained, unlearning, splits, models
         self.hook, self.seed, self.runtime = hook, seed, trained.runtime
+        self.method = unlearning.method  # the run's method (e.g. the GPU check asks it about its fast path)
         self.hook_state = dict(hook.state) if hook is not None else {}  # e.g. Mnemonic codes
         # Train the missing models of one *_many request together, stacked (training/batched.py).
         self.batched = batched
