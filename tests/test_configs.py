@@ -6,7 +6,7 @@ import pytest
 from conftest import CONF, compose_cfg
 from omegaconf import OmegaConf
 
-from unlearnbench.config import build
+from unlearnbench.config import build, group_options
 
 GROUPS = [
     "dataset",
@@ -25,7 +25,7 @@ GROUPS = [
     "launcher",
     "tuning",
 ]
-OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+OPTIONS = [(g, option) for g in GROUPS for option in group_options(g)]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
