@@ -1,10 +1,10 @@
 """Load the datasets the benchmark supports into memory as uint8 image tensors.
 
 Each loader returns a :class:`~unlearnbench.data.raw.RawDataset` (whole train and test splits as
-``uint8 [N, C, H, W]`` plus ``int64`` labels). Loaders take keyword arguments only, so configs can build them
-with Hydra's ``instantiate`` and a ``_target_``. Nothing is downloaded unless ``download=True``; a missing file
-raises :class:`~unlearnbench.errors.DatasetMissingError`, a one-line message saying where the files go and how
-to get them. The JPEG re-encoding of CIFAR-10 is read by :mod:`unlearnbench.data.jpeg_archive`.
+``uint8 [N, C, H, W]`` plus ``int64`` labels). Loaders take keyword arguments only, so configs can build
+them with Hydra's ``instantiate`` and a ``_target_``. Nothing is downloaded unless ``download=True``; a
+missing file raises :class:`~unlearnbench.errors.DatasetMissingError`, a one-line message saying where the
+files go and how to get them. The JPEG re-encoding of CIFAR-10 is read by :mod:`unlearnbench.data.jpeg_archive`.
 
 The CIFAR and SVHN files are read directly (python pickles / MATLAB files) rather than through
 torchvision's dataset classes: those verify md5 sums, which would reject the small fakes the tests
