@@ -12,13 +12,16 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+from unlearnbench.report.tables import markdown
+from unlearnbench.verdicts import AVG_GAP
+
 # Column -> (how to read it from a run's metrics, in %). UA = 100 - forget accuracy, as SalUn reports it.
 COLUMNS: dict[str, tuple[str, Callable[[float], float]]] = {
     "UA": ("forget_acc", lambda v: 100 * (1 - v)),
     "RA": ("retain_acc", lambda v: 100 * v),
     "TA": ("test_acc", lambda v: 100 * v),
     "MIA-Efficacy": ("mia_efficacy", lambda v: 100 * v),
-    "Avg Gap": ("avg_gap", lambda v: 100 * v),
+    "Avg Gap": (AVG_GAP, lambda v: 100 * v),
     "forget acc": ("forget_acc", lambda v: 100 * v),
     "test acc": ("test_acc", lambda v: 100 * v),
     "forgotten class test acc": ("test_forget_acc", lambda v: 100 * v),
@@ -91,7 +94,7 @@ def references(records: list[dict]) -> list[dict]:
         label = {k: v for k, v in (r.get("label") or {}).items() if k == "forget_ratio"}
         for who in ("retrain", "original"):
             if r.get(who):
-                metrics = {**r[who], **({"avg_gap": 0.0} if who == "retrain" else {})}
+                metrics = {**r[who], **({AVG_GAP: 0.0} if who == "retrain" else {})}
                 key = (who, r["seed"], tuple(label.items()))
                 out.setdefault(key, {**r, "method": who, "label": label, "metrics": metrics, "reason": None})
     return list(out.values())
@@ -110,13 +113,16 @@ def grouped(records: list[dict], methods: list[str]) -> dict[str, list[dict]]:
     return out
 
 
+def table_lines(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table (:func:`unlearnbench.report.tables.markdown`) as the document's lines."""
+    return markdown(header, rows).splitlines()
+
+
 def comparison_lines(protocol: str, groups: dict[str, list[dict]], columns: tuple[str, ...]) -> list[str]:
     """The cell-by-cell table: paper, ours, difference, within the paper's std."""
     paper = paper_values(protocol)
-    lines = [
-        "| method | column | paper | ours (mean ± std, seeds) | ours − paper | within paper's std |",
-        "|---|---|---|---|---|---|",
-    ]
+    header = ["method", "column", "paper", "ours (mean ± std, seeds)", "ours − paper", "within paper's std"]
+    rows = []
     for name, runs in groups.items():
         method = runs[0]["method"]
         ok = [r for r in runs if r["status"] == "ok"]
@@ -132,31 +138,25 @@ def comparison_lines(protocol: str, groups: dict[str, list[dict]], columns: tupl
             seeds = ",".join(str(r["seed"]) for r in ok) or "none"
             ours_cell = f"{fmt(ours)}" + (f" ± {spread:.2f}" if spread is not None else "") + f" ({seeds})"
             label = f"{name} ({row})" if row else name
-            lines.append(
-                f"| {label} | {column} | {paper_cell} | {ours_cell} | {fmt(diff, True)} | {within} |"
-            )
-    return lines
+            rows.append([label, column, paper_cell, ours_cell, fmt(diff, True), within])
+    return table_lines(header, rows)
 
 
 def per_seed_lines(groups: dict[str, list[dict]], columns: tuple[str, ...]) -> list[str]:
-    lines = [
-        "| run | seed | " + " | ".join(columns) + " | status | device |",
-        "|---" * (len(columns) + 4) + "|",
-    ]
+    rows = []
     for name, runs in groups.items():
         for r in runs:
-            cells = " | ".join(fmt(value(r, c)) for c in columns)
             status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
-            lines.append(f"| {name} | {r['seed']} | {cells} | {status} | {r.get('device') or '-'} |")
-    return lines
+            rows.append(
+                [name, r["seed"], *(fmt(value(r, c)) for c in columns), status, r.get("device") or "-"]
+            )
+    return table_lines(["run", "seed", *columns, "status", "device"], rows)
 
 
 def imu_claim_lines(records: list[dict]) -> list[str]:
     """IMU vs GA's learning-rate curve at IMU's forget accuracy, per seed (the IMU paper's claim)."""
-    lines = [
-        "| seed | IMU forget / test acc | GA test acc at that forget acc | IMU − GA (test, points) |",
-        "|---|---|---|---|",
-    ]
+    header = ["seed", "IMU forget / test acc", "GA test acc at that forget acc", "IMU − GA (test, points)"]
+    rows = []
     for seed in sorted({r["seed"] for r in records}):
         imu = [r for r in records if r["method"] == "imu" and r["seed"] == seed and r["status"] == "ok"]
         ga = sorted(
@@ -164,22 +164,20 @@ def imu_claim_lines(records: list[dict]) -> list[str]:
              if r["method"] == "ga" and r["seed"] == seed and r["status"] == "ok"),
         )  # fmt: skip
         if not imu or len(ga) < 2:
-            lines.append(f"| {seed} | - | not enough runs | - |")
+            rows.append([seed, "-", "not enough runs", "-"])
             continue
         f, t = imu[0]["metrics"]["forget_acc"], imu[0]["metrics"]["test_acc"]
         at = interpolate(ga, f)
         gap = "-" if at is None else f"{100 * (t - at):+.2f}"
         where = "outside GA's forget range" if at is None else f"{100 * at:.2f}"
-        lines.append(f"| {seed} | {100 * f:.2f} / {100 * t:.2f} | {where} | {gap} |")
-    return lines
+        rows.append([seed, f"{100 * f:.2f} / {100 * t:.2f}", where, gap])
+    return table_lines(header, rows)
 
 
 def gradtau_claim_lines(records: list[dict]) -> list[str]:
     """∇τ's claim: its loss-MIA closer to 50 % than GA's and FT's, per seed and forget ratio."""
-    lines = [
-        "| seed | forget ratio | distance of MIA-loss to 50, ∇τ / GA / FT (points) | holds |",
-        "|---|---|---|---|",
-    ]
+    header = ["seed", "forget ratio", "distance of MIA-loss to 50, ∇τ / GA / FT (points)", "holds"]
+    rows = []
     keys = sorted({(r["seed"], (r.get("label") or {}).get("forget_ratio")) for r in records}, key=str)
     for seed, ratio in keys:
         dist = {}
@@ -189,20 +187,23 @@ def gradtau_claim_lines(records: list[dict]) -> list[str]:
             if same and r["status"] == "ok" and mia is not None:
                 dist[r["method"]] = 100 * abs(mia - 0.5)
         if not {"gradtau", "ga", "ft"} <= set(dist):
-            lines.append(f"| {seed} | {ratio} | not enough runs | - |")
+            rows.append([seed, ratio, "not enough runs", "-"])
             continue
         holds = dist["gradtau"] < min(dist["ga"], dist["ft"])
         cells = " / ".join(f"{dist[m]:.2f}" for m in ("gradtau", "ga", "ft"))
-        lines.append(f"| {seed} | {ratio} | {cells} | {'yes' if holds else '**no**'} |")
-    return lines
+        rows.append([seed, ratio, cells, "yes" if holds else "**no**"])
+    return table_lines(header, rows)
 
 
 def mnemonic_claim_lines(records: list[dict]) -> list[str]:
     """The Mnemonic paper's claim: forgotten-class accuracy ~0, the other classes close to the original."""
-    lines = [
-        "| seed | forget acc | test acc (other classes), original -> mnemonic | holds (<= 1 %, within 3 points) |"
+    header = [
+        "seed",
+        "forget acc",
+        "test acc (other classes), original -> mnemonic",
+        "holds (<= 1 %, within 3 points)",
     ]
-    lines.append("|---|---|---|---|")
+    rows = []
     for r in sorted(
         (r for r in records if r["method"] == "mnemonic" and r["status"] == "ok"), key=lambda r: r["seed"]
     ):
@@ -213,10 +214,8 @@ def mnemonic_claim_lines(records: list[dict]) -> list[str]:
         )
         holds = t0 is not None and f <= 0.01 and t0 - t <= 0.03
         before = "-" if t0 is None else f"{100 * t0:.2f}"
-        lines.append(
-            f"| {r['seed']} | {100 * f:.2f} | {before} -> {100 * t:.2f} | {'yes' if holds else '**no**'} |"
-        )
-    return lines
+        rows.append([r["seed"], f"{100 * f:.2f}", f"{before} -> {100 * t:.2f}", "yes" if holds else "**no**"])
+    return table_lines(header, rows)
 
 
 CLAIMS = {
