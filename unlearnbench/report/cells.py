@@ -113,21 +113,6 @@ def row_label(row: Row) -> str:
     return f"{name} — {note}" if note else name
 
 
-def unlearning_notes(summary: SettingSummary) -> list[str]:
-    """A line per row that did not unlearn (marked !), and per row that had repeated runs of a seed."""
-    notes = [
-        f"! {row.name} did not unlearn: {'; '.join(row.no_unlearning)}."
-        for row in summary.rows
-        if row.no_unlearning
-    ]
-    notes += [
-        f"{row.name}: {row.repeated} repeated run(s) of a seed left out (the newest run of each seed is used)."
-        for row in summary.rows
-        if row.repeated
-    ]
-    return notes
-
-
 def setting_header(summary: SettingSummary) -> str:
     key = summary.key
     seeds = ", ".join(str(s) for s in summary.seeds)
@@ -173,6 +158,21 @@ def flag_notes(summary: SettingSummary) -> list[str]:
             f"{FLAG} Avg Gap of {', '.join(inherited)}: averages a component marked {FLAG} in that row or "
             "in Retrain (the gap is taken against Retrain), so it carries the same caveat."
         )
+    return notes
+
+
+def unlearning_notes(summary: SettingSummary) -> list[str]:
+    """A line per row that did not unlearn (marked !), and per row that had repeated runs of a seed."""
+    notes = [
+        f"! {row.name} did not unlearn: {'; '.join(row.no_unlearning)}."
+        for row in summary.rows
+        if row.no_unlearning
+    ]
+    notes += [
+        f"{row.name}: {row.repeated} repeated run(s) of a seed left out (the newest run of each seed is used)."
+        for row in summary.rows
+        if row.repeated
+    ]
     return notes
 
 
