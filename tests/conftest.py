@@ -74,17 +74,6 @@ def make_cfg(tmp_path):
     return factory
 
 
-def load_script(name: str):
-    """Import `scripts/<name>.py` as a module (the scripts folder is not a package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "FashionMNIST" / "raw").is_dir():

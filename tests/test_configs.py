@@ -6,7 +6,7 @@ import pytest
 from conftest import CONF, compose_cfg
 from omegaconf import OmegaConf
 
-from unlearnbench.config import build
+from unlearnbench.config import build, group_options
 
 GROUPS = [
     "dataset",
@@ -25,10 +25,7 @@ GROUPS = [
     "launcher",
     "tuning",
 ]
-# `_*.yaml` files are bases the options extend (conf/method/_sgd.yaml), not options.
-OPTIONS = [
-    (g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml")) if not p.stem.startswith("_")
-]
+OPTIONS = [(g, option) for g in GROUPS for option in group_options(g)]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])

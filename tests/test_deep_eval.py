@@ -274,8 +274,9 @@ def fake_result(method: str, seed: int, metrics: dict, original: dict, retrain: 
 def test_the_paragraph_names_methods_good_on_outputs_but_not_on_representations():
     from pathlib import Path
 
-    from unlearnbench.report.aggregate import aggregate, parse_run
+    from unlearnbench.report.aggregate import aggregate
     from unlearnbench.report.deep import surface_section
+    from unlearnbench.report.runs import parse_run
 
     def values(forget, test, probe, position, relearn):
         return {

@@ -133,7 +133,7 @@ def test_class_wise_logistic_mias_face_the_forgotten_classes_test_images():
 
 
 def test_logistic_mia_info_and_bad_options():
-    from unlearnbench.report.render import describe_metric
+    from unlearnbench.report.cells import describe_metric
 
     assert MIALoss().info()["mia_loss"]["ideal"] == 0.5
     legend = describe_metric("mia_loss", MIALoss().info()["mia_loss"])

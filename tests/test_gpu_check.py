@@ -1,8 +1,8 @@
-"""scripts/gpu_check.py: the tiny CPU run exercises every step, so the GPU check cannot rot unseen."""
+"""The GPU check (unlearnbench/bench/gpu_check/, run as scripts/gpu_check.py): the tiny CPU run exercises every
+step, so the GPU check cannot rot unseen."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-SCRIPT = SCRIPTS / "gpu_check.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
 GOAL_STATUSES = {"met", "not met", "not measured", "reported"}
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    # Imported by name (not by path), as its dataclasses need a module in sys.modules.
-    sys.path.insert(0, str(SCRIPTS))
-    return importlib.import_module("gpu_check")
+    from unlearnbench.bench import gpu_check
+
+    return gpu_check
 
 
 def test_tiny_run_writes_every_step_with_its_goals(tmp_path, gpu_check):
@@ -138,7 +137,8 @@ def test_gpu_settings_compose(gpu_check, tmp_path):
     assert cfg.dataset.name == "cifar10_jpeg" and cfg.method.name == "imu" and cfg.recipe.epochs == 3
     validate(cfg)
 
-    bench_lira = gpu_check.bench_lira
+    from unlearnbench.bench import lira as bench_lira
+
     cfg = bench_lira.compose_cfg(bench_lira.parse_args(gpu_check.shadow_args(check)), tmp_path, batched=True)
     assert cfg.dataset.name == "fashion_mnist" and cfg.dataset.download is False
     assert "mia_efficacy" not in cfg.eval.metrics and cfg.eval.num_shadows == 4
@@ -183,7 +183,7 @@ def test_steps_left_out_keep_an_earlier_runs_entries(gpu_check, tmp_path):
     kept = {s["name"]: s for s in report["steps"]}
     assert kept["inference"]["goals"][0]["status"] == "met" and kept["inference"]["earlier_run"]
     assert kept["mission"]["status"] == "not run" and "earlier_run" not in kept["mission"]
-    text = gpu_check.markdown(report, "gpu_check.json")
+    text = gpu_check.section(report, "gpu_check.json")
     assert "met, run of 2026-11-30 17:40 UTC" in text and "(`--keep`)" in text
     assert f"| {steps['mission'].title} |" in text
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import load_script
 from torch import nn
 
 import unlearnbench.methods.imu as imu_module
@@ -391,7 +390,8 @@ def test_the_embedded_default_run_shows_unlearning(make_cfg, seed):
 
 
 def test_bench_script_agrees_with_the_loop():
-    bench = load_script("bench_imu")
+    from unlearnbench.bench import imu as bench
+
     out = bench.main(
         [
             "--device",

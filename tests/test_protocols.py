@@ -122,12 +122,12 @@ def record(method, seed, forget_acc, **extra):
 
 
 def test_document_compares_each_cell_with_the_paper_and_its_std():
-    # paper SalUn UA 2.85 ± 0.04: ours 2.88 is within, 3.00 is not; Retrain UA 5.24 ± 0.69 vs ours 5.00
-    text = document(PROTOCOLS["salun_cifar10"], [record("salun", 0, 1 - 0.0288)], smoke=False)
-    assert "| salun (SalUn) | UA | 2.85 ± 0.04 | 2.88 (0) | +0.03 | yes |" in text
+    # paper SalUn UA 2.85 ± 0.43: ours 3.20 is within, 3.30 is not; Retrain UA 5.24 ± 0.69 vs ours 5.00
+    text = document(PROTOCOLS["salun_cifar10"], [record("salun", 0, 1 - 0.0320)], smoke=False)
+    assert "| salun (SalUn) | UA | 2.85 ± 0.43 | 3.20 (0) | +0.35 | yes |" in text
     assert "| retrain (Retrain) | UA | 5.24 ± 0.69 | 5.00 (0) | -0.24 | yes |" in text
-    text = document(PROTOCOLS["salun_cifar10"], [record("salun", 0, 0.97)], smoke=True)
-    assert "| salun (SalUn) | UA | 2.85 ± 0.04 | 3.00 (0) | +0.15 | **no** |" in text
+    text = document(PROTOCOLS["salun_cifar10"], [record("salun", 0, 0.967)], smoke=True)
+    assert "| salun (SalUn) | UA | 2.85 ± 0.43 | 3.30 (0) | +0.45 | **no** |" in text
     assert "SMOKE NUMBERS" in text.splitlines()[2]
 
 
@@ -142,7 +142,7 @@ def test_kept_runs_stay_and_later_seeds_add_to_the_document(tmp_path):
         # each seed's sweep folder is gone before the next one runs: the kept files carry the seeds
         collect(sweep.parent, part, results_dir(docs, "salun_cifar10", smoke=False))
     text = write_document(PROTOCOLS["salun_cifar10"], docs).read_text()
-    assert "| salun (SalUn) | UA | 2.85 ± 0.04 | 2.85 ± 0.07 (0,1) |" in text and "SMOKE" not in text
+    assert "| salun (SalUn) | UA | 2.85 ± 0.43 | 2.85 ± 0.07 (0,1) |" in text and "SMOKE" not in text
 
 
 @pytest.mark.slow

@@ -10,23 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unlearnbench.report.aggregate import (
-    aggregate,
-    find_result_files,
-    load_runs,
-    run_gap,
-    sanitize_filename,
-    summarize,
-)
+from unlearnbench.report.aggregate import aggregate
 from unlearnbench.report.cli import main
-from unlearnbench.report.render import (
-    forget_vs_test_figure,
-    gap_figure,
-    gap_panels,
-    render_csv,
-    render_latex,
-    render_markdown,
-)
+from unlearnbench.report.csv_export import render_csv
+from unlearnbench.report.figures import forget_vs_test_figure, gap_figure, gap_panels
+from unlearnbench.report.latex import render_latex
+from unlearnbench.report.markdown_report import render_markdown
+from unlearnbench.report.runs import find_result_files, load_runs, sanitize_filename
+from unlearnbench.report.stats import run_gap, summarize
 
 METRICS = ("forget_acc", "retain_acc", "val_acc", "test_acc", "mia_efficacy", "mia_loss")
 COMPONENTS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
@@ -681,7 +672,7 @@ def test_sanitize_filename():
 
 
 def test_tuned_runs_are_their_own_row_beside_the_default_one(tmp_path):
-    from unlearnbench.report.aggregate import method_label
+    from unlearnbench.report.runs import method_label
 
     assert method_label({"method": "imu", "method_preset": "tuned/memorise_cifar10"}) == "imu (tuned)"
     assert (

@@ -1,4 +1,4 @@
-"""Tests for unlearnbench.data.sources: every loader on tiny fakes written into tmp_path."""
+"""Tests for unlearnbench.data.sources and .jpeg_archive: every loader on tiny fakes written into tmp_path."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ import pytest
 import torch
 from conftest import write_fake_cifar10
 
-from unlearnbench.data import sources
+from unlearnbench.data import jpeg_archive
+from unlearnbench.data.jpeg_archive import load_cifar10_jpeg
+from unlearnbench.data.raw import RawDataset, describe
 from unlearnbench.data.sources import (
-    RawDataset,
-    describe,
     load_cifar10,
-    load_cifar10_jpeg,
     load_cifar100,
     load_digits,
     load_fashion_mnist,
@@ -309,7 +308,7 @@ def test_cifar10_jpeg_second_call_uses_cache(tmp_path, monkeypatch):
     def must_not_decode(path):
         raise AssertionError("archive decoded again although a cache file exists")
 
-    monkeypatch.setattr(sources, "_decode_jpeg_archive", must_not_decode)
+    monkeypatch.setattr(jpeg_archive, "_decode_jpeg_archive", must_not_decode)
     second = load_cifar10_jpeg(archive=archive, cache_dir=cache)
     assert torch.equal(first.train_x, second.train_x) and torch.equal(first.test_y, second.test_y)
     assert second.classes == first.classes

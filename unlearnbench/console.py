@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 
 from unlearnbench import provenance
-from unlearnbench.verdicts import did_not_unlearn
+from unlearnbench.verdicts import AVG_GAP, did_not_unlearn
 
 WIDTH = 100
 CELL = 9  # "=Retrain" plus a space
@@ -66,7 +66,7 @@ def format_table(results: dict) -> str:
         lines += _block(results, cols[start : start + per_block], label_width, bool(reasons))
     info = results["metric_info"]
     key = [f"{info[c]['label']}={c}" for c in cols if info[c].get("label", c) != c]
-    key_text = "Values in %" + (" (AvgGap: mean |gap| to Retrain, points)" if "avg_gap" in cols else "")
+    key_text = "Values in %" + (" (AvgGap: mean |gap| to Retrain, points)" if AVG_GAP in cols else "")
     lines += textwrap.wrap(f"{key_text}; {', '.join(key)}." if key else key_text + ".", WIDTH)
     lines += flag_notes(results)
     if reasons:

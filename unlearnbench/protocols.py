@@ -6,10 +6,20 @@ the authors' code) plus the runs below. `run_protocol` launches them as named `u
 finished job is skipped), copies each finished job's results, without models, to docs/paper/<name>/ (a
 `--smoke` run to docs/paper/<name>/smoke/), and regenerates docs/paper_<name>.md from every run kept there, so
 seeds run by earlier sessions stay and later seeds add to the same document.
+
+Meant for a GPU machine; `--smoke` runs every part tiny (debug=fast, stand-in local data) on a CPU, keeps it
+apart in docs/paper/<protocol>/smoke/, and the document marks its numbers as smoke while no real run is kept.
+
+  python scripts/paper.py salun_cifar10 --seeds 0              # SalUn Table 1, one seed
+  python scripts/paper.py salun_cifar10 --seeds 1 2            # two more seeds, added to the same document
+  python scripts/paper.py gradtau_cifar10 --smoke paths.data_dir=../shared/data
+  python scripts/paper.py salun_cifar10 --report-only          # after a cut-off command: keep what finished
+  make paper PROTOCOL=imu_cifar10                               (or `python -m unlearnbench.protocols ...`)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -191,3 +201,27 @@ def run_protocol(
     doc = write_document(protocol, root / "docs")
     print(f"wrote {doc.relative_to(root)}", flush=True)
     return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: run a paper's protocol and write docs/paper_<protocol>.md, ours beside the paper's."""
+    from unlearnbench.sweeps import ROOT
+
+    p = argparse.ArgumentParser(
+        description="Run a paper's protocol and write its document (docs/paper_<name>.md)."
+    )
+    p.add_argument("protocol", choices=sorted(PROTOCOLS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--smoke", action="store_true", help="debug=fast on local stand-in data: a quick end-to-end check"
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="keep the runs finished so far and rewrite the document"
+    )
+    p.add_argument("overrides", nargs="*", help="extra overrides, e.g. paths.data_dir=/data trainer=gpu")
+    args = p.parse_intermixed_args(argv)
+    return run_protocol(args.protocol, args.seeds, args.smoke, args.overrides, ROOT, run=not args.report_only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

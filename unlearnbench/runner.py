@@ -142,12 +142,3 @@ def run(cfg: DictConfig, job_hash: str | None = None, progress: bool = False) ->
         if evaluator is not None:
             evaluator.close()
         close_logger(logger, status)
-
-
-class Pipeline(TrainedModels):
-    """The name scripts/gpu_check.py imports, with the `unlearn` it times; to go once that script (moving to
-    unlearnbench/bench/) uses TrainedModels and Unlearning."""
-
-    def unlearn(self, method, original, splits: Splits, seed: int, hook_state: dict, name: str):
-        unlearning = Unlearning(method, name, self.runtime, self.augment, self.retrained)
-        return unlearning(original, splits, seed, hook_state)

@@ -10,18 +10,25 @@ the method forgets (its learning rate, or its noise or dampening scale), and tun
 2. TPE: the Optuna study of `trials` trials, with the axis narrowed to one coarse step either side of the best
    coarse point, the other hyperparameters over their declared ranges.
 
-The best of both passes (lowest tune_gap, the Avg Gap without the test split) becomes the tuned preset. Every
-run is a named, resumable sweep through the real `unlearn` command, on seed 0 only.
+The best of both passes (lowest tune_gap, the Avg Gap without the test split) becomes the tuned preset,
+conf/tuned/<setting>/<method>.yaml, which `tuning=<setting>` applies (evaluation then runs on other seeds, so
+tuning and reporting never share a seed). Every run is a named, resumable sweep through the real `unlearn`
+command, on seed 0 only; every method with a search space (`registry.tunable()`) is tuned, each on a forget
+scenario it handles (`registry.forget_overrides`).
+
+  python -m unlearnbench.tuning --setting memorise_cifar10 --trials 8 --coarse 5 --data-dir ../shared/data
+  make tune SETTING=memorise_cifar10 TRIALS=8                   (or `python scripts/tune.py ...`, the same)
+  python -m unlearnbench.tuning --setting digits_smoke --methods ga --trials 1 --coarse 2 --out /tmp/tuned
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import hashlib
-import json
 import math
 import re
-import subprocess
-import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,34 +36,9 @@ from omegaconf import OmegaConf
 
 from unlearnbench.config import config_dir
 from unlearnbench.errors import ConfigError
+from unlearnbench.sweeps import ROOT, run_named_sweep, sweep_results
 
 _SPACE = re.compile(r"^\s*(tag\(\s*log\s*,\s*)?interval\(\s*([^,\s]+)\s*,\s*([^,\s)]+)\s*\)\s*\)?\s*$")
-
-
-def run_named_sweep(
-    name: str,
-    overrides: list[str],
-    data_dir: str,
-    parallel: int = 1,
-    tag: str = "[results]",
-    cwd: Path | None = None,
-) -> tuple[subprocess.CompletedProcess, str]:
-    """`unlearn -m OVERRIDES` as the named (resumable) sweep NAME, without logger or progress bars, in
-    `parallel` joblib processes; return the finished process and the sweep's summary line ("" if none)."""
-    command = [
-        str(Path(sys.executable).parent / "unlearn"),
-        "-m",
-        *overrides,
-        f"sweep={name}",
-        "logger=none",
-        "trainer.enable_progress_bar=false",
-        f"paths.data_dir={data_dir}",
-        *(["launcher=joblib", f"hydra.launcher.n_jobs={parallel}"] if parallel > 1 else []),
-    ]
-    print(f"{tag} {' '.join(command[2:])}", flush=True)
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    summary = [line for line in done.stdout.splitlines() if " jobs: " in line]
-    return done, summary[-1] if summary else ""
 
 
 @dataclass(frozen=True)
@@ -119,12 +101,6 @@ def sweep_name(setting: str, method: str, stage: str, overrides: list[str]) -> s
     return f"tune_{setting}_{method}{'_coarse' if stage == 'coarse' else ''}{extra}"
 
 
-def _sweep_results(root: Path, name: str) -> list[dict]:
-    return [
-        json.loads(p.read_text()) for p in sorted((root / "outputs" / "sweeps" / name).glob("*/results.json"))
-    ]
-
-
 def coarse_points(runs: list[dict], key: str) -> list[dict]:
     """(value, tune_gap, forget_acc) of each finished coarse run, by the axis value."""
     points = []
@@ -184,7 +160,7 @@ def tune_method(
         f"[tune] {method} coarse:",
         root,
     )
-    points = coarse_points(_sweep_results(root, name), axis.key)
+    points = coarse_points(sweep_results(root, name), axis.key)
     best = best_coarse(points)
     name = sweep_name(setting, method, "tpe", extra)
     study = [
@@ -213,3 +189,94 @@ def tune_method(
         "coarse": points,
         "summary": f"coarse {coarse_summary}; TPE {tpe_summary}",
     }
+
+
+def tune(method: str, args: argparse.Namespace) -> dict:
+    """Run (or resume) the method's coarse pass and study; return the better one's best point."""
+    from unlearnbench.methods.registry import forget_overrides
+
+    started = time.time()
+    best = tune_method(
+        method,
+        args.setting,
+        forget_overrides(method),
+        args.trials,
+        args.coarse,
+        args.data_dir,
+        args.parallel,
+        args.overrides,
+        ROOT,
+    )
+    print(
+        f"[tune] {method}: best tune_gap {best['value']:.4f} with {best['params']} ({best['pass']} pass; "
+        f"{best['summary']}; {time.time() - started:.0f} s)",
+        flush=True,
+    )
+    return best
+
+
+def _curve(best: dict) -> str:
+    """The coarse pass as one comment line: axis value -> forget accuracy, tune_gap."""
+    cells = [
+        f"{p['value']:g}: "
+        + (
+            "failed"
+            if p["tune_gap"] is None
+            else f"forget {100 * p['forget_acc']:.1f} %, tune_gap {p['tune_gap']:.4f}"
+        )
+        for p in best["coarse"]
+    ]
+    return f"coarse pass over {best['axis']}: " + "; ".join(cells)
+
+
+def write_preset(method: str, best: dict, args: argparse.Namespace) -> Path:
+    """conf/tuned/<setting>/<method>.yaml: the best values, and how they were obtained."""
+    from unlearnbench.methods.registry import forget_overrides
+
+    path = Path(args.out) / args.setting / f"{method}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = "\n".join(
+        f"{key.removeprefix('method.')}: {value!r}" for key, value in sorted(best["params"].items())
+    )
+    path.write_text(
+        f"# {method} tuned on experiment={args.setting} ({' '.join(forget_overrides(method))}), seed 0 only, by\n"
+        f"# `python scripts/tune.py --setting {args.setting} --trials {args.trials} --coarse {args.coarse}` on "
+        f"{datetime.date.today()}:\n"
+        f"# {args.coarse} coarse runs, then {args.trials} Optuna TPE trials (conf/hparams_search/{method}.yaml); "
+        f"best ({best['pass']} pass) tune_gap\n# "
+        f"{best['value']:.4f} (mean |gap| to Retrain over forget / retain / val accuracy and MIA-efficacy on\n"
+        f"# D_val; no test-split value). Applied with `tuning={args.setting}`; evaluate on other seeds.\n"
+        f"# {best['summary']}\n"
+        f"# {_curve(best)}\n"
+        f"preset: tuned/{args.setting}\n{values.replace('True', 'true').replace('False', 'false')}\n"
+    )
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    from unlearnbench.methods.registry import tunable
+
+    methods = tunable()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--setting", default="memorise_cifar10", help="an experiment preset (conf/experiment/)")
+    p.add_argument("--methods", nargs="+", default=methods, choices=methods)
+    p.add_argument(
+        "--trials", type=int, default=8, help="trials per method (the same budget for every method)"
+    )
+    p.add_argument(
+        "--coarse", type=int, default=5, help="coarse-pass runs over each method's strength axis (before TPE)"
+    )
+    p.add_argument("--parallel", type=int, default=1, help="trials run at once (joblib processes)")
+    p.add_argument("--out", default=str(ROOT / "conf" / "tuned"), help="where <setting>/<method>.yaml go")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("overrides", nargs="*", help="extra overrides for every trial (e.g. recipe.epochs=5)")
+    args = p.parse_args(argv)
+    for method in args.methods:
+        try:
+            print(f"[tune] wrote {write_preset(method, tune(method, args), args)}", flush=True)
+        except RuntimeError as err:  # one method's failed study must not stop the others
+            print(f"[tune] FAILED {err}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

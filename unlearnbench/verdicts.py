@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import math
 
+# The key results.json keeps SalUn's Avg Gap under (metrics/avg_gap.py's default): the console and the report
+# show it apart from the other metrics, and the verdict below reads it.
+AVG_GAP = "avg_gap"
+
 # One point: the smallest forget-accuracy change read as a change (a single run has no seed spread to go by).
 FORGET_TOLERANCE = 0.01
 
@@ -51,7 +55,7 @@ def did_not_unlearn(
                 f"forget accuracy {100 * forget:.2f} vs the original's {100 * before:.2f} "
                 f"(within {100 * noise(forget, before):.1f} points: noise)"
             )
-    gap, nothing = method.get("avg_gap"), original.get("avg_gap")
+    gap, nothing = method.get(AVG_GAP), original.get(AVG_GAP)
     if gap is not None and nothing is not None and gap > nothing + avg_gap_noise:
         reasons.append(f"Avg Gap {100 * gap:.2f} vs doing nothing's {100 * nothing:.2f}")
     return reasons

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -41,7 +41,6 @@ class Splits:
     num_classes: int
     test_forget: Split | None = None  # class scenarios: test samples of the forgotten classes
     forget_classes: list[int] | None = None
-    extra: dict = field(default_factory=dict)
 
     def eval_splits(self) -> dict[str, Split]:
         """The splits every model is evaluated on, in reporting order."""
@@ -138,61 +137,89 @@ def build_splits(
     `raw` is a `RawDataset`; `scenario` a `Scenario`. Retain, val and test exclude forgotten classes
     (class-wise scenarios report the forgotten classes' test samples as `test_forget`).
     """
-    from unlearnbench.checks import check_number
     from unlearnbench.errors import ConfigError
 
-    num_classes = len(raw.classes)
-    coarse_train, coarse_test = raw.train_coarse, raw.test_coarse
-    scenario.check(num_classes, coarse_train is not None, raw.name)
-    check_number("dataset.val_fraction", val_fraction, 0, 1, high_open=True)
-
-    if val_source not in VAL_SOURCES:
-        raise ConfigError("dataset.val_source", val_source, " or ".join(VAL_SOURCES))
-    pool = subset_positions(raw.train_y, train_subset, split_seed)
-    all_test = subset_positions(raw.test_y, test_subset, split_seed, "dataset.test_subset")
-    if val_source == "train":
-        train_pos, val_pos = (pool[p] for p in carve_validation(raw.train_y[pool], val_fraction, split_seed))
-        val_x, val_y, val_coarse = raw.train_x, raw.train_y, coarse_train
-    else:
-        train_pos = pool
-        all_test, val_pos = split_test(all_test, val_fraction, split_seed)
-        val_x, val_y, val_coarse = raw.test_x, raw.test_y, coarse_test
+    _check(raw, scenario, val_fraction, val_source)
+    train_pos, val_pos, test_pos = _positions(
+        raw, val_fraction, split_seed, train_subset, test_subset, val_source
+    )
+    val_x, val_y, val_coarse = raw.train_x, raw.train_y, raw.train_coarse
+    if val_source == "test":
+        val_x, val_y, val_coarse = raw.test_x, raw.test_y, raw.test_coarse
     y_train = raw.train_y[train_pos]
-    c_train = coarse_train[train_pos] if coarse_train is not None else None
+    c_train = _at(raw.train_coarse, train_pos)
     forget = scenario.forget_mask(y_train, c_train)
     if not bool(forget.any()):
         raise ConfigError(
             "forget", scenario.describe(), "a scenario that selects at least one training sample"
         )
     keep = scenario.keep_mask(y_train, c_train)
-
-    coarse_of_fine = None
-    if coarse_train is not None:
-        coarse_of_fine = {int(f): int(c) for f, c in zip(raw.train_y.tolist(), coarse_train.tolist())}
-    gone = scenario.forgotten_classes(coarse_of_fine)
+    gone = _forgotten_classes(raw, scenario)
     gone_t = torch.tensor(gone if gone else [], dtype=torch.long)
 
-    def remaining(y: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
-        return scenario.keep_mask(y, coarse) & ~torch.isin(y, gone_t)
-
-    val_keep = remaining(val_y[val_pos], val_coarse[val_pos] if val_coarse is not None else None)
-    test_keep = remaining(raw.test_y[all_test], coarse_test[all_test] if coarse_test is not None else None)
+    def remaining(y: torch.Tensor, coarse: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor:
+        """Over `positions`: the samples the scenario keeps, forgotten classes left out."""
+        return scenario.keep_mask(y[positions], _at(coarse, positions)) & ~torch.isin(y[positions], gone_t)
 
     x_tr, y_tr = raw.train_x, raw.train_y
     splits = Splits(
         train=take("train", x_tr, y_tr, train_pos),
         forget=take("forget", x_tr, y_tr, train_pos[forget]),
         retain=take("retain", x_tr, y_tr, train_pos[~forget & keep]),
-        val=take("val", val_x, val_y, val_pos[val_keep]),
-        test=take("test", raw.test_x, raw.test_y, all_test[test_keep]),
-        num_classes=num_classes,
+        val=take("val", val_x, val_y, val_pos[remaining(val_y, val_coarse, val_pos)]),
+        test=take("test", raw.test_x, raw.test_y, test_pos[remaining(raw.test_y, raw.test_coarse, test_pos)]),
+        num_classes=len(raw.classes),
         forget_classes=gone,
     )
     if gone:
         splits.test_forget = take(
-            "test_forget", raw.test_x, raw.test_y, all_test[torch.isin(raw.test_y[all_test], gone_t)]
+            "test_forget", raw.test_x, raw.test_y, test_pos[torch.isin(raw.test_y[test_pos], gone_t)]
         )
     return splits
+
+
+def _check(raw, scenario, val_fraction: float, val_source: str) -> None:
+    """A one-line error for a scenario the dataset cannot run, a val_fraction outside [0, 1) or an unknown
+    val_source."""
+    from unlearnbench.checks import check_number
+    from unlearnbench.errors import ConfigError
+
+    scenario.check(len(raw.classes), raw.train_coarse is not None, raw.name)
+    check_number("dataset.val_fraction", val_fraction, 0, 1, high_open=True)
+    if val_source not in VAL_SOURCES:
+        raise ConfigError("dataset.val_source", val_source, " or ".join(VAL_SOURCES))
+
+
+def _positions(
+    raw,
+    val_fraction: float,
+    split_seed: int,
+    train_subset: int | None,
+    test_subset: int | None,
+    val_source: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train, val, test) positions after the subsets are kept and val is drawn; val's refer to the train
+    array, or to the test array when `val_source="test"`."""
+    pool = subset_positions(raw.train_y, train_subset, split_seed)
+    test = subset_positions(raw.test_y, test_subset, split_seed, "dataset.test_subset")
+    if val_source == "train":
+        train, val = (pool[p] for p in carve_validation(raw.train_y[pool], val_fraction, split_seed))
+        return train, val, test
+    test, val = split_test(test, val_fraction, split_seed)
+    return pool, val, test
+
+
+def _at(coarse: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor | None:
+    """Coarse labels at `positions`; None for a dataset without them."""
+    return coarse[positions] if coarse is not None else None
+
+
+def _forgotten_classes(raw, scenario) -> list[int] | None:
+    """The fine classes the scenario removes entirely (a superclass's are read off the training labels)."""
+    coarse_of_fine = None
+    if raw.train_coarse is not None:
+        coarse_of_fine = {int(f): int(c) for f, c in zip(raw.train_y.tolist(), raw.train_coarse.tolist())}
+    return scenario.forgotten_classes(coarse_of_fine)
 
 
 def concat(name: str, *parts: Split) -> Split:

@@ -1,6 +1,7 @@
 """``unlearn-report PATH...``: aggregate results.json files into markdown / CSV / LaTeX tables and plots.
 
-Thin wrapper: argument parsing and printing here, the work in :mod:`.aggregate` and :mod:`.render`.
+Thin wrapper: argument parsing and printing here, the work in :mod:`.runs`, :mod:`.aggregate` and
+:mod:`.render`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from unlearnbench.errors import UserError
-from unlearnbench.report.aggregate import aggregate, duplicate_warnings, find_result_files, load_runs
-from unlearnbench.report.render import markdown_table, setting_header, write_report
+from unlearnbench.report.aggregate import aggregate
+from unlearnbench.report.cells import setting_header
+from unlearnbench.report.markdown_report import markdown_table
+from unlearnbench.report.render import write_report
+from unlearnbench.report.runs import duplicate_warnings, find_result_files, load_runs
 
 
 def build_parser() -> argparse.ArgumentParser:

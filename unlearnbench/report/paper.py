@@ -12,13 +12,16 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+from unlearnbench.report.tables import markdown
+from unlearnbench.verdicts import AVG_GAP
+
 # Column -> (how to read it from a run's metrics, in %). UA = 100 - forget accuracy, as SalUn reports it.
 COLUMNS: dict[str, tuple[str, Callable[[float], float]]] = {
     "UA": ("forget_acc", lambda v: 100 * (1 - v)),
     "RA": ("retain_acc", lambda v: 100 * v),
     "TA": ("test_acc", lambda v: 100 * v),
     "MIA-Efficacy": ("mia_efficacy", lambda v: 100 * v),
-    "Avg Gap": ("avg_gap", lambda v: 100 * v),
+    "Avg Gap": (AVG_GAP, lambda v: 100 * v),
     "forget acc": ("forget_acc", lambda v: 100 * v),
     "test acc": ("test_acc", lambda v: 100 * v),
     "forgotten class test acc": ("test_forget_acc", lambda v: 100 * v),
@@ -28,25 +31,26 @@ COLUMNS: dict[str, tuple[str, Callable[[float], float]]] = {
 SALUN_COLUMNS = ("UA", "RA", "TA", "MIA-Efficacy", "Avg Gap")
 
 # SalUn (Fan et al., ICLR 2024, arXiv 2310.12508), Table 1, "Random data forgetting (10 %)", CIFAR-10 /
-# ResNet-18: mean ± std over their trials of UA, RA, TA, MIA-Efficacy (%). Avg Gap is computed here from
-# these four against the Retrain row, as the paper defines it. Transcribed, not re-read from the PDF in the
-# session that wrote this: check a cell against the paper before quoting it.
+# ResNet-18: mean ± std over their 10 trials of UA, RA, TA, MIA-Efficacy (%). Avg Gap is computed here from
+# these four against the Retrain row, as the paper defines it (it matches the paper's Avg. Gap column to the
+# rounding). Every cell checked against the table as the authors publish it
+# (optml-group.com/posts/salun_iclr24, Table 1 image) on 2026-12-06.
 SALUN_TABLE1 = {
     "retrain": ("Retrain", {"UA": (5.24, 0.69), "RA": (100.00, 0.00), "TA": (94.26, 0.02), "MIA-Efficacy": (12.88, 0.09)}),
     "ft": ("FT", {"UA": (0.63, 0.55), "RA": (99.88, 0.08), "TA": (94.06, 0.27), "MIA-Efficacy": (2.70, 0.01)}),
     "random_label": ("RL", {"UA": (7.61, 0.31), "RA": (99.67, 0.14), "TA": (92.83, 0.38), "MIA-Efficacy": (37.36, 0.06)}),
     "ga": ("GA", {"UA": (0.69, 0.54), "RA": (99.50, 0.38), "TA": (94.01, 0.47), "MIA-Efficacy": (1.70, 0.01)}),
-    "iu": ("IU", {"UA": (1.07, 0.56), "RA": (99.20, 0.22), "TA": (93.20, 1.02), "MIA-Efficacy": (2.67, 0.01)}),
-    "boundary_expanding": ("BE", {"UA": (0.59, 0.38), "RA": (99.42, 0.33), "TA": (94.05, 0.39), "MIA-Efficacy": (7.47, 1.15)}),
+    "iu": ("IU", {"UA": (1.07, 0.28), "RA": (99.20, 0.22), "TA": (93.20, 1.03), "MIA-Efficacy": (2.67, 0.01)}),
+    "boundary_expanding": ("BE", {"UA": (0.59, 0.30), "RA": (99.42, 0.33), "TA": (93.85, 1.02), "MIA-Efficacy": (7.47, 1.15)}),
     "boundary_shrink": ("BS", {"UA": (1.78, 2.52), "RA": (98.29, 2.50), "TA": (92.69, 2.99), "MIA-Efficacy": (8.96, 0.13)}),
-    "l1_sparse": ("l1-sparse", {"UA": (4.19, 0.14), "RA": (97.74, 0.12), "TA": (91.59, 0.21), "MIA-Efficacy": (9.84, 0.00)}),
-    "salun": ("SalUn", {"UA": (2.85, 0.04), "RA": (99.62, 0.12), "TA": (93.93, 0.02), "MIA-Efficacy": (14.39, 0.04)}),
+    "l1_sparse": ("l1-sparse", {"UA": (4.19, 0.62), "RA": (97.74, 0.33), "TA": (91.59, 0.57), "MIA-Efficacy": (9.84, 0.00)}),
+    "salun": ("SalUn", {"UA": (2.85, 0.43), "RA": (99.62, 0.12), "TA": (93.93, 0.29), "MIA-Efficacy": (14.39, 0.82)}),
 }  # fmt: skip
 PAPER_SOURCES = {
     "salun_cifar10": "SalUn (Fan et al., ICLR 2024, arXiv 2310.12508), Table 1, random data forgetting (10 %), "
-    "CIFAR-10 / ResNet-18, rows Retrain, FT, RL, GA, IU, BE, BS, l1-sparse, SalUn (transcribed without "
-    "the PDF at hand: re-check a cell against the paper before quoting it; Avg Gap computed from the four "
-    "columns against the Retrain row)",
+    "CIFAR-10 / ResNet-18, rows Retrain, FT, RL, GA, IU, BE, BS, l1-sparse, SalUn, mean ± std over 10 "
+    "trials (cells checked against the authors' published Table 1; Avg Gap computed from the four columns "
+    "against the Retrain row)",
 }
 
 
@@ -90,7 +94,7 @@ def references(records: list[dict]) -> list[dict]:
         label = {k: v for k, v in (r.get("label") or {}).items() if k == "forget_ratio"}
         for who in ("retrain", "original"):
             if r.get(who):
-                metrics = {**r[who], **({"avg_gap": 0.0} if who == "retrain" else {})}
+                metrics = {**r[who], **({AVG_GAP: 0.0} if who == "retrain" else {})}
                 key = (who, r["seed"], tuple(label.items()))
                 out.setdefault(key, {**r, "method": who, "label": label, "metrics": metrics, "reason": None})
     return list(out.values())
@@ -109,13 +113,16 @@ def grouped(records: list[dict], methods: list[str]) -> dict[str, list[dict]]:
     return out
 
 
+def table_lines(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table (:func:`unlearnbench.report.tables.markdown`) as the document's lines."""
+    return markdown(header, rows).splitlines()
+
+
 def comparison_lines(protocol: str, groups: dict[str, list[dict]], columns: tuple[str, ...]) -> list[str]:
     """The cell-by-cell table: paper, ours, difference, within the paper's std."""
     paper = paper_values(protocol)
-    lines = [
-        "| method | column | paper | ours (mean ± std, seeds) | ours − paper | within paper's std |",
-        "|---|---|---|---|---|---|",
-    ]
+    header = ["method", "column", "paper", "ours (mean ± std, seeds)", "ours − paper", "within paper's std"]
+    rows = []
     for name, runs in groups.items():
         method = runs[0]["method"]
         ok = [r for r in runs if r["status"] == "ok"]
@@ -131,31 +138,25 @@ def comparison_lines(protocol: str, groups: dict[str, list[dict]], columns: tupl
             seeds = ",".join(str(r["seed"]) for r in ok) or "none"
             ours_cell = f"{fmt(ours)}" + (f" ± {spread:.2f}" if spread is not None else "") + f" ({seeds})"
             label = f"{name} ({row})" if row else name
-            lines.append(
-                f"| {label} | {column} | {paper_cell} | {ours_cell} | {fmt(diff, True)} | {within} |"
-            )
-    return lines
+            rows.append([label, column, paper_cell, ours_cell, fmt(diff, True), within])
+    return table_lines(header, rows)
 
 
 def per_seed_lines(groups: dict[str, list[dict]], columns: tuple[str, ...]) -> list[str]:
-    lines = [
-        "| run | seed | " + " | ".join(columns) + " | status | device |",
-        "|---" * (len(columns) + 4) + "|",
-    ]
+    rows = []
     for name, runs in groups.items():
         for r in runs:
-            cells = " | ".join(fmt(value(r, c)) for c in columns)
             status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
-            lines.append(f"| {name} | {r['seed']} | {cells} | {status} | {r.get('device') or '-'} |")
-    return lines
+            rows.append(
+                [name, r["seed"], *(fmt(value(r, c)) for c in columns), status, r.get("device") or "-"]
+            )
+    return table_lines(["run", "seed", *columns, "status", "device"], rows)
 
 
 def imu_claim_lines(records: list[dict]) -> list[str]:
     """IMU vs GA's learning-rate curve at IMU's forget accuracy, per seed (the IMU paper's claim)."""
-    lines = [
-        "| seed | IMU forget / test acc | GA test acc at that forget acc | IMU − GA (test, points) |",
-        "|---|---|---|---|",
-    ]
+    header = ["seed", "IMU forget / test acc", "GA test acc at that forget acc", "IMU − GA (test, points)"]
+    rows = []
     for seed in sorted({r["seed"] for r in records}):
         imu = [r for r in records if r["method"] == "imu" and r["seed"] == seed and r["status"] == "ok"]
         ga = sorted(
@@ -163,22 +164,20 @@ def imu_claim_lines(records: list[dict]) -> list[str]:
              if r["method"] == "ga" and r["seed"] == seed and r["status"] == "ok"),
         )  # fmt: skip
         if not imu or len(ga) < 2:
-            lines.append(f"| {seed} | - | not enough runs | - |")
+            rows.append([seed, "-", "not enough runs", "-"])
             continue
         f, t = imu[0]["metrics"]["forget_acc"], imu[0]["metrics"]["test_acc"]
         at = interpolate(ga, f)
         gap = "-" if at is None else f"{100 * (t - at):+.2f}"
         where = "outside GA's forget range" if at is None else f"{100 * at:.2f}"
-        lines.append(f"| {seed} | {100 * f:.2f} / {100 * t:.2f} | {where} | {gap} |")
-    return lines
+        rows.append([seed, f"{100 * f:.2f} / {100 * t:.2f}", where, gap])
+    return table_lines(header, rows)
 
 
 def gradtau_claim_lines(records: list[dict]) -> list[str]:
     """∇τ's claim: its loss-MIA closer to 50 % than GA's and FT's, per seed and forget ratio."""
-    lines = [
-        "| seed | forget ratio | distance of MIA-loss to 50, ∇τ / GA / FT (points) | holds |",
-        "|---|---|---|---|",
-    ]
+    header = ["seed", "forget ratio", "distance of MIA-loss to 50, ∇τ / GA / FT (points)", "holds"]
+    rows = []
     keys = sorted({(r["seed"], (r.get("label") or {}).get("forget_ratio")) for r in records}, key=str)
     for seed, ratio in keys:
         dist = {}
@@ -188,20 +187,23 @@ def gradtau_claim_lines(records: list[dict]) -> list[str]:
             if same and r["status"] == "ok" and mia is not None:
                 dist[r["method"]] = 100 * abs(mia - 0.5)
         if not {"gradtau", "ga", "ft"} <= set(dist):
-            lines.append(f"| {seed} | {ratio} | not enough runs | - |")
+            rows.append([seed, ratio, "not enough runs", "-"])
             continue
         holds = dist["gradtau"] < min(dist["ga"], dist["ft"])
         cells = " / ".join(f"{dist[m]:.2f}" for m in ("gradtau", "ga", "ft"))
-        lines.append(f"| {seed} | {ratio} | {cells} | {'yes' if holds else '**no**'} |")
-    return lines
+        rows.append([seed, ratio, cells, "yes" if holds else "**no**"])
+    return table_lines(header, rows)
 
 
 def mnemonic_claim_lines(records: list[dict]) -> list[str]:
     """The Mnemonic paper's claim: forgotten-class accuracy ~0, the other classes close to the original."""
-    lines = [
-        "| seed | forget acc | test acc (other classes), original -> mnemonic | holds (<= 1 %, within 3 points) |"
+    header = [
+        "seed",
+        "forget acc",
+        "test acc (other classes), original -> mnemonic",
+        "holds (<= 1 %, within 3 points)",
     ]
-    lines.append("|---|---|---|---|")
+    rows = []
     for r in sorted(
         (r for r in records if r["method"] == "mnemonic" and r["status"] == "ok"), key=lambda r: r["seed"]
     ):
@@ -212,10 +214,8 @@ def mnemonic_claim_lines(records: list[dict]) -> list[str]:
         )
         holds = t0 is not None and f <= 0.01 and t0 - t <= 0.03
         before = "-" if t0 is None else f"{100 * t0:.2f}"
-        lines.append(
-            f"| {r['seed']} | {100 * f:.2f} | {before} -> {100 * t:.2f} | {'yes' if holds else '**no**'} |"
-        )
-    return lines
+        rows.append([r["seed"], f"{100 * f:.2f}", f"{before} -> {100 * t:.2f}", "yes" if holds else "**no**"])
+    return table_lines(header, rows)
 
 
 CLAIMS = {
