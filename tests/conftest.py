@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 from omegaconf import open_dict  # noqa: E402
 
 from unlearnbench import compose  # noqa: E402
-from unlearnbench.config import config_dir  # noqa: E402
+from unlearnbench.config.core import config_dir  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

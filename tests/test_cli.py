@@ -24,7 +24,7 @@ def unlearn(
         **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "unlearnbench.cli", *args],
+        [sys.executable, "-m", "unlearnbench.cli.app", *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -36,7 +36,7 @@ def unlearn(
 def test_help_lists_groups(tmp_path):
     out = unlearn(["--help"], tmp_path)
     assert out.returncode == 0
-    from unlearnbench.usage import group_options
+    from unlearnbench.cli.usage import group_options
 
     for group in (
         "dataset",
@@ -50,6 +50,14 @@ def test_help_lists_groups(tmp_path):
         "experiment",
     ):
         assert f"\n{group}: {', '.join(group_options(group))}\n" in out.stdout, group
+    # every method, from its class: its summary, the data it sees, the scenarios where not all
+    methods = out.stdout.split("== Methods")[1].split("Print the composed")[0]
+    listed = {line.split()[0]: line for line in methods.splitlines() if line.startswith("  ")}
+    assert sorted(listed) == group_options("method")
+    assert listed["imu"].endswith("[forget]") and listed["gradtau"].endswith("[forget, retain, val]")
+    assert (
+        listed["mnemonic"].endswith("[no data; class-wise only]") and "mnemonic codes" in listed["mnemonic"]
+    )
 
 
 def test_cfg_job_prints_composed_config(tmp_path):
@@ -137,7 +145,7 @@ def test_mission_command_defaults_auto_device_download_and_retrain(tmp_path):
 
 def _cli(args: list[str], tmp_path, monkeypatch, capsys):
     """`unlearn ARGS` in this process (so a fake downloader can stand in for the network)."""
-    from unlearnbench import cli
+    from unlearnbench.cli.app import app as cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)

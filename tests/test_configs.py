@@ -6,7 +6,7 @@ import pytest
 from conftest import CONF, compose_cfg
 from omegaconf import OmegaConf
 
-from unlearnbench.config import build, group_options
+from unlearnbench.config.core import build, group_options
 
 GROUPS = [
     "dataset",

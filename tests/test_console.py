@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from unlearnbench import run
-from unlearnbench.console import WIDTH, format_table
+from unlearnbench.cli.console import WIDTH, format_table
 
 
 def test_the_default_table_fits_100_columns_and_says_what_is_ideal(make_cfg):
@@ -59,7 +59,7 @@ def test_tiny_splits_are_warned_about_and_no_retrain_means_no_retrain_ideal(make
 
 
 def test_no_forgetting_verdict_where_retrain_does_not_move_either():
-    from unlearnbench.verdicts import did_not_unlearn
+    from unlearnbench.report.verdicts import did_not_unlearn
 
     original = {"forget_acc": 0.99, "avg_gap": 0.02}
     same = {"forget_acc": 0.99, "avg_gap": 0.01}

@@ -12,7 +12,7 @@ import torch
 from conftest import SHARED_DATA
 from torch import nn
 
-from unlearnbench.console import format_table
+from unlearnbench.cli.console import format_table
 from unlearnbench.data.splits import Split
 from unlearnbench.errors import ConfigError, UserError
 from unlearnbench.evaluation import SplitOutputs, predict
@@ -327,7 +327,7 @@ def test_deep_evaluation_runs_end_to_end_on_memorise_cifar10(make_cfg, decoded_c
 
 def test_a_diverged_method_gets_no_deep_values_and_the_references_keep_theirs(make_cfg, monkeypatch):
     import unlearnbench.runner as runner
-    from unlearnbench.methods.common import DivergedError
+    from unlearnbench.methods.lib.common import DivergedError
 
     def diverge(model, where):
         raise DivergedError(f"non-finite weights after {where}")

@@ -15,13 +15,13 @@ from torch import nn
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.errors import ConfigError, UserError
 from unlearnbench.evaluation import SplitOutputs
-from unlearnbench.metrics.attacks import lira_offline_scores, lira_scores
 from unlearnbench.metrics.avg_gap import AvgGap
+from unlearnbench.metrics.lib.attacks import lira_offline_scores, lira_scores
+from unlearnbench.metrics.lib.shadows import CHALLENGE_SEED_BASE, half_masks
 from unlearnbench.metrics.lira import LiRA
 from unlearnbench.metrics.mia_entropy import MIAEntropy
 from unlearnbench.metrics.mia_loss import MIALoss
 from unlearnbench.metrics.neurips_score import NeurIPSScore
-from unlearnbench.metrics.shadows import CHALLENGE_SEED_BASE, half_masks
 from unlearnbench.metrics.ulira import ULiRA
 from unlearnbench.runner import run
 

@@ -113,7 +113,7 @@ def test_goals_and_device_peaks(gpu_check):
 def test_gpu_settings_compose(gpu_check, tmp_path):
     """The overrides of the real (GPU) run are checked here, where no GPU run can check them."""
     from unlearnbench import compose
-    from unlearnbench.config import validate
+    from unlearnbench.config.core import validate
 
     (tmp_path / "data").mkdir()
     check = gpu_check.Check(

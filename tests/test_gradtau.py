@@ -15,7 +15,6 @@ from unlearnbench.data.splits import Split, Splits
 from unlearnbench.errors import ConfigError, UserError
 from unlearnbench.methods import gradtau
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
-from unlearnbench.methods.common import endless
 from unlearnbench.methods.gradtau import (
     GradTau,
     alpha_schedule,
@@ -25,6 +24,7 @@ from unlearnbench.methods.gradtau import (
     num_epochs,
     tau_refresh_epochs,
 )
+from unlearnbench.methods.lib.common import endless
 from unlearnbench.runner import run
 from unlearnbench.runtime import Runtime
 

@@ -15,9 +15,9 @@ from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.errors import ConfigError
 from unlearnbench.methods.base import GrantedSplits, SplitAccessError, UnlearnContext
-from unlearnbench.methods.common import l1_norm
 from unlearnbench.methods.imu import IMU, select_by_influence, weighted_ascent_loss
-from unlearnbench.methods.influence import (
+from unlearnbench.methods.lib.common import l1_norm
+from unlearnbench.methods.lib.influence import (
     head_influence,
     linear_head_influence,
     penultimate_features,
@@ -318,7 +318,7 @@ def test_bad_options_are_config_errors(key, value):
 
 def test_the_shared_sgd_options_are_config_errors_too(tmp_path):
     """epochs, lr, ... are checked once for every method, by the config check."""
-    from unlearnbench.config import compose, validate
+    from unlearnbench.config.core import compose, validate
 
     for key, value in (("epochs", 0), ("lr", -1.0), ("momentum", 1.0)):
         with pytest.raises(ConfigError, match=f"method.{key}"):

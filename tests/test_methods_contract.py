@@ -9,9 +9,9 @@ import math
 import pytest
 
 from unlearnbench import run
+from unlearnbench.cli.usage import group_options
 from unlearnbench.methods import base
 from unlearnbench.methods.registry import forget_overrides
-from unlearnbench.usage import group_options
 
 RETAIN_FREE = {"imu", "mnemonic"}  # the seed methods that must never see D_r
 
@@ -46,6 +46,6 @@ def test_every_method_runs_and_touches_only_its_declared_splits(method, make_cfg
 
 
 def base_method(cfg):
-    from unlearnbench.config import build
+    from unlearnbench.config.core import build
 
     return build(cfg.method)

@@ -13,17 +13,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.config import build
+from unlearnbench.config.core import build
 from unlearnbench.data.batches import Augment, TensorBatches
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.errors import ConfigError
-from unlearnbench.methods import neggrad_plus, relabel, salun
+from unlearnbench.methods import neggrad_plus, salun
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
 from unlearnbench.methods.boundary_shrink import BoundaryShrink, neighbour_labels
 from unlearnbench.methods.l1_sparse import gamma_schedule, l1_sparse_loss
+from unlearnbench.methods.lib import relabel
+from unlearnbench.methods.lib.relabel import random_wrong_labels, top_fraction_mask
 from unlearnbench.methods.neggrad_plus import PairedBatches, neggrad_plus_loss
 from unlearnbench.methods.random_label import RandomLabel
-from unlearnbench.methods.relabel import random_wrong_labels, top_fraction_mask
 from unlearnbench.methods.salun import SalUn
 from unlearnbench.runtime import Runtime
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearnbench.config import build
+from unlearnbench.config.core import build
 from unlearnbench.data.batches import Augment, TensorBatches
 from unlearnbench.data.splits import Split
 from unlearnbench.methods import bad_teacher, fisher, scrub, ssd
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
-from unlearnbench.methods.common import sgd, train_epochs
-from unlearnbench.methods.importance import (
+from unlearnbench.methods.lib.common import sgd, train_epochs
+from unlearnbench.methods.lib.importance import (
     distill_kl,
     frozen_copy,
     mean_squared_gradients,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from unlearnbench.errors import ConfigError, UserError
-from unlearnbench.metrics import attacks
-from unlearnbench.metrics.attacks import (
+from unlearnbench.metrics.lib import attacks
+from unlearnbench.metrics.lib.attacks import (
     attack_summary,
     lira_online,
     lira_scores,
@@ -18,7 +18,7 @@ from unlearnbench.metrics.attacks import (
     share_outside_range,
     svc_mia_efficacy,
 )
-from unlearnbench.metrics.features import (
+from unlearnbench.metrics.lib.features import (
     FEATURES,
     ce_loss,
     correctness,
@@ -28,7 +28,7 @@ from unlearnbench.metrics.features import (
     modified_entropy,
     true_prob,
 )
-from unlearnbench.metrics.forgetting_quality import (
+from unlearnbench.metrics.lib.forgetting_quality import (
     final_score,
     forget_score,
     forget_score_from_phi,

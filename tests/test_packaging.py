@@ -55,7 +55,7 @@ def test_installed_wheel_uses_packaged_configs(wheel, tmp_path):
         text=True,
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    code = "import unlearnbench.config as c; print(c.config_dir())"
+    code = "import unlearnbench.config.core as c; print(c.config_dir())"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
     )

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from unlearnbench import run
+from unlearnbench.cli.usage import group_options
 from unlearnbench.methods.registry import forget_overrides
-from unlearnbench.usage import group_options
 
 pytestmark = pytest.mark.slow  # CLI sweeps and many runs: in CI's slow step (README, Development)
 

@@ -12,11 +12,11 @@ import torch
 from conftest import SHARED_DATA
 
 from unlearnbench import compose
-from unlearnbench.config import build, validate
+from unlearnbench.cli.usage import group_options
+from unlearnbench.config.core import build, validate
 from unlearnbench.data.splits import build_splits
 from unlearnbench.protocols import PROTOCOLS, Part, collect, results_dir, run_protocol, sweep_overrides
 from unlearnbench.report.paper import document, paper_values, write_document
-from unlearnbench.usage import group_options
 
 
 def cifar10_like():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unlearnbench import provenance
-from unlearnbench.console import summary_line
+from unlearnbench.cli.console import summary_line
 from unlearnbench.runner import run
 
 QUICK = ["method=none", "recipe.epochs=1", "eval=fast"]

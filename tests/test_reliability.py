@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench import cli
+from unlearnbench.cli.app import app as cli
 from unlearnbench.runner import run
 
 TINY = ["recipe.epochs=3", "method=none", "eval.retrain=false", "eval=fast"]
@@ -105,7 +105,7 @@ def test_atomic_writes_follow_a_stricter_umask(tmp_path):
 def _unlearn(args, cwd):
     env = {**os.environ, "WANDB_MODE": "offline"}
     return subprocess.Popen(
-        [sys.executable, "-m", "unlearnbench.cli", *args],
+        [sys.executable, "-m", "unlearnbench.cli.app", *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -266,7 +266,7 @@ def _message(check, *args, **kwargs) -> str:
 
 
 def test_validators_name_the_key_the_bad_value_and_what_is_allowed():
-    from unlearnbench.checks import check_choice, check_int, check_number
+    from unlearnbench.config.checks import check_choice, check_int, check_number
 
     assert (
         _message(check_number, "method.lr", -1, 0, low_open=True)

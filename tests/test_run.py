@@ -306,7 +306,7 @@ def test_a_methods_time_leaves_out_the_import_of_torch_dynamo(tmp_path):
         ]
         code = (
             "import sys\nfrom unlearnbench import compose, run\n"
-            f"cfg = compose({overrides!r})\nfrom unlearnbench.config import validate\n"
+            f"cfg = compose({overrides!r})\nfrom unlearnbench.config.core import validate\n"
             "method_type = type(validate(cfg)[1])\nseen = []\nplain = method_type.unlearn\n"
             "method_type.unlearn = lambda *a: (seen.append('torch._dynamo' in sys.modules), plain(*a))[1]\n"
             "assert run(cfg)['status'] == 'ok'\n"

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from test_cli import unlearn
 
-from unlearnbench.config import config_dir
-from unlearnbench.slurm import SqueueWatcher
+from unlearnbench.config.core import config_dir
+from unlearnbench.sweeps.slurm import SqueueWatcher
 
 LOCAL_CONF = Path(os.environ.get("SLURM_LOCAL_DIR", "/tmp/unlearnbench-slurm")) / "slurm.conf"
 # Tiny jobs, one CPU and 1 GB each (the launcher's defaults ask for 8 CPUs and 32 GB).

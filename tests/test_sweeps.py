@@ -48,7 +48,7 @@ def test_glob_over_experiment_presets_runs_every_preset(tmp_path, shared_data, d
     on fakes of the datasets that are not at hand offline (CIFAR-10, MNIST) and the shared ones."""
     from conftest import write_fake_cifar10, write_fake_mnist
 
-    from unlearnbench.usage import group_options
+    from unlearnbench.cli.usage import group_options
 
     data = tmp_path / "data"
     write_fake_cifar10(data, per_batch=40, n_test=50)

@@ -1,5 +1,5 @@
 """What the training loops report per epoch: Lightning's (training/lightning.py) and the methods'
-(methods/common.py), read once per epoch rather than per step; the methods' SGD."""
+(methods/lib/common.py), read once per epoch rather than per step; the methods' SGD."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from conftest import CPU_TRAINER as TRAINER
 
 from unlearnbench.data.batches import TensorBatches
 from unlearnbench.data.sources import load_digits
-from unlearnbench.methods.common import DivergedError, EpochLoss, sgd
+from unlearnbench.methods.lib.common import DivergedError, EpochLoss, sgd
 from unlearnbench.metrics.accuracy import accuracy
 from unlearnbench.models.small import MLP
 from unlearnbench.training.lightning import fit

@@ -8,10 +8,10 @@ import pytest
 import torch
 from test_sweeps import results_under, unlearn
 
+from unlearnbench.cli.usage import group_options
 from unlearnbench.evaluation import SplitOutputs
 from unlearnbench.metrics.avg_gap import AvgGap
 from unlearnbench.metrics.mia_efficacy import MIAEfficacy
-from unlearnbench.usage import group_options
 
 WITHOUT_HYPERPARAMETERS = {"none", "retrain"}
 TUNED = sorted(set(group_options("method")) - WITHOUT_HYPERPARAMETERS)
@@ -93,7 +93,7 @@ def test_the_reported_avg_gap_still_uses_the_test_split(make_cfg):
 
 
 def test_every_search_space_declares_a_strength_axis_it_searches():
-    from unlearnbench.tuning import search_space, strength_axis
+    from unlearnbench.sweeps.tuning import search_space, strength_axis
 
     for method in TUNED:
         axis = strength_axis(method)
@@ -102,7 +102,7 @@ def test_every_search_space_declares_a_strength_axis_it_searches():
 
 
 def test_the_coarse_pass_spans_the_range_and_tpe_searches_around_its_best():
-    from unlearnbench.tuning import Axis, choose
+    from unlearnbench.sweeps.tuning import Axis, choose
 
     lr = Axis("method.lr", 1e-6, 1e-2, log=True)
     assert lr.coarse(5) == [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
@@ -126,7 +126,7 @@ def test_the_coarse_pass_spans_the_range_and_tpe_searches_around_its_best():
 
 
 def test_a_smoke_tuning_gets_its_own_sweeps():
-    from unlearnbench.tuning import sweep_name
+    from unlearnbench.sweeps.tuning import sweep_name
 
     assert sweep_name("memorise_cifar10", "ga", "tpe", []) == "tune_memorise_cifar10_ga"
     assert sweep_name("memorise_cifar10", "ga", "coarse", []) == "tune_memorise_cifar10_ga_coarse"

@@ -9,8 +9,8 @@ __version__ = "0.1.0"
 
 
 def compose(overrides=(), output_dir=None):
-    """The composed config for `overrides` (as typed after `unlearn`); see `unlearnbench.config.compose`."""
-    from unlearnbench.config import compose as _compose
+    """The composed config for `overrides` (as typed after `unlearn`); see `unlearnbench.config.core.compose`."""
+    from unlearnbench.config.core import compose as _compose
 
     return _compose(overrides, output_dir)
 

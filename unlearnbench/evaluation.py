@@ -222,7 +222,7 @@ def _quiet_worker() -> None:
     before its first task."""
     from threadpoolctl import threadpool_limits
 
-    import unlearnbench.metrics.attacks  # noqa: F401  (scikit-learn)
+    import unlearnbench.metrics.lib.attacks  # noqa: F401  (scikit-learn)
 
     torch.set_num_threads(1)
     threadpool_limits(1)

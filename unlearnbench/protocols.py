@@ -205,7 +205,7 @@ def run_protocol(
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: run a paper's protocol and write docs/paper_<protocol>.md, ours beside the paper's."""
-    from unlearnbench.sweeps import ROOT
+    from unlearnbench.sweeps.named import ROOT
 
     p = argparse.ArgumentParser(
         description="Run a paper's protocol and write its document (docs/paper_<name>.md)."

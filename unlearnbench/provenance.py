@@ -34,7 +34,7 @@ TRAINING_CODE = (
     "unlearnbench.training.batched",  # the stacked training loop of a group of models
     "unlearnbench.training.recipe",  # optimisers, schedules, seeding
     "unlearnbench.data.batches",  # batch order, crops, flips
-    "unlearnbench.config:build",  # how a config node becomes a model / optimiser
+    "unlearnbench.config.core:build",  # how a config node becomes a model / optimiser
     "unlearnbench.methods.base:TrainingHook",  # a method's change to the original's training
     "unlearnbench.methods.mnemonic:make_codes",  # Mnemonic's training hook: codes and mixing
     "unlearnbench.methods.mnemonic:mix_codes",
@@ -50,7 +50,7 @@ TRAINING_CODE = (
 METRIC_CODE = (
     "unlearnbench.metrics",  # every metric, attack and per-sample feature
     "unlearnbench.evaluation",  # the models' outputs the metrics read
-    "unlearnbench.methods.common:descend",  # the relearning attack's optimiser step
+    "unlearnbench.methods.lib.common:descend",  # the relearning attack's optimiser step
 )
 
 

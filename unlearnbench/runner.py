@@ -10,11 +10,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from unlearnbench.config import build, plain, validate
+from unlearnbench.config.core import build, plain, validate
 from unlearnbench.data.splits import Splits, build_splits
 from unlearnbench.evaluation import Evaluator, ShadowContext, evaluate, metric_info
 from unlearnbench.loggers import close_logger, log_results, make_logger
-from unlearnbench.methods.common import DivergedError, check_weights_finite
+from unlearnbench.methods.lib.common import DivergedError, check_weights_finite
 from unlearnbench.results import assemble_results, stage_times, write_results
 from unlearnbench.runtime import Runtime, apply_determinism, apply_threads
 from unlearnbench.training.models import TrainedModels

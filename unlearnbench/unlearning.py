@@ -14,7 +14,7 @@ from torch import nn
 from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import import_torch_optim
+from unlearnbench.methods.lib.common import import_torch_optim
 from unlearnbench.runtime import Runtime, sync
 
 

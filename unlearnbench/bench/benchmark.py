@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unlearnbench.sweeps import ROOT
+from unlearnbench.sweeps.named import ROOT
 
 
 def parser() -> argparse.ArgumentParser:

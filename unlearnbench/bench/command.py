@@ -19,9 +19,9 @@ from unlearnbench.report.sections import replace_section
 from unlearnbench.report.tables import markdown
 
 # What a cached default run cannot avoid importing: torch, scikit-learn (the default MIAs: SVC for MIA-efficacy,
-# logistic regression for MIA-loss and MIA-entropy; unlearnbench/metrics/attacks.py) and Hydra. Not
+# logistic regression for MIA-loss and MIA-entropy; unlearnbench/metrics/lib/attacks.py) and Hydra. Not
 # torch._dynamo, which a process's first torch.optim optimiser imports (~1.5 s): the methods' SGD does not use
-# torch.optim (methods/common.py).
+# torch.optim (methods/lib/common.py).
 RUN_IMPORTS = "import torch, sklearn.svm, sklearn.linear_model, sklearn.metrics, sklearn.model_selection, hydra, omegaconf"
 SWEEP_JOBS = 5
 SWEEP_ROW = f"unlearn -m seed=0,...,{SWEEP_JOBS - 1} (cached), per job"

@@ -2,7 +2,7 @@
 
 IMU (Fan et al., arXiv 2508.01620) scores each forget sample by I_i = -(g_i / F) . gbar, g_i the
 CE gradient of the final linear layer. The authors' code gets each g_i with one backward pass per
-sample; `unlearnbench.methods.influence.linear_head_influence` gets all of them from one batched
+sample; `unlearnbench.methods.lib.influence.linear_head_influence` gets all of them from one batched
 forward pass (g_i = [(softmax(z_i) - onehot(y_i)) h_i^T, softmax(z_i) - onehot(y_i)]). This script
 times both in the same run (after a warm-up, with CUDA synchronisation), plus the torch.func vmap
 fallback on cached features, and compares the influence vectors on the samples the loop covers.
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.methods.influence import (
+from unlearnbench.methods.lib.influence import (
     fisher_influence,
     linear_head_influence,
     penultimate_features,
@@ -88,7 +88,7 @@ def load_samples(n: int, data_dir: str | None, seed: int) -> tuple[torch.Tensor,
     """uint8 images [n, 1, 28, 28] and labels: the first n Fashion-MNIST training images, or random ones."""
     if data_dir is not None:  # the dataset as a run loads it (conf/dataset/fashion_mnist.yaml)
         from unlearnbench import compose
-        from unlearnbench.config import build
+        from unlearnbench.config.core import build
 
         overrides = ["dataset=fashion_mnist", "dataset.download=false", f"paths.data_dir={data_dir}"]
         raw = build(compose(overrides).dataset.source)

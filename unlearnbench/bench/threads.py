@@ -21,7 +21,7 @@ from pathlib import Path
 
 from unlearnbench.report.sections import replace_section
 from unlearnbench.report.tables import markdown
-from unlearnbench.sweeps import ROOT
+from unlearnbench.sweeps.named import ROOT
 
 UNLEARN = str(Path(sys.executable).parent / "unlearn")
 

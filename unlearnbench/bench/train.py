@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from unlearnbench import compose
-from unlearnbench.config import build
+from unlearnbench.config.core import build
 from unlearnbench.data.batches import Augment, TensorBatches
 from unlearnbench.report.tables import markdown
 from unlearnbench.runtime import Runtime

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from unlearnbench.checks import check_int, check_number
+from unlearnbench.config.checks import check_int, check_number
 from unlearnbench.errors import ConfigError
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unlearnbench.checks import check_int
+from unlearnbench.config.checks import check_int
 from unlearnbench.data.jpeg_archive import load_cifar10_jpeg  # noqa: F401 (see below)
 from unlearnbench.data.raw import RawDataset, ensure_files, expand_root, first_line, make_dataset
 from unlearnbench.errors import UserError

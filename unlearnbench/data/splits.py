@@ -181,7 +181,7 @@ def build_splits(
 def _check(raw, scenario, val_fraction: float, val_source: str) -> None:
     """A one-line error for a scenario the dataset cannot run, a val_fraction outside [0, 1) or an unknown
     val_source."""
-    from unlearnbench.checks import check_number
+    from unlearnbench.config.checks import check_number
     from unlearnbench.errors import ConfigError
 
     scenario.check(len(raw.classes), raw.train_coarse is not None, raw.name)

@@ -17,11 +17,11 @@ from functools import partial
 import torch
 from torch import nn
 
-from unlearnbench.checks import check_number
+from unlearnbench.config.checks import check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.methods.base import Method
-from unlearnbench.methods.common import train_epochs
-from unlearnbench.methods.importance import distill_kl, frozen_copy, reinitialised_copy
+from unlearnbench.methods.lib.common import train_epochs
+from unlearnbench.methods.lib.importance import distill_kl, frozen_copy, reinitialised_copy
 
 
 def retain_subset(n: int, fraction: float, seed: int) -> torch.Tensor:

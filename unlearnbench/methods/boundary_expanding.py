@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.errors import UserError
-from unlearnbench.methods.common import SGDMethod
+from unlearnbench.methods.lib.common import SGDMethod
 
 
 def widened_head(head: nn.Linear, generator: torch.Generator) -> nn.Linear:

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.checks import check_number
-from unlearnbench.methods.common import SGDMethod, train_epochs
-from unlearnbench.methods.importance import frozen_copy
+from unlearnbench.config.checks import check_number
+from unlearnbench.methods.lib.common import SGDMethod, train_epochs
+from unlearnbench.methods.lib.importance import frozen_copy
 
 
 def fgsm_neighbour(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:

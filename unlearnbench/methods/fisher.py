@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearnbench.checks import check_number
+from unlearnbench.config.checks import check_number
 from unlearnbench.methods.base import Method
-from unlearnbench.methods.common import check_weights_finite
-from unlearnbench.methods.importance import Importances, mean_squared_gradients
+from unlearnbench.methods.lib.common import check_weights_finite
+from unlearnbench.methods.lib.importance import Importances, mean_squared_gradients
 
 
 def clamped_inverse(fisher: Importances, max_inverse_fisher: float, eps: float = 1e-8) -> Importances:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from unlearnbench.methods.common import SGDMethod
+from unlearnbench.methods.lib.common import SGDMethod
 
 
 @dataclass(eq=False)

@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from unlearnbench.checks import check_choice, check_int, check_number
+from unlearnbench.config.checks import check_choice, check_int, check_number
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import GrantedSplits, Method, UnlearnContext
-from unlearnbench.methods.common import EpochLoss, check_weights_finite, descend, endless
+from unlearnbench.methods.lib.common import EpochLoss, check_weights_finite, descend, endless
 
 BN_MODES = ("eval", "train")
 

@@ -4,7 +4,7 @@ Fan, Wu, Zhou, Liang, Harandi, Phung, "IMU: Influence-guided Machine Unlearning"
 
 1. Influence of each forget sample on the final linear layer (`model.head`), model in eval mode:
    per-sample CE gradients g_i of the head's weight and bias (closed form for `nn.Linear`, see
-   `unlearnbench.methods.influence`), diagonal empirical Fisher F = mean g^2 + damping, mean
+   `unlearnbench.methods.lib.influence`), diagonal empirical Fisher F = mean g^2 + damping, mean
    gradient gbar, I_i = -(g_i / F) . gbar.
 2. Keep the samples with I_i < 0 (they support fitting the forget set), then the `top_data`
    fraction of those with the largest |I_i|. Weight w_i = sqrt(|I_i|), clipped from above at the
@@ -35,12 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.checks import check_choice, check_number
+from unlearnbench.config.checks import check_choice, check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
-from unlearnbench.methods.common import SGDMethod, l1_norm, train_epochs
-from unlearnbench.methods.influence import head_influence, penultimate_features
+from unlearnbench.methods.lib.common import SGDMethod, l1_norm, train_epochs
+from unlearnbench.methods.lib.influence import head_influence, penultimate_features
 
 
 def select_by_influence(

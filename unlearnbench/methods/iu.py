@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.checks import check_int, check_number
+from unlearnbench.config.checks import check_int, check_number
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import Method
-from unlearnbench.methods.common import check_weights_finite
-from unlearnbench.methods.importance import _per_sample_grad_fn
+from unlearnbench.methods.lib.common import check_weights_finite
+from unlearnbench.methods.lib.importance import _per_sample_grad_fn
 
 
 def _trainable(model: nn.Module) -> dict[str, nn.Parameter]:

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.checks import check_int, check_number
-from unlearnbench.methods.common import l1_norm, train_epochs
+from unlearnbench.config.checks import check_int, check_number
 from unlearnbench.methods.ft import FineTune
+from unlearnbench.methods.lib.common import l1_norm, train_epochs
 
 
 def gamma_schedule(gamma: float, epochs: int, no_l1_epochs: int = 0) -> list[float]:

@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from unlearnbench.checks import check_number
+from unlearnbench.config.checks import check_number
 from unlearnbench.data.scenarios import CLASSWISE
 from unlearnbench.errors import ConfigError, UserError
 from unlearnbench.methods.base import Method, TrainingHook, derive_seed
-from unlearnbench.methods.common import check_weights_finite
-from unlearnbench.methods.importance import Importances
+from unlearnbench.methods.lib.common import check_weights_finite
+from unlearnbench.methods.lib.importance import Importances
 from unlearnbench.metrics.accuracy import correct
 
 FISHER_FLOOR = 1e-16  # the accumulators' starting value (authors' code): keeps log F finite

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.checks import check_choice, check_number
+from unlearnbench.config.checks import check_choice, check_number
 from unlearnbench.methods.base import Method
-from unlearnbench.methods.common import endless, sgd, train_epochs
+from unlearnbench.methods.lib.common import endless, sgd, train_epochs
 
 PASS_OVER = ("forget", "retain")
 

@@ -19,8 +19,8 @@ from torch import nn
 from torch.optim import Optimizer
 
 from unlearnbench.methods.base import GrantedSplits, UnlearnContext
-from unlearnbench.methods.common import SGDMethod
-from unlearnbench.methods.relabel import random_label_epochs
+from unlearnbench.methods.lib.common import SGDMethod
+from unlearnbench.methods.lib.relabel import random_label_epochs
 
 Hook = Callable[[nn.Module], None]
 

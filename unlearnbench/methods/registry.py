@@ -3,12 +3,15 @@ tests and the README's method table read (a new method is its Python file, its Y
 
 from __future__ import annotations
 
+import inspect
+import sys
 from functools import cache
 
 from hydra._internal.utils import _locate
 from omegaconf import OmegaConf
 
-from unlearnbench.config import config_dir, group_options
+from unlearnbench.config.core import config_dir, group_options
+from unlearnbench.data.scenarios import CLASSWISE, SCENARIOS
 
 
 @cache
@@ -36,3 +39,23 @@ def forget_overrides(method: str, classes: str = "[0]") -> list[str]:
     if "random" in method_classes()[method].scenarios:
         return ["forget=random"]
     return ["forget=class", f"forget.classes={classes}"]
+
+
+def summary_lines() -> list[str]:
+    """One line per method for `unlearn --help`: its name, its module's one-line summary (the paper is cited in
+    the module), the data it sees and the scenarios it handles."""
+    lines = []
+    for name, cls in method_classes().items():
+        doc = inspect.getdoc(sys.modules[cls.__module__]) or ""
+        first_sentence = " ".join(doc.split("\n\n")[0].split()).split(". ")[0].rstrip(".")
+        summary = first_sentence.split(": ", 1)[-1] if doc else cls.__name__
+        data = ", ".join(sorted(cls.needs)) or "no data"
+        handles = (
+            ""
+            if set(cls.scenarios) == set(SCENARIOS)
+            else "; class-wise only"
+            if set(cls.scenarios) <= set(CLASSWISE)
+            else f"; {', '.join(cls.scenarios)}"
+        )
+        lines.append(f"  {name:<19} {summary} [{data}{handles}]")
+    return lines

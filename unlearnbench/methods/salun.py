@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unlearnbench.checks import check_number
+from unlearnbench.config.checks import check_number
+from unlearnbench.methods.lib.relabel import masked_gradients, saliency_mask
 from unlearnbench.methods.random_label import RandomLabel
-from unlearnbench.methods.relabel import masked_gradients, saliency_mask
 
 
 @dataclass(eq=False)

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.checks import check_int, check_number
+from unlearnbench.config.checks import check_int, check_number
 from unlearnbench.methods.base import Method
-from unlearnbench.methods.common import sgd, train_epochs
-from unlearnbench.methods.importance import distill_kl, frozen_copy
+from unlearnbench.methods.lib.common import sgd, train_epochs
+from unlearnbench.methods.lib.importance import distill_kl, frozen_copy
 
 
 def max_phase_schedule(epochs: int, msteps: int) -> list[bool]:

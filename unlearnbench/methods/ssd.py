@@ -19,10 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unlearnbench.checks import check_number
+from unlearnbench.config.checks import check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.methods.base import Method
-from unlearnbench.methods.importance import Importances, mean_squared_gradients
+from unlearnbench.methods.lib.importance import Importances, mean_squared_gradients
 
 
 def dampening_factors(

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from unlearnbench.checks import check_int, check_number
+from unlearnbench.config.checks import check_int, check_number
 from unlearnbench.errors import ConfigError
 from unlearnbench.metrics.base import Column, Metric
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from unlearnbench.metrics.attacks import attack_summary, lira_offline_scores
 from unlearnbench.metrics.base import Column, Metric
-from unlearnbench.metrics.shadows import check_options, half_shadows, phi, stack_phi
+from unlearnbench.metrics.lib.attacks import attack_summary, lira_offline_scores
+from unlearnbench.metrics.lib.shadows import check_options, half_shadows, phi, stack_phi
 
 _SAMPLE_STREAM = 7  # third seed word: keeps this sample's generator apart from the shadow masks'
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from unlearnbench.checks import check_choice
-from unlearnbench.metrics.attacks import share_outside_range, svc_mia_efficacy
+from unlearnbench.config.checks import check_choice
 from unlearnbench.metrics.base import Column, Metric
-from unlearnbench.metrics.features import get_feature
+from unlearnbench.metrics.lib.attacks import share_outside_range, svc_mia_efficacy
+from unlearnbench.metrics.lib.features import get_feature
 
 # mia_efficacy_extrapolated above this share marks mia_efficacy as unreliable (in metric_info).
 EXTRAPOLATION_THRESHOLD = 0.5

@@ -5,7 +5,7 @@ instead of the loss (it needs no label). Ideal 0.5. See `mia_loss.LogisticMIA`.
 
 from __future__ import annotations
 
-from unlearnbench.metrics.features import entropy
+from unlearnbench.metrics.lib.features import entropy
 from unlearnbench.metrics.mia_loss import LogisticMIA
 
 

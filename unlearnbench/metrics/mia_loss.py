@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from unlearnbench.checks import check_int
-from unlearnbench.metrics.attacks import logistic_mia_draws
+from unlearnbench.config.checks import check_int
 from unlearnbench.metrics.base import Column, Metric
-from unlearnbench.metrics.features import FeatureFn, ce_loss
+from unlearnbench.metrics.lib.attacks import logistic_mia_draws
+from unlearnbench.metrics.lib.features import FeatureFn, ce_loss
 
 
 class LogisticMIA(Metric):

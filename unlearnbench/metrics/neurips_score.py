@@ -18,8 +18,8 @@ ceil(ln(N - 1))) and biased low: compare methods at the same N.
 from __future__ import annotations
 
 from unlearnbench.metrics.base import Column, Metric
-from unlearnbench.metrics.forgetting_quality import final_score, forget_score_from_phi
-from unlearnbench.metrics.shadows import challenge_shadows, check_options, mean_accuracy, stack_phi
+from unlearnbench.metrics.lib.forgetting_quality import final_score, forget_score_from_phi
+from unlearnbench.metrics.lib.shadows import challenge_shadows, check_options, mean_accuracy, stack_phi
 
 
 class NeurIPSScore(Metric):

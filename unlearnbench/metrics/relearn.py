@@ -26,11 +26,11 @@ import math
 import torch
 from torch import nn
 
-from unlearnbench.checks import check_int, check_number
+from unlearnbench.config.checks import check_int, check_number
 from unlearnbench.data.splits import Split
 from unlearnbench.errors import UserError
 from unlearnbench.evaluation import predict
-from unlearnbench.methods.common import check_weights_finite, descend
+from unlearnbench.methods.lib.common import check_weights_finite, descend
 from unlearnbench.metrics.accuracy import accuracy
 from unlearnbench.metrics.base import Column, Metric
 

@@ -24,10 +24,10 @@ import logging
 
 import numpy as np
 
-from unlearnbench.metrics.attacks import attack_summary, lira_scores
 from unlearnbench.metrics.base import Column, Metric
+from unlearnbench.metrics.lib.attacks import attack_summary, lira_scores
+from unlearnbench.metrics.lib.shadows import check_options, half_shadows, phi, stack_phi
 from unlearnbench.metrics.lira import summary_keys
-from unlearnbench.metrics.shadows import check_options, half_shadows, phi, stack_phi
 
 log = logging.getLogger(__name__)
 

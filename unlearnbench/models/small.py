@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from unlearnbench.checks import check_choice
+from unlearnbench.config.checks import check_choice
 from unlearnbench.models.common import Classifier, Normalize
 
 

@@ -45,7 +45,7 @@ from unlearnbench.report.stats import (
     summarize,
     summarize_dicts,
 )
-from unlearnbench.verdicts import AVG_GAP, FORGET_TOLERANCE, did_not_unlearn
+from unlearnbench.report.verdicts import AVG_GAP, FORGET_TOLERANCE, did_not_unlearn
 
 RETRAIN_ROW = "Retrain"
 ORIGINAL_ROW = "Original"

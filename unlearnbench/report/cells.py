@@ -11,7 +11,7 @@ from unlearnbench.report.aggregate import Row, SettingSummary
 from unlearnbench.report.columns import diagnostics, order_metrics
 from unlearnbench.report.runs import is_number
 from unlearnbench.report.stats import Stat
-from unlearnbench.verdicts import AVG_GAP
+from unlearnbench.report.verdicts import AVG_GAP
 
 DASH = "–"  # shown for "not available"
 FLAG = "†"  # marks a cell whose metric a diagnostic flags as unreliable

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from unlearnbench.report.runs import Run, is_number
-from unlearnbench.verdicts import AVG_GAP
+from unlearnbench.report.verdicts import AVG_GAP
 
 # Column order when metric_info gives no ``order``; metrics not listed follow alphabetically.
 METRIC_ORDER: tuple[str, ...] = (

@@ -14,7 +14,7 @@ from unlearnbench.report.aggregate import Row, SettingSummary
 from unlearnbench.report.cells import FLAG, ideal_value, percent_text, row_label
 from unlearnbench.report.columns import diagnostics
 from unlearnbench.report.stats import Stat
-from unlearnbench.verdicts import AVG_GAP
+from unlearnbench.report.verdicts import AVG_GAP
 
 _REFERENCE_COLOR = {"retrain": "black", "original": "0.55"}
 _REFERENCE_MARKER = {"retrain": "*", "original": "s"}

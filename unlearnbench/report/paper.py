@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from unlearnbench.report.tables import markdown
-from unlearnbench.verdicts import AVG_GAP
+from unlearnbench.report.verdicts import AVG_GAP
 
 # Column -> (how to read it from a run's metrics, in %). UA = 100 - forget accuracy, as SalUn reports it.
 COLUMNS: dict[str, tuple[str, Callable[[float], float]]] = {

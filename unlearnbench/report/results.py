@@ -28,7 +28,7 @@ from unlearnbench import provenance
 from unlearnbench.protocols import GA_CURVE_LR
 from unlearnbench.report.claims import K, by, gradtau_claim, imu_claim, mnemonic_claim, no_op_lines, pct
 from unlearnbench.report.tables import markdown
-from unlearnbench.sweeps import ROOT, run_named_sweep, sweep_results
+from unlearnbench.sweeps.named import ROOT, run_named_sweep, sweep_results
 
 SETTING = "memorise_cifar10"
 SCENARIOS = {"random": ["forget=random", "forget_ratio=0.1"], "class": ["forget=class", "forget.classes=[0]"]}
@@ -189,7 +189,7 @@ def tuned_section(runs: dict[str, list[dict]], ga_points: list[dict]) -> list[st
     return [
         "## After tuning: the same budget for every method, seeds the tuning never saw",
         "",
-        "Each method's hyperparameters were tuned by `python scripts/tune.py` (unlearnbench/tuning.py: a coarse "
+        "Each method's hyperparameters were tuned by `python scripts/tune.py` (unlearnbench/sweeps/tuning.py: a coarse "
         "pass over the method's strength axis, its lr or noise scale over the whole declared range, then Optuna "
         "TPE around the best coarse point, conf/hparams_search/<method>.yaml; the same budget per method, seed 0 "
         "only) minimising tune_gap, the Avg Gap without "

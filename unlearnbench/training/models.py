@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from unlearnbench import provenance
-from unlearnbench.config import build, plain
+from unlearnbench.config.core import build, plain
 from unlearnbench.data.batches import Augment
 from unlearnbench.data.splits import Split, Splits
 from unlearnbench.methods.base import TrainingHook

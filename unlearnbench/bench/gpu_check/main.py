@@ -34,7 +34,7 @@ import torch
 from unlearnbench.bench.gpu_check.core import Check, bf16_peak
 from unlearnbench.bench.gpu_check.report import keep_earlier, not_run, run_step, write_outputs
 from unlearnbench.bench.gpu_check.steps import STEPS
-from unlearnbench.sweeps import ROOT
+from unlearnbench.sweeps.named import ROOT
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

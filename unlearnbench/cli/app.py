@@ -8,7 +8,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from unlearnbench.config import config_dir
+from unlearnbench.config.core import config_dir
 from unlearnbench.errors import InputAbort, UserError
 
 
@@ -17,7 +17,7 @@ def app(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from unlearnbench.jobs import objective, run_job
+    from unlearnbench.sweeps.jobs import objective, run_job
 
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
@@ -25,7 +25,7 @@ def app(cfg: DictConfig) -> float:
     except UserError as err:
         raise InputAbort(err) from err
     if not multirun:
-        from unlearnbench.console import format_table, where_lines
+        from unlearnbench.cli.console import format_table, where_lines
 
         print(format_table(results))
         print(where_lines(cfg.paths.output_dir))
@@ -45,7 +45,7 @@ def _importable_from_here() -> None:
 
 def main() -> None:
     """Bad input is one line on stderr and exit code 2 (HYDRA_FULL_ERROR=1 keeps the traceback)."""
-    from unlearnbench.usage import check_group_options, help_text, one_line
+    from unlearnbench.cli.usage import check_group_options, help_text, one_line
 
     _importable_from_here()
 

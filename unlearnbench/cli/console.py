@@ -9,7 +9,7 @@ from __future__ import annotations
 import textwrap
 
 from unlearnbench import provenance
-from unlearnbench.verdicts import AVG_GAP, did_not_unlearn
+from unlearnbench.report.verdicts import AVG_GAP, did_not_unlearn
 
 WIDTH = 100
 CELL = 9  # "=Retrain" plus a space

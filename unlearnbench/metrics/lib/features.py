@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from unlearnbench.checks import check_choice
+from unlearnbench.config.checks import check_choice
 from unlearnbench.metrics.accuracy import correct
 
 

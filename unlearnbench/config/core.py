@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from unlearnbench.checks import check_choice, check_int, check_number, is_int, is_number
+from unlearnbench.config.checks import check_choice, check_int, check_number, is_int, is_number
 from unlearnbench.data.scenarios import CLASSWISE
 from unlearnbench.data.splits import VAL_SOURCES
 from unlearnbench.errors import ConfigError, UserError
@@ -26,8 +26,8 @@ DESCRIPTIVE_KEYS = ("name", "tag", "preset")
 
 def config_dir() -> Path:
     """The packaged configs in a wheel install, else the repository's top-level `conf/`."""
-    packaged = Path(__file__).resolve().parent / "conf"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "conf"
+    packaged = Path(__file__).resolve().parents[1] / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
 
 
 def group_options(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
@@ -250,7 +250,7 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     known = known_top_level_keys()
     unknown = sorted(str(k) for k in cfg if k not in known)
     if unknown:  # e.g. `+forget_rato=0.1`: Hydra adds the key; nothing would read it
-        from unlearnbench.usage import unknown_key
+        from unlearnbench.cli.usage import unknown_key
 
         raise UserError(unknown_key(unknown[0], [], known=[str(k) for k in cfg if k in known]))
     # forget_ratio is checked by forget=random, the scenario that reads it (data/scenarios.py)

@@ -7,7 +7,7 @@ import difflib
 import re
 from pathlib import Path
 
-from unlearnbench.config import config_dir, group_options
+from unlearnbench.config.core import config_dir, group_options
 from unlearnbench.errors import UserError
 
 
@@ -49,7 +49,7 @@ def _keys_under(parent: str, argv: list[str]) -> list[str]:
     """Keys of the composed config at `parent`, with the group choices of `argv` applied (best effort)."""
     from omegaconf import OmegaConf
 
-    from unlearnbench.config import compose
+    from unlearnbench.config.core import compose
 
     choices = [a for a in argv if re.fullmatch(r"[\w/]+=[\w.\-/]+", a) and group_options(a.split("=")[0])]
     try:
@@ -103,6 +103,8 @@ def help_text() -> str:
 
     from omegaconf import OmegaConf
 
+    from unlearnbench.methods.registry import summary_lines
+
     conf = config_dir()
     texts = OmegaConf.load(conf / "hydra" / "default.yaml").help
     groups = sorted(
@@ -119,6 +121,11 @@ def help_text() -> str:
             "Compose your configuration from those groups (group=option)",
             "",
             *lines,
+            "",
+            "== Methods (method=...) ==",
+            "What each does [the data it sees; the scenarios, where not all]",
+            "",
+            *summary_lines(),
             "",
             "Print the composed configuration: unlearn --cfg job [overrides]",
             "",

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from unlearnbench.checks import check_int
+from unlearnbench.config.checks import check_int
 from unlearnbench.errors import UserError
 from unlearnbench.evaluation import SplitOutputs
 from unlearnbench.metrics.accuracy import accuracy
-from unlearnbench.metrics.features import logit_scaled_confidence
+from unlearnbench.metrics.lib.features import logit_scaled_confidence
 
 HALF_SEED_BASE = 1000
 CHALLENGE_SEED_BASE = 2000

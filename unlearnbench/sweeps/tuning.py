@@ -16,9 +16,9 @@ tuning and reporting never share a seed). Every run is a named, resumable sweep 
 command, on seed 0 only; every method with a search space (`registry.tunable()`) is tuned, each on a forget
 scenario it handles (`registry.forget_overrides`).
 
-  python -m unlearnbench.tuning --setting memorise_cifar10 --trials 8 --coarse 5 --data-dir ../shared/data
+  python -m unlearnbench.sweeps.tuning --setting memorise_cifar10 --trials 8 --coarse 5 --data-dir ../shared/data
   make tune SETTING=memorise_cifar10 TRIALS=8                   (or `python scripts/tune.py ...`, the same)
-  python -m unlearnbench.tuning --setting digits_smoke --methods ga --trials 1 --coarse 2 --out /tmp/tuned
+  python -m unlearnbench.sweeps.tuning --setting digits_smoke --methods ga --trials 1 --coarse 2 --out /tmp/tuned
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from unlearnbench.config import config_dir
+from unlearnbench.config.core import config_dir
 from unlearnbench.errors import ConfigError
-from unlearnbench.sweeps import ROOT, run_named_sweep, sweep_results
+from unlearnbench.sweeps.named import ROOT, run_named_sweep, sweep_results
 
 _SPACE = re.compile(r"^\s*(tag\(\s*log\s*,\s*)?interval\(\s*([^,\s]+)\s*,\s*([^,\s)]+)\s*\)\s*\)?\s*$")
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import UnlearnContext
-from unlearnbench.methods.common import train_epochs
+from unlearnbench.methods.lib.common import train_epochs
 
 Mask = dict[str, torch.Tensor]  # parameter name -> bool tensor of its shape (True = may change)
 Grads = dict[str, torch.Tensor]  # parameter name -> gradient

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 # The checkout this package runs from: its conf/, docs/ and outputs/ (the scripts' parent folder).
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_named_sweep(

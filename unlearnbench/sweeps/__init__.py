@@ -1,0 +1,1 @@
+"""Many runs: named resumable sweeps (named), the sweep summary (jobs), Slurm (slurm) and fair tuning (tuning)."""
