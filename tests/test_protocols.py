@@ -1,4 +1,4 @@
-"""The papers' protocols (unlearnbench/protocols.py + conf/experiment/*): each composes to its paper's numbers
+"""The papers' protocols (unlearnbench/sweeps/protocols.py + conf/experiment/*): each composes to its paper's numbers
 (schedule milestones, epochs, split sizes, model stem, methods), every job of its sweeps validates, and the
 document sets kept runs beside the paper's values."""
 
@@ -15,8 +15,8 @@ from unlearnbench import compose
 from unlearnbench.cli.usage import group_options
 from unlearnbench.config.core import build, validate
 from unlearnbench.data.splits import build_splits
-from unlearnbench.protocols import PROTOCOLS, Part, collect, results_dir, run_protocol, sweep_overrides
 from unlearnbench.report.paper import document, paper_values, write_document
+from unlearnbench.sweeps.protocols import PROTOCOLS, Part, collect, results_dir, run_protocol, sweep_overrides
 
 
 def cifar10_like():
@@ -175,7 +175,7 @@ def test_imu_claim_compares_with_ga_interpolated_at_imus_forget_accuracy():
 
 
 def test_report_only_keeps_the_jobs_a_cut_off_command_finished(tmp_path):
-    from unlearnbench.protocols import sweep_name
+    from unlearnbench.sweeps.protocols import sweep_name
 
     job = (
         tmp_path

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from unlearnbench.cli.progress import interactive
 from unlearnbench.config.checks import check_choice, check_int, check_number
 from unlearnbench.errors import ConfigError
+from unlearnbench.progress import interactive
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 

@@ -250,7 +250,7 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     known = known_top_level_keys()
     unknown = sorted(str(k) for k in cfg if k not in known)
     if unknown:  # e.g. `+forget_rato=0.1`: Hydra adds the key; nothing would read it
-        from unlearnbench.cli.usage import unknown_key
+        from unlearnbench.config.suggest import unknown_key
 
         raise UserError(unknown_key(unknown[0], [], known=[str(k) for k in cfg if k in known]))
     # forget_ratio is checked by forget=random, the scenario that reads it (data/scenarios.py)

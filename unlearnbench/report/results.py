@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 from unlearnbench import provenance
-from unlearnbench.protocols import GA_CURVE_LR
 from unlearnbench.report.claims import K, by, gradtau_claim, imu_claim, mnemonic_claim, no_op_lines, pct
 from unlearnbench.report.tables import markdown
 from unlearnbench.sweeps.named import ROOT, run_named_sweep, sweep_results
+from unlearnbench.sweeps.protocols import GA_CURVE_LR
 
 SETTING = "memorise_cifar10"
 SCENARIOS = {"random": ["forget=random", "forget_ratio=0.1"], "class": ["forget=class", "forget.classes=[0]"]}

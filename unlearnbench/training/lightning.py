@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 
-from unlearnbench.cli.progress import EpochLines
 from unlearnbench.metrics.accuracy import accuracy
+from unlearnbench.progress import EpochLines
 from unlearnbench.training.recipe import (
     build_fast_optimizer,
     build_optimizer,

@@ -15,7 +15,7 @@ from unlearnbench.bench import imu
 from unlearnbench.bench.gpu_check.core import Check, Goal, median_seconds, num, step
 from unlearnbench.evaluation import ShadowContext, predict
 from unlearnbench.methods.registry import method_classes
-from unlearnbench.protocols import PROTOCOLS
+from unlearnbench.sweeps.protocols import PROTOCOLS
 
 # IMU's fast path: the backbone is a fixed function, so its features of D_f are computed once.
 IMU_FAST_PATH = ["method=imu", "method.update_scope=fc", "method.bn_mode=eval", "method.augment=false"]
@@ -206,7 +206,7 @@ def mission_figures(results: dict) -> dict:
     }
 
 
-# SalUn's Table 1 rows besides Retrain, and IMU, as the protocol runs them (unlearnbench/protocols.py).
+# SalUn's Table 1 rows besides Retrain, and IMU, as the protocol runs them (unlearnbench/sweeps/protocols.py).
 SALUN_SEED_METHODS = tuple(PROTOCOLS["salun_cifar10"].methods())
 
 

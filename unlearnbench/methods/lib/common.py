@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from unlearnbench.cli.progress import EpochLines
 from unlearnbench.errors import UserError
 from unlearnbench.methods.base import Method, UnlearnContext
+from unlearnbench.progress import EpochLines
 
 
 class DivergedError(RuntimeError):

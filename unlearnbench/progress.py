@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 
-log = logging.getLogger("unlearnbench.cli.progress")
+log = logging.getLogger("unlearnbench.progress")
 
 EVERY_S = 10.0
 

@@ -14,7 +14,7 @@ apart in docs/paper/<protocol>/smoke/, and the document marks its numbers as smo
   python scripts/paper.py salun_cifar10 --seeds 1 2            # two more seeds, added to the same document
   python scripts/paper.py gradtau_cifar10 --smoke paths.data_dir=../shared/data
   python scripts/paper.py salun_cifar10 --report-only          # after a cut-off command: keep what finished
-  make paper PROTOCOL=imu_cifar10                               (or `python -m unlearnbench.protocols ...`)
+  make paper PROTOCOL=imu_cifar10                               (or `python -m unlearnbench.sweeps.protocols ...`)
 """
 
 from __future__ import annotations
