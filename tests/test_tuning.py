@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -10,15 +11,17 @@ from test_sweeps import results_under, unlearn
 
 from unlearnbench.cli.usage import group_options
 from unlearnbench.evaluation import SplitOutputs
+from unlearnbench.methods.registry import method_classes, tunable
 from unlearnbench.metrics.avg_gap import AvgGap
 from unlearnbench.metrics.mia_efficacy import MIAEfficacy
 
-WITHOUT_HYPERPARAMETERS = {"none", "retrain"}
-TUNED = sorted(set(group_options("method")) - WITHOUT_HYPERPARAMETERS)
+# A method has hyperparameters when its constructor takes any (none and retrain take none).
+TUNED = sorted(name for name, cls in method_classes().items() if inspect.signature(cls).parameters)
 
 
 def test_every_method_with_hyperparameters_has_a_search_space():
-    assert set(group_options("hparams_search")) == set(TUNED)
+    assert set(group_options("hparams_search")) == set(TUNED) == set(tunable())
+    assert "none" not in TUNED and "retrain" not in TUNED and "imu" in TUNED
 
 
 @pytest.mark.slow
