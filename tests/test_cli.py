@@ -24,7 +24,7 @@ def unlearn(
         **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, "-m", "unlearnbench.cli.app", *args],
+        [sys.executable, "-m", "unlearnbench.cli", *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -145,7 +145,7 @@ def test_mission_command_defaults_auto_device_download_and_retrain(tmp_path):
 
 def _cli(args: list[str], tmp_path, monkeypatch, capsys):
     """`unlearn ARGS` in this process (so a fake downloader can stand in for the network)."""
-    from unlearnbench.cli.app import app as cli
+    from unlearnbench import cli
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)

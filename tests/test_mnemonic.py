@@ -272,7 +272,7 @@ def test_validate_rejects_the_default_random_scenario(tmp_path):
 def test_cli_random_scenario_is_one_line_exit_2(tmp_path):
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     out = subprocess.run(
-        [sys.executable, "-m", "unlearnbench.cli.app", "method=mnemonic", "logger=none"],
+        [sys.executable, "-m", "unlearnbench.cli", "method=mnemonic", "logger=none"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench.cli.app import app as cli
+from unlearnbench import cli
 from unlearnbench.runner import run
 
 TINY = ["recipe.epochs=3", "method=none", "eval.retrain=false", "eval=fast"]
@@ -105,7 +105,7 @@ def test_atomic_writes_follow_a_stricter_umask(tmp_path):
 def _unlearn(args, cwd):
     env = {**os.environ, "WANDB_MODE": "offline"}
     return subprocess.Popen(
-        [sys.executable, "-m", "unlearnbench.cli.app", *args],
+        [sys.executable, "-m", "unlearnbench.cli", *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,

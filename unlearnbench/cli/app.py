@@ -69,7 +69,3 @@ def main() -> None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = users_setting
-
-
-if __name__ == "__main__":
-    main()

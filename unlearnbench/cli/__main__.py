@@ -1,0 +1,5 @@
+"""`python -m unlearnbench.cli`: the `unlearn` command."""
+
+from unlearnbench.cli.app import main
+
+main()
