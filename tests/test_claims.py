@@ -96,3 +96,14 @@ def test_tuned_methods_that_leave_forget_accuracy_alone_are_flagged():
     ]
     (line,) = no_op_lines(runs, "random 10 %")
     assert "tuned ga" in line and "no-op" in line
+
+
+def test_a_tuned_no_op_says_whether_its_curve_could_forget():
+    from unlearnbench.report.claims import curve_verdict
+
+    never = [(1e-4, 1.0, 0.31), (1e-2, 0.998, 0.30)]
+    assert "never forgets" in curve_verdict(never)
+    only_worse = [(1e-4, 1.0, 0.31), (1e-2, 0.08, 0.56)]  # forgets only by collapsing
+    assert "forgets only where it does worse" in curve_verdict(only_worse)
+    missed = [(1e-4, 1.0, 0.31), (1e-3, 0.6, 0.12), (1e-2, 0.08, 0.56)]
+    assert "a tuning miss" in curve_verdict(missed)

@@ -170,9 +170,12 @@ def mnemonic_claim(runs: list[dict], label: str) -> list[str]:
     return lines
 
 
-def no_op_lines(tuned_runs: list[dict], label: str, within: float = 0.01) -> list[str]:
+def no_op_lines(
+    tuned_runs: list[dict], label: str, within: float = 0.01, curves: dict | None = None
+) -> list[str]:
     """A flag for each tuned method whose forget accuracy stays within `within` (1 point) of the original's on
-    average over its seeds: tuned to doing nothing."""
+    average over its seeds: tuned to doing nothing. With `curves` (method -> its tuning's coarse pass, as
+    [(strength, forget acc, tune_gap)]), each flag says whether that curve shows the method cannot forget."""
     lines = []
     for method in sorted({r["method"] for r in by(tuned_runs)} - {"none", "retrain"}):
         gaps = [
@@ -180,8 +183,25 @@ def no_op_lines(tuned_runs: list[dict], label: str, within: float = 0.01) -> lis
             for r in by(tuned_runs, method=method)
         ]
         if gaps and statistics.fmean(gaps) <= within:
+            curve = (curves or {}).get(method)
             lines.append(
                 f"- **no-op**: tuned {method} ({label}) keeps the original's forget accuracy within "
                 f"{pct(statistics.fmean(gaps))} points (flagged within {pct(within)})"
+                + (f"; {curve_verdict(curve)}" if curve else "")
             )
     return lines
+
+
+def curve_verdict(curve: list[tuple[float, float, float]], forgets_by: float = 0.05) -> str:
+    """Whether a tuning curve [(strength, forget acc, tune_gap)] holds a point that forgets (forget accuracy
+    `forgets_by` below the curve's highest) at a better tune_gap than its points that do not: if none does,
+    the method cannot forget here without doing worse than doing nothing."""
+    top = max(acc for _, acc, _ in curve)
+    kept = [gap for _, acc, gap in curve if acc > top - forgets_by]
+    useful = [(s, acc, gap) for s, acc, gap in curve if acc <= top - forgets_by and gap < min(kept)]
+    points = ", ".join(f"{s:g}: forget {100 * acc:.1f} %, tune_gap {gap:.3f}" for s, acc, gap in curve)
+    if useful:
+        return f"its tuning curve has points that forget and do better ({points}): a tuning miss"
+    if len(kept) == len(curve):
+        return f"its tuning curve over the whole declared range never forgets ({points})"
+    return f"its tuning curve over the whole declared range forgets only where it does worse ({points})"

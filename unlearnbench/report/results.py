@@ -20,6 +20,7 @@ Then the report's tables and the per-seed claim checks are written to docs/resul
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -181,6 +182,17 @@ def claims_section(runs: dict[str, list[dict]], ga_points: list[dict]) -> list[s
     ]
 
 
+def tuning_curves(root: Path = ROOT) -> dict[str, list[tuple[float, float, float]]]:
+    """Each tuned preset's coarse pass, as its file records it: method -> [(strength, forget acc, tune_gap)]."""
+    curves = {}
+    for path in sorted((root / "conf" / "tuned" / SETTING).glob("*.yaml")):
+        for line in path.read_text().splitlines():
+            if line.startswith("# coarse pass over "):
+                points = re.findall(r"([\d.e+-]+): forget ([\d.]+) %, tune_gap ([\d.]+)", line)
+                curves[path.stem] = [(float(s), float(a) / 100, float(g)) for s, a, g in points]
+    return curves
+
+
 def tuned_section(runs: dict[str, list[dict]], ga_points: list[dict]) -> list[str]:
     """The tuned presets beside the defaults on the held-out seeds (nothing when no tuned run finished)."""
     tuned_random, tuned_class = runs.get("results_tuned_random", []), runs.get("results_tuned_class", [])
@@ -202,7 +214,8 @@ def tuned_section(runs: dict[str, list[dict]], ga_points: list[dict]) -> list[st
         *mnemonic_claim(by(tuned_class, method="mnemonic"), "tuned, class 0"),
         "",
         *(
-            no_op_lines(tuned_random, "random 10 %") + no_op_lines(tuned_class, "class 0")
+            no_op_lines(tuned_random, "random 10 %", curves=tuning_curves())
+            + no_op_lines(tuned_class, "class 0", curves=tuning_curves())
             or ["No tuned method keeps the original's forget accuracy within 1 point (no no-op)."]
         ),
         "",
