@@ -25,12 +25,13 @@ def _auto(value: Any, on_cuda: Any, on_cpu: Any, cuda: bool) -> Any:
     return (on_cuda if cuda else on_cpu) if value == "auto" else value
 
 
-def device_for(accelerator: str) -> torch.device:
-    """The device of a `trainer.accelerator`: CUDA for gpu, cuda, or auto where a CUDA device is visible.
-    The one check that a GPU asked for exists (`config.validate` calls it before any work)."""
+def device_for(accelerator: str, key: str = "trainer") -> torch.device:
+    """The device of a `trainer.accelerator` (or a benchmark's `--device`, named by `key`): CUDA for gpu, cuda,
+    or auto where a CUDA device is visible. The one check that a GPU asked for exists (`config.validate` and
+    the benchmarks call it before any work)."""
     cuda = torch.cuda.is_available()
     if accelerator in ("gpu", "cuda") and not cuda:
-        raise ConfigError("trainer", "gpu", "cpu (no CUDA device is visible on this machine)")
+        raise ConfigError(key, accelerator, "cpu (no CUDA device is visible on this machine)")
     return torch.device("cuda" if cuda and accelerator in ("gpu", "cuda", "auto") else "cpu")
 
 

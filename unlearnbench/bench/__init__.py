@@ -9,3 +9,17 @@ command lines over them). Ratios measured side by side in one run, not absolute 
 - `benchmark`: the `python scripts/benchmark.py <case>` command line over the cases above;
 - `gpu_check`: every speed and accuracy goal in one run on a GPU.
 """
+
+from __future__ import annotations
+
+
+def bench_device(name: str):
+    """A benchmark's `--device` (cpu, cuda or auto) as a torch device; asking for CUDA where none is visible
+    stops the command with the run's own one-line message (runtime.device_for)."""
+    from unlearnbench.errors import ConfigError
+    from unlearnbench.runtime import device_for
+
+    try:
+        return device_for(name, key="--device")
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None

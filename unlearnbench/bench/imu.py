@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnbench.bench import bench_device
 from unlearnbench.methods.lib.influence import (
     fisher_influence,
     linear_head_influence,
@@ -67,12 +68,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, key) is not None and getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be a positive integer")
     return args
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible")
-    return torch.device("cuda" if name in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
 
 
 def build_model(name: str, device: torch.device) -> nn.Module:
@@ -163,7 +158,7 @@ def differences(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
 
 def prepare(args: argparse.Namespace):
     """The device (TF32 and threads set as asked), the model, the samples on the device and the autocast."""
-    device = pick_device(args.device)
+    device = bench_device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = args.allow_tf32
         torch.backends.cudnn.allow_tf32 = args.allow_tf32

@@ -34,6 +34,7 @@ import torch
 from omegaconf import open_dict
 
 from unlearnbench import compose, run
+from unlearnbench.bench import bench_device
 from unlearnbench.evaluation import ShadowContext
 from unlearnbench.report.sections import replace_section
 from unlearnbench.report.tables import markdown
@@ -83,9 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def pick_trainer(name: str) -> str:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible")
-    return "gpu" if name in ("cuda", "auto") and torch.cuda.is_available() else "cpu"
+    return "gpu" if bench_device(name).type == "cuda" else "cpu"
 
 
 def compose_cfg(args: argparse.Namespace, workdir: Path, batched: bool):

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from unlearnbench.bench import bench_device
 from unlearnbench.bench.gpu_check.core import Check, bf16_peak
 from unlearnbench.bench.gpu_check.report import keep_earlier, not_run, run_step, write_outputs
 from unlearnbench.bench.gpu_check.steps import STEPS
@@ -78,9 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def start_run(args: argparse.Namespace, now: list[str]) -> tuple[Check, dict]:
     """The check's device and working folder, and a report that lists every step, none measured yet."""
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible")
-    device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    device = bench_device(args.device)
     args.device_name = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     )
