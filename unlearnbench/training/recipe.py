@@ -29,8 +29,8 @@ def seed_everything(seed: int) -> None:
     initialisation draws from them.
 
     Our own because Lightning's means importing Lightning, which a run whose models are all cached otherwise
-    never does: 3.3-4.5 s measured (beyond torch._dynamo, which torch.optim imports anyway) on the 2-core
-    development machine under load, about a second or more on a quiet one.
+    never does: 1.6 s (three measurements, 1.58-1.63 s, after torch and torch._dynamo are imported) on the
+    quiet 2-core development machine, 3.3-4.5 s under load.
     """
     import random
 
