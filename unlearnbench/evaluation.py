@@ -53,9 +53,7 @@ def predict(model: nn.Module, split: Split, runtime: Runtime, features: bool = F
     out, feats = [], []
     bs = runtime.eval_batch_size
     for i in range(0, len(split), bs):
-        x = split.x[i : i + bs].to(runtime.device, non_blocking=True).float().div_(255.0)
-        if runtime.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = runtime.model_input(split.x[i : i + bs])
         with runtime.autocast():
             if features:
                 f = model.features(x)
@@ -278,8 +276,7 @@ class ShadowContext:
 
     def retrained(self, keep: torch.Tensor, seed: int) -> nn.Module:
         """A model trained from scratch without the forget samples where `keep` is True."""
-        shadow = with_forget_subset(self.splits, keep)
-        return self.trained.trained(shadow.retain, "retrain", seed=seed, record=False)[0]
+        return self.trained.retrained(with_forget_subset(self.splits, keep).retain, seed)
 
     def unlearned(
         self, keep: torch.Tensor, seed: int, original: nn.Module | None = None, hook_state: dict | None = None

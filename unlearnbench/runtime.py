@@ -171,6 +171,13 @@ class Runtime:
             return TensorBatches(x.to(self.device), y.to(self.device), **kwargs)
         return LoaderBatches(x, y, device=self.device, num_workers=self.num_workers, **kwargs)
 
+    def model_input(self, x_u8: torch.Tensor) -> torch.Tensor:
+        """uint8 images as a model takes them here: on the device, float in [0, 1], in the memory format."""
+        from unlearnbench.data.batches import to_float
+
+        x = to_float(x_u8.to(self.device, non_blocking=True))
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model

@@ -111,11 +111,9 @@ class RelearnAttack(Metric):
         picks = [(given, pick_f)]
         if self.retain_batch and len(retain):
             picks.append((retain, torch.randint(len(retain), (self.retain_batch,), generator=draws)))
-        x = torch.cat([s.x[i.to(s.x.device)].to(runtime.device) for s, i in picks]).float().div_(255.0)
+        x = torch.cat([s.x[i.to(s.x.device)].to(runtime.device) for s, i in picks])
         y = torch.cat([s.y[i.to(s.y.device)].to(runtime.device) for s, i in picks])
-        if runtime.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y
+        return runtime.model_input(x), y
 
     def columns(self) -> list[Column]:
         return [

@@ -16,10 +16,6 @@ AVG_GAP = "avg_gap"
 # One point: the smallest forget-accuracy change read as a change (a single run has no seed spread to go by).
 FORGET_TOLERANCE = 0.01
 
-LEGEND = (
-    "! did not unlearn: forget accuracy within noise of the original's, or Avg Gap worse than doing nothing's"
-)
-
 
 def did_not_unlearn(
     method: dict,
