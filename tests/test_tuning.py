@@ -154,3 +154,19 @@ def test_tune_script_runs_both_passes_on_digits(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     preset = (tmp_path / "digits_smoke" / "ga.yaml").read_text()
     assert "coarse pass over method.lr: 1e-06: forget" in preset and "\nlr: " in preset
+
+
+def test_a_presets_curve_reads_back_as_written(tmp_path):
+    from unlearnbench.sweeps.tuning import _curve, read_curve
+
+    coarse = [
+        {"value": 1e-4, "forget_acc": 1.0, "tune_gap": 0.3067},
+        {"value": 1e-3, "forget_acc": None, "tune_gap": None},  # a failed run
+        {"value": 1e-2, "forget_acc": 0.076, "tune_gap": 0.5623},
+    ]
+    preset = tmp_path / "ga.yaml"
+    preset.write_text(f"# header\n# {_curve({'axis': 'method.lr', 'coarse': coarse})}\nlr: 0.01\n")
+    assert read_curve(preset) == [(1e-4, 1.0, 0.3067), (1e-2, 0.076, 0.5623)]
+    untuned = tmp_path / "ft.yaml"
+    untuned.write_text("lr: 0.01\n")
+    assert read_curve(untuned) is None

@@ -20,7 +20,6 @@ Then the report's tables and the per-seed claim checks are written to docs/resul
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from unlearnbench.report.claims import K, by, gradtau_claim, imu_claim, mnemonic
 from unlearnbench.report.tables import markdown
 from unlearnbench.sweeps.named import ROOT, run_named_sweep, sweep_results
 from unlearnbench.sweeps.protocols import GA_CURVE_LR
+from unlearnbench.sweeps.tuning import read_curve
 
 SETTING = "memorise_cifar10"
 SCENARIOS = {"random": ["forget=random", "forget_ratio=0.1"], "class": ["forget=class", "forget.classes=[0]"]}
@@ -184,13 +184,9 @@ def claims_section(runs: dict[str, list[dict]], ga_points: list[dict]) -> list[s
 
 def tuning_curves(root: Path = ROOT) -> dict[str, list[tuple[float, float, float]]]:
     """Each tuned preset's coarse pass, as its file records it: method -> [(strength, forget acc, tune_gap)]."""
-    curves = {}
-    for path in sorted((root / "conf" / "tuned" / SETTING).glob("*.yaml")):
-        for line in path.read_text().splitlines():
-            if line.startswith("# coarse pass over "):
-                points = re.findall(r"([\d.e+-]+): forget ([\d.]+) %, tune_gap ([\d.]+)", line)
-                curves[path.stem] = [(float(s), float(a) / 100, float(g)) for s, a, g in points]
-    return curves
+    presets = sorted((root / "conf" / "tuned" / SETTING).glob("*.yaml"))
+    curves = {path.stem: read_curve(path) for path in presets}
+    return {method: curve for method, curve in curves.items() if curve}
 
 
 def tuned_section(runs: dict[str, list[dict]], ga_points: list[dict]) -> list[str]:

@@ -226,7 +226,20 @@ def _curve(best: dict) -> str:
         )
         for p in best["coarse"]
     ]
-    return f"coarse pass over {best['axis']}: " + "; ".join(cells)
+    return f"{CURVE_PREFIX}{best['axis']}: " + "; ".join(cells)
+
+
+CURVE_PREFIX = "coarse pass over "
+
+
+def read_curve(preset: Path) -> list[tuple[float, float, float]] | None:
+    """A tuned preset's coarse pass as `_curve` wrote it: [(axis value, forget acc, tune_gap)], failed points
+    left out; None when the file has none."""
+    for line in preset.read_text().splitlines():
+        if line.startswith(f"# {CURVE_PREFIX}"):
+            points = re.findall(r"([\d.e+-]+): forget ([\d.]+) %, tune_gap ([\d.]+)", line)
+            return [(float(value), float(acc) / 100, float(gap)) for value, acc, gap in points]
+    return None
 
 
 def write_preset(method: str, best: dict, args: argparse.Namespace) -> Path:
