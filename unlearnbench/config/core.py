@@ -262,8 +262,8 @@ def validate(cfg: DictConfig) -> tuple[Any, Any]:
     check_number("dataset.val_fraction", ds.val_fraction, 0.0, 0.9)
     if ds.get("val_source", "train") not in VAL_SOURCES:
         raise ConfigError("dataset.val_source", ds.val_source, " or ".join(VAL_SOURCES))
-    for key in ("epochs", "batch_size"):
-        check_int(f"recipe.{key}", cfg.recipe[key], minimum=1)
+    for key in ("epochs", "batch_size"):  # the recipe's own keys, with the ranges every optimiser shares
+        _RANGES[key](f"recipe.{key}", cfg.recipe[key])
     check_params(cfg.recipe.optimizer, "recipe.optimizer")
     limit = cfg.runtime.get("limit_batches")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
